@@ -1,0 +1,58 @@
+# herd: `make run` and `make test` work on a fresh Debian 12 machine (README.md).
+SHELL := /bin/bash
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+JOBS ?= $(shell nproc)
+MODEL ?= models/tiny
+PROMPT ?= Once upon a time
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev \
+  nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev \
+  libstb-dev nodejs
+
+.PHONY: all deps apt-deps npm-deps build build-asan run test test-asan bench clean format
+
+all: build
+
+deps: apt-deps npm-deps
+
+# Installs only the Debian packages that are missing (apt-get update first, as root or sudo).
+apt-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# Independent references for tests (pinned in tools/package-lock.json).
+npm-deps:
+	@if [ -f tools/package-lock.json ]; then tools/install-references.sh; fi
+
+build: apt-deps
+	@[ -f $(BUILD)/build.ninja ] || cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: apt-deps
+	@[ -f $(BUILD_ASAN)/build.ninja ] || cmake -S . -B $(BUILD_ASAN) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_SANITIZE=ON
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+run: build
+	@[ -f $(MODEL)/config.json ] || $(BUILD)/herd synth --preset tiny -o $(MODEL)
+	$(BUILD)/herd run -m $(MODEL) -p "$(PROMPT)" -n 48 --seed 1
+
+# Every test in the release build, then the unit / loader / error tests again under ASan+UBSan.
+test: deps build build-asan
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L unit
+
+# The whole suite under ASan+UBSan (run before resolving any issue).
+test-asan: deps build-asan
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

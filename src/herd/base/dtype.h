@@ -1,0 +1,43 @@
+// Element types of stored tensors and scalar conversions between them.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace herd {
+
+enum class DType : uint8_t { F32, F16, BF16, F8_E4M3, I8, U8, I16, I32, I64, F64, BOOL, Q8G, Q4G };
+
+// Bytes per element; 0 for packed block formats (their size comes from quant/).
+size_t dtype_size(DType t);
+std::string_view dtype_name(DType t);  // safetensors spelling: "BF16", "F8_E4M3", ...
+// Parses a safetensors dtype name; false if unknown.
+bool parse_dtype(std::string_view name, DType* out);
+
+inline float bf16_to_f32(uint16_t v) {
+  uint32_t u = uint32_t(v) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Round to nearest even, NaN stays NaN (what torch's .to(bfloat16) does).
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
+}
+
+// Rounds an f32 to the nearest bf16 value, kept as f32 (the reference rounds activations so).
+inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+// OCP FP8 E4M3 "fn" variant (no infinities, 0x7f/0xff are NaN, max 448).
+float fp8_e4m3_to_f32(uint8_t v);
+uint8_t f32_to_fp8_e4m3(float f);
+
+}  // namespace herd

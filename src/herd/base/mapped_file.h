@@ -1,0 +1,37 @@
+// Read-only memory map of a whole file (weights are used in place, never read into RAM).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "herd/base/status.h"
+
+namespace herd {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  static Result<MappedFile> open(const std::string& path);
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Whole-file helpers for small files (config.json, index, tokenizer).
+Result<std::string> read_text_file(const std::string& path);
+Status write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace herd

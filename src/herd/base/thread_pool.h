@@ -1,0 +1,45 @@
+// One persistent pool, passed explicitly (DESIGN.md). parallel_for hands out chunks through an
+// atomic counter so uneven work balances; the calling thread works too.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace herd {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);  // n_threads <= 0: physical cores
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(begin, end, thread_index) over [0, n) in chunks of `grain`; blocks until done.
+  void parallel_for(size_t n, size_t grain,
+                    const std::function<void(size_t, size_t, int)>& fn);
+  // Calls fn(ith, nth) once on every thread.
+  void run_on_all(const std::function<void(int, int)>& fn);
+
+  static int physical_cores();
+
+ private:
+  void worker(int index);
+
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const std::function<void(int, int)>* job_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace herd

@@ -1,0 +1,22 @@
+// Text RoPE: interleaved adjacent pairs (complex form), with llama3 frequency scaling (spec §3.4).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "herd/model/config.h"
+
+namespace herd {
+
+// inv_freq[j] = theta^(-2j/head_dim), j < head_dim/2, then llama3 scaling when given.
+std::vector<float> rope_inv_freq(int64_t head_dim, double theta,
+                                 const std::optional<RopeScaling>& scaling);
+// Rotates pairs (x[2j], x[2j+1]) of every head of x [n_heads, head_dim] by angle pos*inv_freq[j].
+void apply_rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const float* inv_freq);
+
+// Attention temperature tuning on NoPE layers (spec §3 step 5):
+//   s(p) = 1 + attn_scale * ln(1 + floor((p + 1) / floor_scale))
+float attn_temperature(int64_t pos, double floor_scale, double attn_scale);
+
+}  // namespace herd
