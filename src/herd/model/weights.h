@@ -1,0 +1,56 @@
+// Typed per-layer views of a loaded checkpoint. BF16/F16/F32 weights are views into the mmap'd
+// safetensors (never copied); norm gains are converted to f32 at load (they are tiny).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "herd/io/safetensors.h"
+#include "herd/model/config.h"
+#include "herd/ops/weight.h"
+
+namespace herd {
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [H]   input_layernorm
+  WeightRef wq;                  // [nh*hd, H]
+  WeightRef wk;                  // [nkv*hd, H]
+  WeightRef wv;                  // [nkv*hd, H]
+  WeightRef wo;                  // [H, nh*hd]
+  std::vector<float> ffn_norm;   // [H]   post_attention_layernorm
+  // MoE layers (kind.moe)
+  WeightRef router;              // [E, H]
+  WeightRef experts_gate_up;     // [E*H, 2I]: expert e = rows [e*H, (e+1)*H), input-major;
+                                 //   columns [0, I) = gate, [I, 2I) = up
+  WeightRef experts_down;        // [E*I, H]: expert e = rows [e*I, (e+1)*I), input-major
+  WeightRef shared_gate;         // [I, H]
+  WeightRef shared_up;           // [I, H]
+  WeightRef shared_down;         // [H, I]
+  // Dense layers (!kind.moe)
+  WeightRef dense_gate;          // [Imlp, H]
+  WeightRef dense_up;            // [Imlp, H]
+  WeightRef dense_down;          // [H, Imlp]
+};
+
+struct TextWeights {
+  WeightRef embed;               // [V, H]
+  std::vector<LayerWeights> layers;
+  std::vector<float> final_norm; // [H]
+  WeightRef lm_head;             // [V, H] (embed when tie_word_embeddings)
+};
+
+// A checkpoint opened for inference: config + mmap'd tensors + typed views.
+struct LoadedModel {
+  std::string dir;
+  Llama4Config config;
+  std::unique_ptr<TensorStore> store;  // owns the mappings the views point into
+  TextWeights text;
+};
+
+// Opens a model directory: config.json, the safetensors (single or sharded), every tensor of the
+// tensor table checked for presence, dtype and shape (errors name the tensor and the expected
+// shape). Vision tensors are checked only when present in the config.
+Result<LoadedModel> load_model(const std::string& dir);
+
+}  // namespace herd
