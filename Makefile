@@ -25,9 +25,9 @@ apt-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Independent references for tests (pinned in tools/package-lock.json).
+# Independent references for tests (pinned in tools/*/package-lock.json).
 npm-deps:
-	@if [ -f tools/package-lock.json ]; then tools/install-references.sh; fi
+	tools/install-references.sh
 
 build: apt-deps
 	@[ -f $(BUILD)/build.ninja ] || cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release

@@ -9,6 +9,10 @@
 
 namespace herd {
 
+// Dot product of two f32 vectors in a fixed order that depends only on n (16 interleaved partial
+// sums, then a fixed tree). Shared by matmul and attention so both are batch-invariant.
+float dot_f32(const float* a, const float* b, int64_t n);
+
 // nn.Linear layout, W is [out, in]:  y[t, o] = sum_i x[t, i] * W[o, i]
 //   x: n rows with stride x_stride (>= W.cols); y: n rows with stride y_stride (>= W.rows).
 void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride, const WeightRef& w,

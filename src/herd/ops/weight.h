@@ -14,6 +14,9 @@ struct WeightRef {
   int64_t cols = 0;
   // FP8 checkpoints: one scale per row (per output channel), f32; nullptr otherwise.
   const float* row_scale = nullptr;
+  // Packed formats Q8G / Q4G (quant/formats.h): data holds rows x packed_row_bytes(cols) bytes,
+  // group_scale holds rows x quant_groups(cols) f32 scales.
+  const float* group_scale = nullptr;
 
   // Sub-matrix of rows [r0, r0+n) (e.g. one expert of a stacked [E*rows, cols] tensor).
   WeightRef row_slice(int64_t r0, int64_t n) const;

@@ -1,0 +1,54 @@
+// `herd synth`: write a random-weight Llama 4 checkpoint (see model/synth.h for the presets).
+#include <fmt/format.h>
+
+#include "herd/cli/command.h"
+#include "herd/model/synth.h"
+
+namespace herd::cli {
+namespace {
+
+CommandRegistrar reg(
+    "synth", "Write a random-weight Llama 4 checkpoint in the released layout",
+    [](CLI::App& app, std::function<int()>& run) {
+      auto opt = std::make_shared<SynthOptions>();
+      auto chunk = std::make_shared<int64_t>(-1), layers = std::make_shared<int64_t>(-1),
+           hidden = std::make_shared<int64_t>(-1), experts = std::make_shared<int64_t>(-1),
+           vocab = std::make_shared<int64_t>(-1);
+      auto floor = std::make_shared<double>(-1);
+      app.add_option("--preset", opt->preset, "tiny, tiny-interleaved, small or bench")
+          ->check(CLI::IsMember(synth_preset_names()))
+          ->default_str("tiny");
+      app.add_option("-o,--output", opt->out_dir, "Output directory")->required();
+      app.add_option("--seed", opt->seed, "Random seed (same seed = same bytes)");
+      app.add_option("--shards", opt->shards,
+                     "Number of safetensors shards (1 = model.safetensors; default per preset)")
+          ->check(CLI::Range(1, 99999));
+      app.add_flag("--text-only", opt->text_only,
+                   "Write a flat Llama4ForCausalLM checkpoint without vision tensors");
+      app.add_option("--tokenizer", opt->tokenizer_dir,
+                     "Copy tokenizer files from this directory (default: byte-level fallback)")
+          ->check(CLI::ExistingDirectory);
+      app.add_option("--attention-chunk-size", *chunk, "Override attention_chunk_size");
+      app.add_option("--floor-scale", *floor, "Override floor_scale");
+      app.add_option("--layers", *layers, "Override num_hidden_layers");
+      app.add_option("--hidden", *hidden, "Override hidden_size (multiple of the head_dim)");
+      app.add_option("--experts", *experts, "Override num_local_experts");
+      app.add_option("--vocab", *vocab, "Override vocab_size (>= the tokenizer's size)");
+      run = [=] {
+        SynthOptions o = *opt;
+        if (*chunk >= 0) o.attention_chunk_size = *chunk;
+        if (*layers >= 0) o.layers = *layers;
+        if (*hidden >= 0) o.hidden = *hidden;
+        if (*experts >= 0) o.experts = *experts;
+        if (*vocab >= 0) o.vocab = *vocab;
+        if (*floor >= 0) o.floor_scale = *floor;
+        o.progress = o.preset == "small" || o.preset == "bench";
+        Status s = synth_model(o);
+        if (!s) return report(s);
+        fmt::print(stderr, "synth: wrote {} (preset {}, seed {})\n", o.out_dir, o.preset, o.seed);
+        return 0;
+      };
+    });
+
+}  // namespace
+}  // namespace herd::cli

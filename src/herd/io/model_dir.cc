@@ -1,0 +1,65 @@
+#include "herd/io/model_dir.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+namespace herd {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::optional<std::string> regular_file(const fs::path& p) {
+  std::error_code ec;
+  if (fs::is_regular_file(p, ec)) return p.string();
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::string> find_config(const std::string& dir) {
+  return regular_file(fs::path(dir) / "config.json");
+}
+
+std::optional<std::string> find_generation_config(const std::string& dir) {
+  return regular_file(fs::path(dir) / "generation_config.json");
+}
+
+std::optional<std::string> find_tokenizer_model(const std::string& dir) {
+  if (auto p = regular_file(fs::path(dir) / "tokenizer.model")) return p;
+  return regular_file(fs::path(dir) / "original" / "tokenizer.model");
+}
+
+std::optional<std::string> find_tokenizer_json(const std::string& dir) {
+  return regular_file(fs::path(dir) / "tokenizer.json");
+}
+
+std::vector<std::string> list_safetensors(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code ec2;
+    if (it->path().extension() == ".safetensors" && it->is_regular_file(ec2))
+      out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+ModelDirFiles scan_model_dir(const std::string& dir) {
+  ModelDirFiles f;
+  f.dir = dir;
+  const fs::path d(dir);
+  f.config = find_config(dir);
+  f.generation_config = find_generation_config(dir);
+  f.tokenizer_model = find_tokenizer_model(dir);
+  f.tokenizer_json = find_tokenizer_json(dir);
+  f.tokenizer_config = regular_file(d / "tokenizer_config.json");
+  f.special_tokens_map = regular_file(d / "special_tokens_map.json");
+  f.chat_template = regular_file(d / "chat_template.jinja");
+  if (!f.chat_template) f.chat_template = regular_file(d / "chat_template.json");
+  f.safetensors_index = regular_file(d / kSafetensorsIndexName);
+  f.safetensors = list_safetensors(dir);
+  return f;
+}
+
+}  // namespace herd

@@ -1,0 +1,27 @@
+// What the decoder needs from a sequence's KV cache. The cache knows the layer kinds: chunked
+// (RoPE) layers keep only the keys a query of the current chunk can see; NoPE layers keep all.
+// Implemented by runtime/kv_cache (which the model layer must not include).
+#pragma once
+
+#include <cstdint>
+
+namespace herd {
+
+struct KvView {
+  const float* k = nullptr;    // n rows of kv_dim floats (row stride = stride)
+  const float* v = nullptr;
+  const int64_t* pos = nullptr;  // absolute position of each row (masked rows: > any query)
+  int64_t n = 0;
+  int64_t stride = 0;
+};
+
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  // Stores K/V (post-RoPE, post-QK-norm) of the token at absolute position `pos` in `layer`.
+  // All tokens of a forward batch are stored before any of them attends.
+  virtual void store(int layer, int64_t pos, const float* k, const float* v) = 0;
+  virtual KvView view(int layer) const = 0;
+};
+
+}  // namespace herd

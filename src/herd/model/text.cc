@@ -1,0 +1,194 @@
+#include "herd/model/text.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "herd/ops/activation.h"
+#include "herd/ops/attention.h"
+#include "herd/ops/matmul.h"
+#include "herd/ops/norm.h"
+#include "herd/ops/rope.h"
+
+namespace herd {
+
+TextDecoder::TextDecoder(const LoadedModel& model, ThreadPool& pool)
+    : model_(model), cfg_(model.config.text), pool_(pool) {
+  inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
+  scratch_.resize(size_t(pool.size()));
+}
+
+void TextDecoder::resize(int64_t n) {
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t F = std::max(I, cfg_.intermediate_size_mlp);
+  auto grow = [](std::vector<float>& v, int64_t size) {
+    if (int64_t(v.size()) < size) v.resize(size_t(size));
+  };
+  grow(h_, n * H);
+  grow(xn_, n * H);
+  grow(q_, n * cfg_.q_dim());
+  grow(k_, n * cfg_.kv_dim());
+  grow(v_, n * cfg_.kv_dim());
+  grow(attn_, n * cfg_.q_dim());
+  grow(ffn_out_, n * H);
+  grow(gate_, n * F);
+  grow(up_, n * F);
+  grow(router_, n * std::max<int64_t>(cfg_.num_local_experts, 1));
+  grow(xe_, n * H);
+  grow(ye_, n * H);
+}
+
+Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
+                            float* logits, const TraceFn& trace) {
+  const int64_t n = int64_t(batch.size()), H = cfg_.hidden_size;
+  for (const BatchToken& b : batch) {
+    if (b.token < 0 || b.token >= cfg_.vocab_size)
+      return make_error("token id {} is outside the vocabulary (size {})", b.token,
+                        cfg_.vocab_size);
+    if (b.seq < 0 || size_t(b.seq) >= caches.size() || !caches[size_t(b.seq)])
+      return make_error("batch token refers to sequence {} which has no KV cache", b.seq);
+    if (b.pos < 0) return make_error("negative position {}", b.pos);
+  }
+  if (n == 0) return Status::ok();
+  resize(n);
+  const TextWeights& w = model_.text;
+  const float eps = float(cfg_.rms_norm_eps);
+  auto emit = [&](std::string_view name, int layer, const float* d, int64_t cols) {
+    if (trace) trace(name, layer, d, n, cols);
+  };
+
+  // 1. Embedding lookup; no scaling (spec §3 step 1).
+  for (int64_t t = 0; t < n; ++t) dequantize_row(w.embed, batch[size_t(t)].token, &h_[t * H]);
+  emit("embed", -1, h_.data(), H);
+
+  for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {
+    const LayerWeights& lw = w.layers[size_t(i)];
+    // 2.1-2.8 attention block with pre-norm and residual.
+    for (int64_t t = 0; t < n; ++t) rms_norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps);
+    emit("attn_norm", i, xn_.data(), H);
+    attention(i, batch, caches);
+    matmul(pool_, attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
+    emit("attn_out", i, ffn_out_.data(), H);
+    for (int64_t j = 0; j < n * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+    // 2.9-2.11 feed-forward block.
+    for (int64_t t = 0; t < n; ++t) rms_norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps);
+    emit("ffn_norm", i, xn_.data(), H);
+    if (cfg_.layer_kind(i).moe) moe(i, n);
+    else dense_mlp(i, n);
+    emit("ffn_out", i, ffn_out_.data(), H);
+    for (int64_t j = 0; j < n * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+    emit("l_out", i, h_.data(), H);
+  }
+
+  // 3. Final norm and lm_head, only for the rows that want logits.
+  int64_t m = 0;
+  for (int64_t t = 0; t < n; ++t)
+    if (batch[size_t(t)].logits) rms_norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
+  if (m > 0) matmul(pool_, xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
+  return Status::ok();
+}
+
+void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
+                            std::span<KvCache* const> caches) {
+  const LayerWeights& lw = model_.text.layers[size_t(layer)];
+  const LayerKind& kind = cfg_.layer_kind(layer);
+  const int64_t n = int64_t(batch.size()), H = cfg_.hidden_size, hd = cfg_.head_dim;
+  const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads;
+  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
+  const float eps = float(cfg_.rms_norm_eps);
+  matmul(pool_, xn_.data(), n, H, lw.wq, q_.data(), qd);
+  matmul(pool_, xn_.data(), n, H, lw.wk, k_.data(), kvd);
+  matmul(pool_, xn_.data(), n, H, lw.wv, v_.data(), kvd);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t pos = batch[size_t(t)].pos;
+    float* q = &q_[t * qd];
+    float* k = &k_[t * kvd];
+    if (kind.rope) {  // RoPE, then the weightless QK-norm (spec §3 steps 3-4)
+      apply_rope(q, nh, hd, pos, inv_freq_.data());
+      apply_rope(k, nkv, hd, pos, inv_freq_.data());
+    }
+    if (kind.qk_norm) {
+      qk_norm(q, nh, hd, eps);
+      qk_norm(k, nkv, hd, eps);
+    }
+    if (kind.temp_tuning) {  // NoPE layers: scale queries only (spec §3 step 5)
+      const float s = attn_temperature(pos, cfg_.floor_scale, cfg_.attn_scale);
+      for (int64_t j = 0; j < qd; ++j) q[j] *= s;
+    }
+  }
+  // Every token of the batch is stored before any attends (the cache sizes its chunk ring for it).
+  for (int64_t t = 0; t < n; ++t) {
+    const BatchToken& b = batch[size_t(t)];
+    caches[size_t(b.seq)]->store(layer, b.pos, &k_[t * kvd], &v_[t * kvd]);
+  }
+  int64_t max_keys = 0;
+  for (KvCache* c : caches)
+    if (c) max_keys = std::max(max_keys, c->view(layer).n);
+  for (auto& s : scratch_)
+    if (int64_t(s.size()) < max_keys) s.resize(size_t(max_keys));
+
+  // One work item per (token, query head); heads of a GQA group read the same kv head.
+  AttentionShape shape;
+  shape.n_heads = 1;
+  shape.n_kv_heads = 1;
+  shape.head_dim = hd;
+  shape.scale = 1.0f / std::sqrt(float(hd));
+  shape.chunk_size = kind.chunked ? cfg_.attention_chunk_size : 0;
+  const int64_t group = nh / nkv;
+  pool_.parallel_for(size_t(n * nh), 1, [&](size_t b, size_t e, int ith) {
+    for (size_t item = b; item < e; ++item) {
+      const int64_t t = int64_t(item) / nh, h = int64_t(item) % nh;
+      const BatchToken& bt = batch[size_t(t)];
+      const KvView kv = caches[size_t(bt.seq)]->view(layer);
+      const int64_t g = h / group;
+      herd::attention(shape, &q_[t * qd + h * hd], bt.pos, kv.k + g * hd, kv.v + g * hd,
+                      kv.stride, kv.pos, kv.n, &attn_[t * qd + h * hd], scratch_[size_t(ith)].data());
+    }
+  });
+}
+
+// Routed expert (top-1 sigmoid router, weight applied to the expert's INPUT) plus the shared
+// expert (spec §3.2). Tokens are grouped by expert: one product per active expert.
+void TextDecoder::moe(int layer, int64_t n) {
+  const LayerWeights& lw = model_.text.layers[size_t(layer)];
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, E = cfg_.num_local_experts;
+  matmul(pool_, xn_.data(), n, H, lw.router, router_.data(), E);
+  std::vector<RouterChoice> choice(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) choice[size_t(t)] = router_top1(&router_[t * E], E);
+  for (int64_t e = 0; e < E; ++e) {
+    rows_.clear();
+    for (int64_t t = 0; t < n; ++t)
+      if (choice[size_t(t)].expert == e) rows_.push_back(t);
+    if (rows_.empty()) continue;
+    const int64_t m = int64_t(rows_.size());
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t t = rows_[size_t(j)];
+      const float wgt = choice[size_t(t)].weight;
+      for (int64_t c = 0; c < H; ++c) xe_[j * H + c] = wgt * xn_[t * H + c];
+    }
+    const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
+    const WeightRef down = lw.experts_down.row_slice(e * I, I);         // [I, H]
+    matmul_in_major(pool_, xe_.data(), m, H, gate_up, 0, I, gate_.data(), I);
+    matmul_in_major(pool_, xe_.data(), m, H, gate_up, I, I, up_.data(), I);
+    swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
+    matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
+    for (int64_t j = 0; j < m; ++j)
+      std::copy_n(&ye_[j * H], H, &ffn_out_[rows_[size_t(j)] * H]);
+  }
+  // Shared expert on the same normalized input, unweighted; y = shared + routed.
+  matmul(pool_, xn_.data(), n, H, lw.shared_gate, gate_.data(), I);
+  matmul(pool_, xn_.data(), n, H, lw.shared_up, up_.data(), I);
+  swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
+  matmul(pool_, gate_.data(), n, I, lw.shared_down, ye_.data(), H);
+  for (int64_t j = 0; j < n * H; ++j) ffn_out_[size_t(j)] = ye_[size_t(j)] + ffn_out_[size_t(j)];
+}
+
+void TextDecoder::dense_mlp(int layer, int64_t n) {
+  const LayerWeights& lw = model_.text.layers[size_t(layer)];
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size_mlp;
+  matmul(pool_, xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
+  matmul(pool_, xn_.data(), n, H, lw.dense_up, up_.data(), F);
+  swiglu(gate_.data(), up_.data(), gate_.data(), n * F);
+  matmul(pool_, gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
+}
+
+}  // namespace herd

@@ -1,0 +1,59 @@
+// The Llama 4 text decoder: one forward pass over a batch of tokens from one or more sequences
+// (prefill, decode and continuous batching are one path). Reads like modeling_llama4.py
+// (Llama4TextModel.forward): embed → [norm → attention → residual → norm → MoE/MLP → residual]×L
+// → norm → lm_head. Precision f32: every activation in f32 from the stored weights.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "herd/base/status.h"
+#include "herd/base/thread_pool.h"
+#include "herd/model/kv_interface.h"
+#include "herd/model/weights.h"
+
+namespace herd {
+
+struct BatchToken {
+  int32_t token = 0;
+  int64_t pos = 0;        // absolute position in its sequence
+  int seq = 0;            // index into the caches span passed to forward()
+  bool logits = false;    // produce a logits row for this token
+};
+
+// Observes named intermediates ("attn_norm", "attn_out", "ffn_out", "l_out", ...) by layer, so
+// a mismatch against a reference can be found tensor by tensor.
+using TraceFn = std::function<void(std::string_view name, int layer, const float* data,
+                                   int64_t rows, int64_t cols)>;
+
+class TextDecoder {
+ public:
+  TextDecoder(const LoadedModel& model, ThreadPool& pool);
+
+  // Runs the batch; writes one vocab-size row per token with logits=true, in batch order.
+  Status forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
+                 float* logits, const TraceFn& trace = nullptr);
+
+  const Llama4TextConfig& config() const { return cfg_; }
+  int64_t vocab_size() const { return cfg_.vocab_size; }
+
+ private:
+  void attention(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches);
+  void moe(int layer, int64_t n);
+  void dense_mlp(int layer, int64_t n);
+  void resize(int64_t n);
+
+  const LoadedModel& model_;
+  const Llama4TextConfig& cfg_;
+  ThreadPool& pool_;
+  std::vector<float> inv_freq_;
+  // Activations, reused across calls (grown, never shrunk): llama2.c's RunState.
+  std::vector<float> h_, xn_, q_, k_, v_, attn_, ffn_out_, gate_, up_, router_, xe_, ye_;
+  std::vector<std::vector<float>> scratch_;  // per-thread attention scores
+  std::vector<int64_t> rows_;                // token rows routed to one expert
+};
+
+}  // namespace herd

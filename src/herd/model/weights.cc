@@ -1,0 +1,152 @@
+// load_model: config.json + safetensors -> typed views. Every tensor of the tensor table is
+// checked for presence, shape and dtype before any view is handed out, so the forward pass can
+// trust the shapes it is given.
+#include "herd/model/weights.h"
+
+#include <fmt/format.h>
+
+#include "herd/model/tensor_table.h"
+
+namespace herd {
+
+namespace {
+
+Status check_dtype(const std::string& dir, const TensorView& v) {
+  switch (v.dtype) {
+    case DType::BF16:
+    case DType::F16:
+    case DType::F32:
+      break;
+    case DType::F8_E4M3:
+      return make_error(
+          "model dir {}: tensor '{}' ({}) is F8_E4M3: FP8 weights are not supported yet", dir,
+          v.name, v.file);
+    default:
+      return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32",
+                        dir, v.name, v.file, dtype_name(v.dtype));
+  }
+  // Kernels load elements directly: the official writer pads the header to 8 bytes, so only a
+  // hand-made file can trip this, and we refuse it rather than read misaligned memory.
+  if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0)
+    return make_error("model dir {}: tensor '{}' ({}) is not aligned to its {}-byte elements", dir,
+                      v.name, v.file, dtype_size(v.dtype));
+  return Status::ok();
+}
+
+// Finds a table tensor and checks it; errors name the tensor and the expected shape.
+Result<const TensorView*> get_checked(const std::string& dir, const TensorStore& store,
+                                      const TensorSpec& spec) {
+  const TensorView* v = store.find(spec.name);
+  if (!v)
+    return make_error("model dir {}: missing tensor '{}' (expected shape {})", dir, spec.name,
+                      shape_str(spec.shape));
+  if (v->shape != spec.shape)
+    return make_error("model dir {}: tensor '{}' ({}) has shape {}, expected {}", dir, spec.name,
+                      v->file, shape_str(v->shape), shape_str(spec.shape));
+  return v;
+}
+
+// 2-D tensors map directly. The fused expert tensors [E, in, out] become one [E*in, out] matrix:
+// expert e is rows [e*in, (e+1)*in) (load-time reshape, see LayerWeights in weights.h).
+WeightRef as_matrix(const TensorView& v) {
+  WeightRef w;
+  w.dtype = v.dtype;
+  w.data = v.data;
+  w.cols = v.shape.back();
+  w.rows = v.shape.size() >= 2 ? v.numel() / std::max<int64_t>(w.cols, 1) : 1;
+  return w;
+}
+
+std::vector<float> as_f32(const TensorView& v) {
+  WeightRef w = as_matrix(v);
+  std::vector<float> out(size_t(v.numel()));
+  dequantize_row(WeightRef{w.dtype, w.data, 1, v.numel(), nullptr}, 0, out.data());
+  return out;
+}
+
+void assign(TextWeights& tw, TensorRole role, int layer, const TensorView& v) {
+  auto L = [&]() -> LayerWeights& { return tw.layers[size_t(layer)]; };
+  switch (role) {
+    case TensorRole::kEmbedding:
+      tw.embed = as_matrix(v);
+      break;
+    case TensorRole::kAttnNorm:
+      L().attn_norm = as_f32(v);
+      break;
+    case TensorRole::kAttnQ:
+      L().wq = as_matrix(v);
+      break;
+    case TensorRole::kAttnK:
+      L().wk = as_matrix(v);
+      break;
+    case TensorRole::kAttnV:
+      L().wv = as_matrix(v);
+      break;
+    case TensorRole::kAttnO:
+      L().wo = as_matrix(v);
+      break;
+    case TensorRole::kFfnNorm:
+      L().ffn_norm = as_f32(v);
+      break;
+    case TensorRole::kRouter:
+      L().router = as_matrix(v);
+      break;
+    case TensorRole::kExpertsGateUp:
+      L().experts_gate_up = as_matrix(v);
+      break;
+    case TensorRole::kExpertsDown:
+      L().experts_down = as_matrix(v);
+      break;
+    case TensorRole::kSharedGate:
+      L().shared_gate = as_matrix(v);
+      break;
+    case TensorRole::kSharedUp:
+      L().shared_up = as_matrix(v);
+      break;
+    case TensorRole::kSharedDown:
+      L().shared_down = as_matrix(v);
+      break;
+    case TensorRole::kDenseGate:
+      L().dense_gate = as_matrix(v);
+      break;
+    case TensorRole::kDenseUp:
+      L().dense_up = as_matrix(v);
+      break;
+    case TensorRole::kDenseDown:
+      L().dense_down = as_matrix(v);
+      break;
+    case TensorRole::kFinalNorm:
+      tw.final_norm = as_f32(v);
+      break;
+    case TensorRole::kLmHead:
+      tw.lm_head = as_matrix(v);
+      break;
+    case TensorRole::kVision:
+      break;
+  }
+}
+
+}  // namespace
+
+Result<LoadedModel> load_model(const std::string& dir) {
+  LoadedModel m;
+  m.dir = dir;
+  HERD_ASSIGN_OR_RETURN(m.config, load_config(dir));
+  HERD_ASSIGN_OR_RETURN(m.store, TensorStore::open_dir(dir));
+  m.text.layers.resize(size_t(m.config.text.num_hidden_layers));
+  for (const TensorSpec& spec : text_tensor_table(m.config)) {
+    HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
+    HERD_TRY(check_dtype(dir, *v));
+    assign(m.text, spec.role, spec.layer, *v);
+  }
+  if (m.config.text.tie_word_embeddings) m.text.lm_head = m.text.embed;
+  // Vision weights are checked now (a broken checkpoint should fail at load, not at the first
+  // image) but viewed by the vision encoder itself.
+  for (const TensorSpec& spec : vision_tensor_table(m.config)) {
+    HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
+    (void)v;
+  }
+  return m;
+}
+
+}  // namespace herd

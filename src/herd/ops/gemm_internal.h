@@ -1,0 +1,71 @@
+// Shared between the gemm dispatcher and the per-ISA kernel files; not part of the ops API.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
+#include "herd/ops/gemm.h"
+
+namespace herd::gemm_detail {
+
+// Computes y[t, o] for weight rows [r0, r1) and tokens [t0, t1) of the prepared batch.
+using Kernel = void (*)(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1,
+                        int64_t t0, int64_t t1, float* y, int64_t y_stride);
+
+struct FormatKernels {
+  Kernel f32 = nullptr, bf16 = nullptr, fp8 = nullptr, q8 = nullptr, q4 = nullptr;
+};
+
+// One table per ISA file (a file's functions carry that ISA's target attribute).
+FormatKernels scalar_kernels();
+FormatKernels avx2_kernels();
+FormatKernels avx512_kernels();  // float formats with AVX-512F; bf16 with vdpbf16ps if `bf16`
+FormatKernels avx512_bf16_kernels();
+FormatKernels vnni_kernels();    // Q8G / Q4G with vpdpbusd
+FormatKernels amx_kernels();     // bf16 / fp8 (every n) and Q8G / Q4G (falls back to VNNI for n<16)
+
+// AMX activation layouts (gemm_amx.cc), filled by prepare_acts when the ISA is kAmx.
+void amx_pack_bf16(PreparedActs& a);
+void amx_pack_int8(PreparedActs& a);
+// Requests AMX tile state and loads the tile configuration on the calling thread.
+bool amx_thread_init();
+
+// The one rule every Q8G / Q4G path follows, so all of them agree bitwise: a group's integer dot
+// (exact) minus the weight bias times Σq_x (exact) is converted to f32 and added with one FMA,
+// groups in order. Scalar code spells it with std::fma; SIMD code with fmadd on the same values.
+inline float q_group_fma(float acc, int32_t dot, float w_scale, float x_scale) {
+  return std::fma(float(dot), w_scale * x_scale, acc);
+}
+inline int32_t weight_bias(DType t) { return t == DType::Q8G ? 128 : 8; }
+
+// FP8 E4M3 -> f32 without a table: the 7 magnitude bits placed at f32's exponent/mantissa
+// boundary give 2^(e-127)·1.m (or a denormal when e = 0), and ×2^120 rebiases both exactly.
+// (0x7f / 0xff, the format's NaN, come out as ±480: checkpoints hold no NaN weights.)
+inline constexpr float kFp8Rebias = 0x1p120f;
+
+// Register blocks: Tile::run<T, R>(ctx, r, t) computes a T-token × R-row block. BlockTable holds
+// every T ≤ TM, R ≤ RM instantiation so tails use the same code path with smaller blocks.
+template <class Tile, int TM, int RM>
+struct BlockTable {
+  using Fn = void (*)(const typename Tile::Ctx&, int64_t, int64_t);
+  template <size_t... I>
+  static constexpr std::array<Fn, TM * RM> make(std::index_sequence<I...>) {
+    return {&Tile::template run<int(I / RM) + 1, int(I % RM) + 1>...};
+  }
+  static constexpr std::array<Fn, TM * RM> fns = make(std::make_index_sequence<TM * RM>{});
+  static Fn get(int64_t t, int64_t r) { return fns[size_t((t - 1) * RM + (r - 1))]; }
+
+  // Row blocks of rb ≤ RM outer (the block's weight rows stay in L1 across token blocks),
+  // token blocks of tb ≤ TM inner.
+  static void drive(const typename Tile::Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1,
+                    int64_t tb, int64_t rb) {
+    for (int64_t r = r0; r < r1; r += rb) {
+      const int64_t nr = r1 - r < rb ? r1 - r : rb;
+      for (int64_t t = t0; t < t1; t += tb) get(t1 - t < tb ? t1 - t : tb, nr)(c, r, t);
+    }
+  }
+};
+
+}  // namespace herd::gemm_detail

@@ -1,0 +1,149 @@
+#include "herd/runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace herd {
+
+namespace {
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+
+}  // namespace
+
+Xoshiro256::Xoshiro256(uint64_t seed) {
+  for (uint64_t& s : s_) s = splitmix64(seed);  // never all zero (splitmix64 is a bijection)
+}
+
+uint64_t Xoshiro256::next() {
+  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+double Xoshiro256::uniform() {
+  return double(next() >> 11) * 0x1.0p-53;
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+
+void Sampler::apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent) {
+  // NaN would break the ordering below; it can never be a sensible choice, so it ranks last.
+  cand_.resize(size_t(vocab));
+  for (int64_t i = 0; i < vocab; ++i)
+    cand_[size_t(i)] = {std::isnan(logits[i]) ? -INFINITY : logits[i], int32_t(i)};
+  const float rp = params_.repetition_penalty;
+  if (rp == 1.0f || recent.empty()) return;
+  // CTRL-style penalty as in HF RepetitionPenaltyLogitsProcessor and llama.cpp's
+  // penalty_repeat: once per distinct previous token, positive logits are divided by the
+  // penalty and negative ones multiplied, so both become less likely.
+  penalised_.assign(recent.begin(), recent.end());
+  std::sort(penalised_.begin(), penalised_.end());
+  penalised_.erase(std::unique(penalised_.begin(), penalised_.end()), penalised_.end());
+  for (int32_t id : penalised_) {
+    if (id < 0 || id >= vocab) continue;
+    float& l = cand_[size_t(id)].logit;
+    l = l > 0 ? l / rp : l * rp;
+  }
+}
+
+namespace {
+// Total order: higher logit first, lower id first among equal logits.
+bool better(const auto& a, const auto& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+}  // namespace
+
+int64_t Sampler::keep_top_k(int64_t n, int64_t k) {
+  if (k <= 0 || k >= n) {
+    std::sort(cand_.begin(), cand_.begin() + n, [](auto& a, auto& b) { return better(a, b); });
+    return n;
+  }
+  std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.begin() + n,
+                    [](auto& a, auto& b) { return better(a, b); });
+  return k;
+}
+
+int64_t Sampler::keep_top_p(int64_t n) {
+  // Nucleus: the smallest prefix of the sorted candidates whose probability reaches top_p
+  // (softmax of the candidates still kept, untempered); at least one token survives.
+  const double top = cand_[0].logit;
+  double total = 0;
+  prob_.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i)
+    total += prob_[size_t(i)] = std::exp(cand_[size_t(i)].logit - top);
+  const double target = double(params_.top_p) * total;
+  double cum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    cum += prob_[size_t(i)];
+    if (cum >= target) return i + 1;
+  }
+  return n;
+}
+
+int64_t Sampler::keep_min_p(int64_t n) {
+  // p_i >= min_p * p_max  <=>  logit_i >= max_logit + ln(min_p) (llama.cpp's formulation).
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, cand_[size_t(i)].logit);
+  const double floor_logit = double(mx) + std::log(double(params_.min_p));
+  int64_t m = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (double(cand_[size_t(i)].logit) >= floor_logit) cand_[size_t(m++)] = cand_[size_t(i)];
+  return std::max<int64_t>(m, 1);  // the max always passes; guards against NaN min_p
+}
+
+int32_t Sampler::draw(int64_t n) {
+  // softmax(logit / T) in double, then inverse-CDF with one 53-bit uniform.
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, cand_[size_t(i)].logit);
+  if (mx == -INFINITY) return cand_[0].id;
+  const double inv_t = 1.0 / double(params_.temperature);
+  prob_.resize(size_t(n));
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i)
+    total += prob_[size_t(i)] = std::exp((double(cand_[size_t(i)].logit) - mx) * inv_t);
+  const double u = rng_.uniform() * total;
+  double cum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    cum += prob_[size_t(i)];
+    if (u < cum) return cand_[size_t(i)].id;
+  }
+  for (int64_t i = n - 1; i > 0; --i)  // rounding put u past the end: last non-zero
+    if (prob_[size_t(i)] > 0) return cand_[size_t(i)].id;
+  return cand_[0].id;
+}
+
+int32_t Sampler::sample(const float* logits, int64_t vocab, std::span<const int32_t> recent) {
+  if (vocab <= 0) return -1;
+  apply_penalty(logits, vocab, recent);
+  if (!(params_.temperature > 0.0f)) {  // greedy, first index on ties
+    int64_t best = 0;
+    for (int64_t i = 1; i < vocab; ++i)
+      if (cand_[size_t(i)].logit > cand_[size_t(best)].logit) best = i;
+    return int32_t(best);
+  }
+  int64_t n = vocab;
+  const bool use_top_p = params_.top_p < 1.0f;
+  if (params_.top_k > 0 || use_top_p) n = keep_top_k(n, params_.top_k);
+  if (use_top_p) n = keep_top_p(n);
+  if (params_.min_p > 0.0f) n = keep_min_p(n);
+  return draw(n);
+}
+
+}  // namespace herd

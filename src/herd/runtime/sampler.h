@@ -1,0 +1,67 @@
+// Token sampling from logits (DESIGN.md runtime/). Filters are applied in llama.cpp's default
+// order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw. Because the
+// probability filters run before temperature, they see the untempered distribution (as in
+// llama.cpp's common sampler chain). temperature <= 0 means greedy: argmax of the penalised
+// logits (first index on ties) — the filters never remove the top token, so they are skipped.
+//
+// Reproducible: the random numbers come from xoshiro256** seeded by splitmix64 (no
+// std::*_distribution, whose output differs between standard libraries), candidates are ordered
+// by (logit desc, id asc), and probabilities are summed in double.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace herd {
+
+struct SamplingParams {
+  float temperature = 0.0f;         // 0 = greedy
+  int top_k = 0;                    // 0 = off
+  float top_p = 1.0f;               // 1 = off; keeps the smallest prefix with mass >= top_p
+  float min_p = 0.0f;               // 0 = off; keeps p >= min_p * p_max
+  float repetition_penalty = 1.0f;  // 1 = off; HF / llama.cpp style (see Sampler::sample)
+  uint64_t seed = 0;
+};
+
+// Portable 64-bit generator: xoshiro256** (Blackman & Vigna), state filled by splitmix64.
+class Xoshiro256 {
+ public:
+  explicit Xoshiro256(uint64_t seed);
+  uint64_t next();
+  double uniform();  // [0, 1) with 53 random bits
+
+ private:
+  uint64_t s_[4];
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+
+  // Picks one token id from logits[vocab]. recent_tokens: the tokens the repetition penalty
+  // applies to (each distinct id once; ids outside [0, vocab) are ignored). Buffers are kept
+  // between calls, so after the first call no heap allocation happens for the same vocab size.
+  int32_t sample(const float* logits, int64_t vocab, std::span<const int32_t> recent_tokens);
+
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  struct Candidate {
+    float logit;
+    int32_t id;
+  };
+  void apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent);
+  int64_t keep_top_k(int64_t n, int64_t k);  // sorts the kept prefix; returns its size
+  int64_t keep_top_p(int64_t n);             // requires sorted candidates
+  int64_t keep_min_p(int64_t n);
+  int32_t draw(int64_t n);
+
+  SamplingParams params_;
+  Xoshiro256 rng_;
+  std::vector<Candidate> cand_;
+  std::vector<int32_t> penalised_;  // sorted distinct ids of recent tokens
+  std::vector<double> prob_;
+};
+
+}  // namespace herd
