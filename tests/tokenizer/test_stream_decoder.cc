@@ -58,7 +58,7 @@ TEST(StreamDecoder, IncompleteAtEndAndInvalidBytes) {
   EXPECT_EQ(dec.push(b[0xF0]).value(), "");
   EXPECT_EQ(dec.push(b[0x9F]).value(), "");
   EXPECT_EQ(dec.pending_bytes(), 2u);
-  EXPECT_EQ(dec.flush(), "\uFFFD");  // cut short at end of stream
+  EXPECT_EQ(dec.flush(), "\uFFFD");                // cut short at end of stream
   EXPECT_EQ(dec.push(b[0x80]).value(), "\uFFFD");  // a continuation byte with no lead
   EXPECT_EQ(dec.push(b[0xE4]).value(), "");
   EXPECT_EQ(dec.push(b['a']).value(), "\uFFFDa");  // the lead byte can no longer complete

@@ -23,7 +23,8 @@ std::string decode(const Tokenizer& tok, const Ids& ids) {
 
 TEST(Encode, KnownAnswers) {
   const Tokenizer& tok = test::llama4_tokenizer();
-  EXPECT_EQ(tok.encode("Hello, world! I'm here.", false), (Ids{19873, 24, 3817, 13, 8542, 2863, 26}));
+  EXPECT_EQ(tok.encode("Hello, world! I'm here.", false),
+            (Ids{19873, 24, 3817, 13, 8542, 2863, 26}));
   EXPECT_EQ(tok.encode("  leading spaces and\n\n\nnewlines", false),
             (Ids{220, 10855, 15174, 341, 2946, 1590, 12073}));
   EXPECT_EQ(tok.encode("数字 12345 und Ümlaute ſ'S", false),
@@ -57,7 +58,12 @@ TEST(Encode, EmptyInput) {
 TEST(Encode, InvalidUtf8BecomesReplacementCharacter) {
   const Tokenizer& tok = test::llama4_tokenizer();
   // A stray continuation byte, a truncated 3-byte sequence, an overlong and a surrogate.
-  const std::string bad = "a\x80" "b\xE2\x82" "c\xC0\xAF" "d\xED\xA0\x80" "e";
+  const std::string bad =
+      "a\x80"
+      "b\xE2\x82"
+      "c\xC0\xAF"
+      "d\xED\xA0\x80"
+      "e";
   const std::string fixed = "a\uFFFDb\uFFFDc\uFFFD\uFFFDd\uFFFD\uFFFD\uFFFDe";
   EXPECT_EQ(tok.encode(bad, false), tok.encode(fixed, false));
   EXPECT_EQ(decode(tok, tok.encode(bad, false)), fixed);
@@ -110,8 +116,8 @@ TEST(Encode, TenMegabytesIsFast) {
   const Tokenizer& tok = test::llama4_tokenizer();
   std::string text;
   std::mt19937 rng(42);
-  const char* words[] = {"the ", "tokenizer ", "会話 ", "模型 ", "émigré ", "12345 ", "\n",
-                         "{x: [1, 2]}; ", "مرحبا ", "😀 "};
+  const char* words[] = {"the ",   "tokenizer ", "会話 ",         "模型 ",  "émigré ",
+                         "12345 ", "\n",         "{x: [1, 2]}; ", "مرحبا ", "😀 "};
   while (text.size() < 10 * 1000 * 1000) text += words[rng() % 10];
   auto t0 = std::chrono::steady_clock::now();
   Ids ids = tok.encode(text, false);

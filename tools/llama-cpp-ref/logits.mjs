@@ -3,15 +3,22 @@
 // conformance test. See README.md beside this file.
 //
 //   node logits.mjs MODEL.gguf TOKENS POSITIONS OUT.bin [N]
+//   node logits.mjs MODEL.gguf TOKENS POSITIONS OUT.bin N [TOKENS POSITIONS OUT.bin N]...
 //
 // TOKENS     file holding the token ids: a JSON array or a comma/space separated list
 // POSITIONS  prompt positions whose next-token logits to dump: "all", or a comma list where
 //            negative values count from the end (e.g. 0,17,-1)
 // OUT.bin    little-endian float32 rows, one vocab-sized row per requested position, in
 //            ascending position order (duplicates removed)
-// N          greedy continuation length (default 0): argmax of the raw logits at each step,
-//            ties going to the lowest token id; written with the metadata to OUT.bin.json as
+// N          greedy continuation length (default 0): the argmax at each step, ties going to
+//            the lowest token id; written with the metadata to OUT.bin.json as
 //            {"positions": [...], "vocab": V, "n_prompt": P, "greedy": [...]}
+//
+// Several prompts (groups of four) share one model load; each starts from an empty KV cache.
+// The greedy steps use llama.cpp's own greedy sampler (temperature 0: the first maximum in id
+// order, the same rule) instead of returning the whole logits row, which costs ~0.15 s per row
+// for a 202048-token vocabulary; where the last prompt position's row is dumped anyway, the
+// sampler's choice is checked against its argmax.
 //
 // Exits 0 right after writing (node-llama-cpp can crash freeing a model after a long run);
 // any failure prints "logits.mjs: error: ..." and exits 2.
@@ -66,14 +73,27 @@ function argmax(row) {
 }
 
 const args = process.argv.slice(2);
-if (args.length < 4 || args.length > 5)
-  fail("usage: node logits.mjs MODEL.gguf TOKENS POSITIONS OUT.bin [N]");
-const [modelPath, tokensFile, positionsSpec, outPath] = args;
-const nGreedy = args.length === 5 ? Number(args[4]) : 0;
-if (!Number.isInteger(nGreedy) || nGreedy < 0) fail(`bad greedy length ${args[4]}`);
+const usage = "usage: node logits.mjs MODEL.gguf TOKENS POSITIONS OUT.bin [N] [TOKENS POSITIONS OUT.bin N]...";
+if (args.length < 4) fail(usage);
+const modelPath = args[0];
+const groups = args.length === 4 ? [[...args.slice(1), "0"]] : [];
+if (args.length > 4) {
+  if ((args.length - 1) % 4 !== 0) fail(usage);
+  for (let i = 1; i < args.length; i += 4) groups.push(args.slice(i, i + 4));
+}
+// One thread by default: ggml's workers poll for work, which collapses when the cores are
+// shared (parallel CTest, other builds): 5 decode steps of the small preset took 17 s with 2
+// threads on a loaded 2-core machine and 0.05 s with 1. Results do not depend on the count
+// (each output row's dot product is computed by one thread).
+const threads = Number(process.env.HERD_LLAMA_THREADS ?? 1);
+if (!Number.isInteger(threads) || threads < 1) fail(`bad HERD_LLAMA_THREADS ${process.env.HERD_LLAMA_THREADS}`);
 if (!fs.existsSync(modelPath)) fail(`model file ${modelPath} not found`);
-const tokens = parseTokens(tokensFile);
-const positions = parsePositions(positionsSpec, tokens.length);
+const jobs = groups.map(([tokensFile, positionsSpec, outPath, n]) => {
+  const nGreedy = Number(n);
+  if (!Number.isInteger(nGreedy) || nGreedy < 0) fail(`bad greedy length ${n}`);
+  const tokens = parseTokens(tokensFile);
+  return { tokens, positions: parsePositions(positionsSpec, tokens.length), outPath, nGreedy };
+});
 
 let llamaCpp;
 try {
@@ -91,7 +111,7 @@ try {
     skipDownload: true,
     usePrebuiltBinaries: true,
     progressLogs: false,
-    maxThreads: 2,
+    maxThreads: threads,
     // HERD_LLAMA_LOG=warn|info|debug shows llama.cpp's own loading messages.
     logLevel: LlamaLogLevel[process.env.HERD_LLAMA_LOG ?? "error"] ?? LlamaLogLevel.error,
   });
@@ -100,40 +120,54 @@ try {
   const embd = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight");
   if (!embd) fail(`${modelPath}: no token_embd.weight tensor`);
   const vocab = Number(embd.dimensions[1]);
-  for (const t of tokens) if (t >= vocab) fail(`token id ${t} is outside the vocabulary (${vocab})`);
+  for (const { tokens } of jobs)
+    for (const t of tokens) if (t >= vocab) fail(`token id ${t} is outside the vocabulary (${vocab})`);
   const context = await model.createContext({
-    contextSize: tokens.length + nGreedy + 1,
-    threads: 2,
+    contextSize: Math.max(...jobs.map((j) => j.tokens.length + j.nGreedy + 1)),
+    threads,
     flashAttention: false,
     // F32 cache: llama.cpp's default F16 cache rounds K/V, which herd's F32 path does not.
     experimentalKvCacheKeyType: "F32",
     experimentalKvCacheValueType: "F32",
   });
   const sequence = context.getSequence();
-  const want = new Set(positions);
-  const last = tokens.length - 1;
-  const greedyLogits = { logits: true, options: { temperature: 0 } };
-  const input = tokens.map((t, i) =>
-    want.has(i) || (i === last && nGreedy > 0) ? [t, { generateNext: greedyLogits }] : t);
-  const results = await sequence.controlledEvaluate(input);
+  const options = { temperature: 0 };  // greedy sampler; no penalties, no bias
 
-  const rows = new Float32Array(positions.length * vocab);
-  positions.forEach((p, k) => rows.set(denseRow(results[p]?.next?.logits, vocab, `position ${p}`), k * vocab));
+  for (const { tokens, positions, outPath, nGreedy } of jobs) {
+    await sequence.clearHistory();
+    const want = new Set(positions);
+    const last = tokens.length - 1;
+    const input = tokens.map((t, i) => {
+      const logits = want.has(i), token = i === last && nGreedy > 0;
+      return logits || token ? [t, { generateNext: { logits, token, options } }] : t;
+    });
+    const results = await sequence.controlledEvaluate(input);
 
-  const greedy = [];
-  if (nGreedy > 0) {
-    let row = denseRow(results[last]?.next?.logits, vocab, `position ${last}`);
-    for (;;) {
-      greedy.push(argmax(row));
-      if (greedy.length === nGreedy) break;
-      const step = await sequence.controlledEvaluate([[greedy.at(-1), { generateNext: greedyLogits }]]);
-      row = denseRow(step[0]?.next?.logits, vocab, `greedy step ${greedy.length}`);
+    const rows = new Float32Array(positions.length * vocab);
+    positions.forEach((p, k) => rows.set(denseRow(results[p]?.next?.logits, vocab, `position ${p}`), k * vocab));
+
+    const greedy = [];
+    if (nGreedy > 0) {
+      let next = results[last]?.next?.token;
+      if (want.has(last)) {
+        const k = positions.indexOf(last);
+        const best = argmax(rows.subarray(k * vocab, (k + 1) * vocab));
+        if (next !== best)
+          fail(`llama.cpp's greedy sampler chose ${next} at position ${last}, the argmax of its logits is ${best}`);
+      }
+      for (;;) {
+        if (!Number.isInteger(next)) fail(`greedy step ${greedy.length}: no token sampled`);
+        greedy.push(next);
+        if (greedy.length === nGreedy) break;
+        const step = await sequence.controlledEvaluate([[next, { generateNext: { token: true, options } }]]);
+        next = step[0]?.next?.token;
+      }
     }
-  }
 
-  fs.writeFileSync(outPath, Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength));
-  const meta = { positions, vocab, n_prompt: tokens.length, greedy };
-  fs.writeFileSync(`${outPath}.json`, JSON.stringify(meta) + "\n");
+    fs.writeFileSync(outPath, Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength));
+    const meta = { positions, vocab, n_prompt: tokens.length, greedy };
+    fs.writeFileSync(`${outPath}.json`, JSON.stringify(meta) + "\n");
+  }
 } catch (e) {
   fail(e?.stack ?? String(e));
 }

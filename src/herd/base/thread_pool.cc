@@ -32,30 +32,47 @@ ThreadPool::ThreadPool(int n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
+  generation_.fetch_add(1);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
   }
   cv_start_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
+namespace {
+// About a millisecond of polling: long enough to bridge the gaps between the parallel sections
+// of one forward pass, short enough that an idle server's workers sleep.
+constexpr int kSpinIterations = 1 << 15;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int, int)>* job;
-    {
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
+      // Yield now and then: on an oversubscribed machine the thread we wait for may need our core.
+      if ((spin & 1023) == 1023) std::this_thread::yield();
+      else cpu_relax();
+      g = generation_.load(std::memory_order_acquire);
+    }
+    if (g == seen) {
+      sleepers_.fetch_add(1);
       std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+      cv_start_.wait(lk, [&] { return generation_.load() != seen; });
+      sleepers_.fetch_sub(1);
+      g = generation_.load(std::memory_order_acquire);
     }
-    (*job)(index, n_threads_);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
-    }
+    seen = g;
+    if (stop_.load()) return;
+    (*job_.load(std::memory_order_acquire))(index, n_threads_);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -64,17 +81,19 @@ void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
     fn(0, 1);
     return;
   }
-  {
+  job_.store(&fn, std::memory_order_release);
+  pending_.store(n_threads_ - 1, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  if (sleepers_.load() > 0) {
+    // Taking the lock orders this wake-up after a sleeper's last check of the generation.
     std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    cv_start_.notify_all();
   }
-  cv_start_.notify_all();
   fn(0, n_threads_);
-  std::unique_lock<std::mutex> lk(mu_);
-  cv_done_.wait(lk, [&] { return pending_ == 0; });
-  job_ = nullptr;
+  for (int spin = 1; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if ((spin & 255) == 0) std::this_thread::yield();
+    else cpu_relax();
+  }
 }
 
 void ThreadPool::parallel_for(size_t n, size_t grain,

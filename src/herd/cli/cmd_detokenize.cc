@@ -46,7 +46,8 @@ int run_detokenize(const std::string& model_dir, bool jsonl) {
     if (!ids) return report(ids.status());
     auto out = tok->decode(*ids);
     if (!out) return report(out.status().with_context(fmt::format("stdin line {}", line_no)));
-    std::string s = nlohmann::json(*out).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string s =
+        nlohmann::json(*out).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     s += '\n';
     std::fwrite(s.data(), 1, s.size(), stdout);
   }
@@ -57,7 +58,8 @@ CommandRegistrar reg("detokenize", "Print the text of a JSON array of token ids 
                      [](CLI::App& app, std::function<int()>& run) {
                        auto model = std::make_shared<std::string>();
                        auto jsonl = std::make_shared<bool>(false);
-                       app.add_option("-m,--model", *model, "Model directory (tokenizer.model or tokenizer.json)")
+                       app.add_option("-m,--model", *model,
+                                      "Model directory (tokenizer.model or tokenizer.json)")
                            ->required();
                        app.add_flag("--jsonl", *jsonl,
                                     "Read one JSON array per line, write one JSON string per line");

@@ -25,6 +25,9 @@ CommandRegistrar reg(
           ->check(CLI::Range(1, 99999));
       app.add_flag("--text-only", opt->text_only,
                    "Write a flat Llama4ForCausalLM checkpoint without vision tensors");
+      app.add_flag("--fp8", opt->fp8,
+                   "Write routed experts as FP8 (compressed-tensors layout of the Maverick FP8 "
+                   "release: per expert F8_E4M3 + per-channel weight_scale)");
       app.add_option("--tokenizer", opt->tokenizer_dir,
                      "Copy tokenizer files from this directory (default: byte-level fallback)")
           ->check(CLI::ExistingDirectory);

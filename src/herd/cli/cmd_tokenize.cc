@@ -48,7 +48,8 @@ CommandRegistrar reg("tokenize", "Print the token ids of UTF-8 text read from st
                        auto model = std::make_shared<std::string>();
                        auto special = std::make_shared<bool>(false);
                        auto jsonl = std::make_shared<bool>(false);
-                       app.add_option("-m,--model", *model, "Model directory (tokenizer.model or tokenizer.json)")
+                       app.add_option("-m,--model", *model,
+                                      "Model directory (tokenizer.model or tokenizer.json)")
                            ->required();
                        app.add_flag("--special", *special,
                                     "Recognise special-token names such as <|eot|> in the text");

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 
+#include "herd/model/run_weights.h"
+
 namespace herd::cli {
 
-Result<std::unique_ptr<ModelSession>> ModelSession::open(const std::string& dir, int threads) {
+Result<std::unique_ptr<ModelSession>> ModelSession::open(const std::string& dir, int threads,
+                                                         Precision precision, QuantMode quant) {
   auto s = std::make_unique<ModelSession>();
   HERD_ASSIGN_OR_RETURN(s->model_, load_model(dir));
   HERD_ASSIGN_OR_RETURN(s->tokenizer_, Tokenizer::load(dir));
@@ -27,7 +30,8 @@ Result<std::unique_ptr<ModelSession>> ModelSession::open(const std::string& dir,
     s->sampling_.min_p = gen.min_p.value_or(0.0f);
   }
   s->pool_ = std::make_unique<ThreadPool>(threads);
-  s->decoder_ = std::make_unique<TextDecoder>(s->model_, *s->pool_);
+  HERD_TRY(prepare_weights(s->model_, precision, quant, *s->pool_));
+  s->decoder_ = std::make_unique<TextDecoder>(s->model_, *s->pool_, precision);
   return s;
 }
 
@@ -38,6 +42,30 @@ std::vector<int32_t> ModelSession::encode_prompt(const std::string& text, bool a
   auto body = tokenizer_->encode(text, /*allow_special=*/false);
   ids.insert(ids.end(), body.begin(), body.end());
   return ids;
+}
+
+void EngineFlags::add_to(CLI::App& app) {
+  app.add_option("--precision", precision, "auto (fast kernels, default) or f32 (reference)");
+  app.add_option("--quant", quant, "Run format of BF16 weights: bf16, int8, int4, int4-all");
+}
+
+Result<Precision> EngineFlags::parsed_precision() const {
+  if (precision == "auto") return Precision::kAuto;
+  if (precision == "f32") return Precision::kF32;
+  return make_error("--precision {}: expected auto or f32", precision);
+}
+
+Result<QuantMode> EngineFlags::parsed_quant() const {
+  auto q = parse_quant_mode(quant);
+  if (!q) return make_error("--quant {}: expected bf16, int8, int4 or int4-all", quant);
+  return *q;
+}
+
+Status prepare_weights(LoadedModel& m, Precision p, QuantMode q, ThreadPool& pool) {
+  if (p == Precision::kF32) return prepare_reference_weights(m, pool);
+  QuantOptions opt;
+  opt.mode = q;
+  return prepare_run_weights(m, opt, pool);
 }
 
 void SamplingFlags::add_to(CLI::App& app) {
@@ -58,35 +86,22 @@ void SamplingFlags::apply(SamplingParams& p) const {
   if (seed) p.seed = *seed;
 }
 
-namespace {
-// Length of the longest prefix of s that does not end inside a UTF-8 sequence still missing
-// continuation bytes (a later token may complete it).
-size_t complete_prefix(const std::string& s) {
-  size_t n = s.size();
-  for (size_t back = 1; back <= 3 && back <= n; ++back) {
-    const unsigned char c = static_cast<unsigned char>(s[n - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? n - back : n;
+void Utf8Printer::emit(const std::string& s) {
+  if (s.empty()) return;
+  text_ += s;
+  if (out_) {
+    std::fwrite(s.data(), 1, s.size(), out_);
+    std::fflush(out_);
   }
-  return n;
 }
-}  // namespace
 
 bool Utf8Printer::print(int32_t token) {
-  auto bytes = tok_.token_bytes(token);
-  if (!bytes) return false;
-  pending_.append(bytes->data(), bytes->size());
-  const size_t n = complete_prefix(pending_);
-  std::fwrite(pending_.data(), 1, n, out_);
-  std::fflush(out_);
-  pending_.erase(0, n);
+  auto piece = decoder_.push(token);
+  if (!piece) return false;
+  emit(*piece);
   return true;
 }
 
-void Utf8Printer::finish() {
-  if (!pending_.empty()) std::fputs("\xEF\xBF\xBD", out_);
-  pending_.clear();
-}
+void Utf8Printer::finish() { emit(decoder_.flush()); }
 
 }  // namespace herd::cli

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "herd/quant/formats.h"
+
 namespace herd {
 
 using json = nlohmann::json;
@@ -28,7 +30,9 @@ Status parse_entry(const std::string& path, const std::string& name, const json&
   if (!e.is_object()) return err("header entry is not an object");
   if (!e.contains("dtype") || !e["dtype"].is_string()) return err("missing string 'dtype'");
   const std::string dt = e["dtype"].get<std::string>();
-  if (!parse_dtype(dt, &out->dtype) || dtype_size(out->dtype) == 0)
+  // herd's packed formats (HERD_Q8G, HERD_Q4G: pre-quantized files, docs/prequantized.md) have
+  // no per-element size; their byte size follows from the logical [rows, cols] shape.
+  if (!parse_dtype(dt, &out->dtype) || (dtype_size(out->dtype) == 0 && !is_packed(out->dtype)))
     return err(fmt::format("unknown dtype '{}'", dt));
   if (!e.contains("shape") || !e["shape"].is_array()) return err("missing list 'shape'");
   uint64_t numel = 1;
@@ -50,7 +54,14 @@ Status parse_entry(const std::string& path, const std::string& name, const json&
     return err(fmt::format("data_offsets [{}, {}] extend past the data section ({} bytes)", b, en,
                            data_size));
   uint64_t want = 0;
-  if (__builtin_mul_overflow(numel, uint64_t(dtype_size(out->dtype)), &want) || want != en - b)
+  if (is_packed(out->dtype)) {
+    if (out->shape.size() != 2) return err(fmt::format("{} needs a [rows, cols] shape", dt));
+    const uint64_t row = uint64_t(packed_row_bytes(out->dtype, out->shape[1]));
+    if (__builtin_mul_overflow(uint64_t(out->shape[0]), row, &want) || want != en - b)
+      return err(fmt::format("data_offsets [{}, {}] hold {} bytes, but {} {} needs {}", b, en,
+                             en - b, dt, shape_str(out->shape), want));
+  } else if (__builtin_mul_overflow(numel, uint64_t(dtype_size(out->dtype)), &want) ||
+             want != en - b)
     return err(fmt::format("data_offsets [{}, {}] hold {} bytes, but {} {} needs {}", b, en, en - b,
                            dt, shape_str(out->shape), want));
   out->name = name;

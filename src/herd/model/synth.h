@@ -37,6 +37,10 @@ struct SynthOptions {
   std::optional<int64_t> attention_chunk_size, layers, hidden, experts, vocab;
   std::optional<double> floor_scale;
   bool progress = false;  // progress lines on stderr
+  // FP8 checkpoint in the compressed-tensors layout of the Maverick FP8 release (spec §2.4):
+  // routed experts of MoE layers stored per expert as F8_E4M3 [out, in] with a BF16
+  // ".weight_scale" [out, 1] (rowmax / 448); everything else BF16 (synth_fp8.cc).
+  bool fp8 = false;
 };
 
 // The config a preset + overrides describe, before token ids are filled in.
@@ -61,6 +65,13 @@ inline constexpr double kSynthVisionSmallStd = 0.02;  // biases, class/positiona
 
 // (mean, std) used for one tensor of the table.
 std::pair<double, double> synth_init(const TensorSpec& spec, const Llama4Config& cfg);
+
+// --fp8: the quantization_config written to config.json, and one per-expert tensor's FP8 codes
+// [out, in] and BF16 scales [out, 1], quantized per row from the BF16 values synth_fill_bf16
+// gives the same spec. Either output may be null.
+std::string synth_fp8_quantization_json();
+void synth_fill_fp8(uint64_t seed, const TensorSpec& spec, const Llama4Config& cfg, uint8_t* q,
+                    uint8_t* scales_bf16);
 
 // Deterministic BF16 values for one tensor: depends only on (seed, name, numel).
 void synth_fill_bf16(uint64_t seed, const TensorSpec& spec, const Llama4Config& cfg, uint8_t* dst);

@@ -110,6 +110,7 @@ std::string generation_config_json(const Llama4Config& cfg) {
 Status synth_model(const SynthOptions& opt) {
   if (opt.out_dir.empty()) return make_error("synth: no output directory");
   HERD_ASSIGN_OR_RETURN(Llama4Config cfg, synth_config(opt));
+  if (opt.fp8) cfg.quantization_json = synth_fp8_quantization_json();
   std::error_code ec;
   fs::create_directories(opt.out_dir, ec);
   if (ec) return make_error("{}: cannot create directory: {}", opt.out_dir, ec.message());
@@ -138,7 +139,9 @@ Status synth_model(const SynthOptions& opt) {
                              fallback_special_tokens_map_json()));
   }
 
-  const std::vector<TensorSpec> table = tensor_table(cfg);
+  std::vector<TensorSpec> table = opt.fp8 ? text_tensor_table_per_expert(cfg) : tensor_table(cfg);
+  if (opt.fp8)
+    for (TensorSpec& v : vision_tensor_table(cfg)) table.push_back(std::move(v));
   uint64_t total = 0;
   for (const auto& s : table) total += uint64_t(s.numel()) * 2;
   auto done = std::make_shared<uint64_t>(0);
@@ -147,6 +150,15 @@ Status synth_model(const SynthOptions& opt) {
   for (const TensorSpec& spec : table) {
     if (spec.dtype != DType::BF16)
       return make_error("synth: tensor '{}' is not BF16 in the table", spec.name);
+    if (opt.fp8 && spec.expert >= 0) {  // FP8 expert + its per-channel scale
+      TensorToWrite q{spec.name, DType::F8_E4M3, spec.shape, nullptr, {}};
+      q.fill = [&opt, &cfg, spec](uint8_t* dst) { synth_fill_fp8(opt.seed, spec, cfg, dst, nullptr); };
+      TensorToWrite sc{spec.name + "_scale", DType::BF16, {spec.shape[0], 1}, nullptr, {}};
+      sc.fill = [&opt, &cfg, spec](uint8_t* dst) { synth_fill_fp8(opt.seed, spec, cfg, nullptr, dst); };
+      tensors.push_back(std::move(q));
+      tensors.push_back(std::move(sc));
+      continue;
+    }
     TensorToWrite t{spec.name, DType::BF16, spec.shape, nullptr, {}};
     t.fill = [&opt, &cfg, spec, total, done, last_pct](uint8_t* dst) {
       synth_fill_bf16(opt.seed, spec, cfg, dst);

@@ -42,6 +42,37 @@ std::vector<TensorSpec> text_tensor_table(const Llama4Config& cfg) {
   return out;
 }
 
+std::vector<TensorSpec> text_tensor_table_per_expert(const Llama4Config& cfg) {
+  const Llama4TextConfig& t = cfg.text;
+  const int64_t H = t.hidden_size, I = t.intermediate_size;
+  std::vector<TensorSpec> out;
+  for (TensorSpec& s : text_tensor_table(cfg)) {
+    const bool gate_up = s.role == TensorRole::kExpertsGateUp;
+    if (!gate_up && s.role != TensorRole::kExpertsDown) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    // "...feed_forward.experts.gate_up_proj" -> "...feed_forward.experts."
+    const std::string base = s.name.substr(0, s.name.rfind('.') + 1);
+    for (int64_t e = 0; e < t.num_local_experts; ++e) {
+      auto add = [&](const char* proj, std::vector<int64_t> shape, int part) {
+        TensorSpec x{fmt::format("{}{}.{}.weight", base, e, proj), std::move(shape), DType::BF16,
+                     true, s.role, s.layer};
+        x.expert = int(e);
+        x.expert_part = part;
+        out.push_back(std::move(x));
+      };
+      if (gate_up) {
+        add("gate_proj", {I, H}, 0);
+        add("up_proj", {I, H}, 1);
+      } else {
+        add("down_proj", {H, I}, 2);
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<TensorSpec> vision_tensor_table(const Llama4Config& cfg) {
   std::vector<TensorSpec> out;
   if (!cfg.vision) return out;

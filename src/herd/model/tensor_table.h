@@ -42,6 +42,10 @@ struct TensorSpec {
   bool required = true;
   TensorRole role = TensorRole::kEmbedding;
   int layer = -1;  // decoder (or vision encoder) layer index, -1 for global tensors
+  // Per-expert tensors (text_tensor_table_per_expert only): expert index and which projection
+  // (0 gate_proj, 1 up_proj: role kExpertsGateUp; 2 down_proj: role kExpertsDown). -1 otherwise.
+  int expert = -1;
+  int expert_part = -1;
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -51,6 +55,13 @@ struct TensorSpec {
 
 // Text tensors in file order (embedding, layers 0..L-1, final norm, lm_head).
 std::vector<TensorSpec> text_tensor_table(const Llama4Config& cfg);
+// The same list for checkpoints that store routed experts unfused, one nn.Linear per expert
+// (the compressed-tensors FP8 release, spec §2.4): each fused experts.gate_up_proj /
+// experts.down_proj entry is replaced by, for e = 0..E-1,
+//   experts.{e}.gate_proj.weight [I, H], experts.{e}.up_proj.weight [I, H] (role kExpertsGateUp)
+//   experts.{e}.down_proj.weight [H, I]                                     (role kExpertsDown)
+// Stored dtypes are decided by the file (FP8 with a ".weight_scale" companion, or BF16).
+std::vector<TensorSpec> text_tensor_table_per_expert(const Llama4Config& cfg);
 // Vision tensors; empty when cfg.vision is absent.
 std::vector<TensorSpec> vision_tensor_table(const Llama4Config& cfg);
 // Both.

@@ -11,15 +11,17 @@
 
 namespace herd {
 
-TextDecoder::TextDecoder(const LoadedModel& model, ThreadPool& pool)
+TextDecoder::TextDecoder(const LoadedModel& model, ThreadPool& pool, Precision precision)
     : model_(model), cfg_(model.config.text), pool_(pool) {
+  fast_ = precision == Precision::kAuto && model.has_run;
+  w_ = fast_ ? &model.run : &model.text;
   inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
   scratch_.resize(size_t(pool.size()));
 }
 
 void TextDecoder::resize(int64_t n) {
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
-  const int64_t F = std::max(I, cfg_.intermediate_size_mlp);
+  const int64_t F = std::max(2 * I, cfg_.intermediate_size_mlp);  // fused gate+up rows too
   auto grow = [](std::vector<float>& v, int64_t size) {
     if (int64_t(v.size()) < size) v.resize(size_t(size));
   };
@@ -50,7 +52,8 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   }
   if (n == 0) return Status::ok();
   resize(n);
-  const TextWeights& w = model_.text;
+  trace_ = &trace;
+  const TextWeights& w = *w_;
   const float eps = float(cfg_.rms_norm_eps);
   auto emit = [&](std::string_view name, int layer, const float* d, int64_t cols) {
     if (trace) trace(name, layer, d, n, cols);
@@ -66,7 +69,7 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
     for (int64_t t = 0; t < n; ++t) rms_norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps);
     emit("attn_norm", i, xn_.data(), H);
     attention(i, batch, caches);
-    matmul(pool_, attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
+    linear(attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
     emit("attn_out", i, ffn_out_.data(), H);
     for (int64_t j = 0; j < n * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
     // 2.9-2.11 feed-forward block.
@@ -83,21 +86,22 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   int64_t m = 0;
   for (int64_t t = 0; t < n; ++t)
     if (batch[size_t(t)].logits) rms_norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
-  if (m > 0) matmul(pool_, xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
+  if (m > 0) linear(xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
+  trace_ = nullptr;
   return Status::ok();
 }
 
 void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
                             std::span<KvCache* const> caches) {
-  const LayerWeights& lw = model_.text.layers[size_t(layer)];
+  const LayerWeights& lw = w_->layers[size_t(layer)];
   const LayerKind& kind = cfg_.layer_kind(layer);
   const int64_t n = int64_t(batch.size()), H = cfg_.hidden_size, hd = cfg_.head_dim;
   const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads;
   const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
   const float eps = float(cfg_.rms_norm_eps);
-  matmul(pool_, xn_.data(), n, H, lw.wq, q_.data(), qd);
-  matmul(pool_, xn_.data(), n, H, lw.wk, k_.data(), kvd);
-  matmul(pool_, xn_.data(), n, H, lw.wv, v_.data(), kvd);
+  linear(xn_.data(), n, H, lw.wq, q_.data(), qd);
+  linear(xn_.data(), n, H, lw.wk, k_.data(), kvd, /*reuse=*/true);
+  linear(xn_.data(), n, H, lw.wv, v_.data(), kvd, /*reuse=*/true);
   for (int64_t t = 0; t < n; ++t) {
     const int64_t pos = batch[size_t(t)].pos;
     float* q = &q_[t * qd];
@@ -149,11 +153,16 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
 // Routed expert (top-1 sigmoid router, weight applied to the expert's INPUT) plus the shared
 // expert (spec §3.2). Tokens are grouped by expert: one product per active expert.
 void TextDecoder::moe(int layer, int64_t n) {
-  const LayerWeights& lw = model_.text.layers[size_t(layer)];
+  const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, E = cfg_.num_local_experts;
-  matmul(pool_, xn_.data(), n, H, lw.router, router_.data(), E);
+  linear(xn_.data(), n, H, lw.router, router_.data(), E);
   std::vector<RouterChoice> choice(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) choice[size_t(t)] = router_top1(&router_[t * E], E);
+  if (trace_ && *trace_) {
+    expert_ids_.resize(size_t(n));
+    for (int64_t t = 0; t < n; ++t) expert_ids_[size_t(t)] = float(choice[size_t(t)].expert);
+    (*trace_)("expert", layer, expert_ids_.data(), n, 1);
+  }
   for (int64_t e = 0; e < E; ++e) {
     rows_.clear();
     for (int64_t t = 0; t < n; ++t)
@@ -165,30 +174,73 @@ void TextDecoder::moe(int layer, int64_t n) {
       const float wgt = choice[size_t(t)].weight;
       for (int64_t c = 0; c < H; ++c) xe_[j * H + c] = wgt * xn_[t * H + c];
     }
-    const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
-    const WeightRef down = lw.experts_down.row_slice(e * I, I);         // [I, H]
-    matmul_in_major(pool_, xe_.data(), m, H, gate_up, 0, I, gate_.data(), I);
-    matmul_in_major(pool_, xe_.data(), m, H, gate_up, I, I, up_.data(), I);
-    swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
-    matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
-    for (int64_t j = 0; j < m; ++j)
-      std::copy_n(&ye_[j * H], H, &ffn_out_[rows_[size_t(j)] * H]);
+    if (fast_) moe_fast(layer, m, rows_, e);
+    else moe_reference(layer, m, rows_, e);
   }
   // Shared expert on the same normalized input, unweighted; y = shared + routed.
-  matmul(pool_, xn_.data(), n, H, lw.shared_gate, gate_.data(), I);
-  matmul(pool_, xn_.data(), n, H, lw.shared_up, up_.data(), I);
+  linear(xn_.data(), n, H, lw.shared_gate, gate_.data(), I);
+  linear(xn_.data(), n, H, lw.shared_up, up_.data(), I, /*reuse=*/true);
   swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
-  matmul(pool_, gate_.data(), n, I, lw.shared_down, ye_.data(), H);
+  linear(gate_.data(), n, I, lw.shared_down, ye_.data(), H);
   for (int64_t j = 0; j < n * H; ++j) ffn_out_[size_t(j)] = ye_[size_t(j)] + ffn_out_[size_t(j)];
 }
 
+// Stored layout: gate_up_proj [H, 2I] and down_proj [I, H] per expert, input-major.
+void TextDecoder::moe_reference(int layer, int64_t m, const std::vector<int64_t>& rows,
+                                int64_t e) {
+  const LayerWeights& lw = w_->layers[size_t(layer)];
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
+  const WeightRef down = lw.experts_down.row_slice(e * I, I);         // [I, H]
+  matmul_in_major(pool_, xe_.data(), m, H, gate_up, 0, I, gate_.data(), I);
+  matmul_in_major(pool_, xe_.data(), m, H, gate_up, I, I, up_.data(), I);
+  swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
+  matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
+  for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows[size_t(j)] * H]);
+}
+
+// Run layout: per expert one [2I, H] matrix (gate rows then up rows): gate and up in one product.
+void TextDecoder::moe_fast(int layer, int64_t m, const std::vector<int64_t>& rows, int64_t e) {
+  const LayerWeights& lw = w_->layers[size_t(layer)];
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const WeightRef gate_up = lw.experts_gate_up.row_slice(e * 2 * I, 2 * I);  // [2I, H]
+  const WeightRef down = lw.experts_down.row_slice(e * H, H);                // [H, I]
+  linear(xe_.data(), m, H, gate_up, up_.data(), 2 * I);                       // [m, 2I]
+  for (int64_t j = 0; j < m; ++j) swiglu(&up_[j * 2 * I], &up_[j * 2 * I + I], &gate_[j * I], I);
+  linear(gate_.data(), m, I, down, ye_.data(), H);
+  for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows[size_t(j)] * H]);
+}
+
 void TextDecoder::dense_mlp(int layer, int64_t n) {
-  const LayerWeights& lw = model_.text.layers[size_t(layer)];
+  const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size_mlp;
-  matmul(pool_, xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
-  matmul(pool_, xn_.data(), n, H, lw.dense_up, up_.data(), F);
+  linear(xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
+  linear(xn_.data(), n, H, lw.dense_up, up_.data(), F, /*reuse=*/true);
   swiglu(gate_.data(), up_.data(), gate_.data(), n * F);
-  matmul(pool_, gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
+  linear(gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
+}
+
+namespace {
+// Activations prepared for one weight dtype serve another when the kernels read the same form.
+bool same_acts(DType a, DType b) {
+  auto cls = [](DType t) {
+    if (t == DType::Q8G || t == DType::Q4G) return 1;
+    if (t == DType::BF16 || t == DType::F8_E4M3) return 2;
+    return 3;
+  };
+  return cls(a) == cls(b);
+}
+}  // namespace
+
+void TextDecoder::linear(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, float* y,
+                         int64_t y_stride, bool reuse) {
+  if (!fast_) {
+    matmul(pool_, x, n, x_stride, w, y, y_stride);
+    return;
+  }
+  if (!reuse || !same_acts(acts_.weight_dtype, w.dtype) || acts_.n != n || acts_.k != w.cols)
+    prepare_acts(x, n, x_stride, w.cols, w.dtype, acts_);
+  gemm(pool_, acts_, w, y, y_stride);
 }
 
 }  // namespace herd

@@ -14,6 +14,7 @@
 #include "herd/base/thread_pool.h"
 #include "herd/model/kv_interface.h"
 #include "herd/model/weights.h"
+#include "herd/ops/gemm.h"
 
 namespace herd {
 
@@ -25,13 +26,20 @@ struct BatchToken {
 };
 
 // Observes named intermediates ("attn_norm", "attn_out", "ffn_out", "l_out", ...) by layer, so
-// a mismatch against a reference can be found tensor by tensor.
+// a mismatch against a reference can be found tensor by tensor. MoE layers also report
+// "expert": one column holding each token's chosen expert index (as float).
 using TraceFn = std::function<void(std::string_view name, int layer, const float* data,
                                    int64_t rows, int64_t cols)>;
 
+// kF32: every activation in f32 from the stored weights (the reference conformance is measured
+// on). kAuto: the run-format weights (LoadedModel::run) with the SIMD kernels of ops/gemm.h;
+// falls back to kF32 when the model has no run weights.
+enum class Precision { kF32, kAuto };
+
 class TextDecoder {
  public:
-  TextDecoder(const LoadedModel& model, ThreadPool& pool);
+  TextDecoder(const LoadedModel& model, ThreadPool& pool, Precision precision = Precision::kF32);
+  Precision precision() const { return fast_ ? Precision::kAuto : Precision::kF32; }
 
   // Runs the batch; writes one vocab-size row per token with logits=true, in batch order.
   Status forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
@@ -45,15 +53,26 @@ class TextDecoder {
   void moe(int layer, int64_t n);
   void dense_mlp(int layer, int64_t n);
   void resize(int64_t n);
+  // y = x · Wᵀ for W in nn.Linear layout, through the fast kernels or the f32 reference. With
+  // `reuse`, the activations prepared by the previous call are used again (same x).
+  void linear(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, float* y,
+              int64_t y_stride, bool reuse = false);
+  void moe_reference(int layer, int64_t n, const std::vector<int64_t>& rows, int64_t e);
+  void moe_fast(int layer, int64_t n, const std::vector<int64_t>& rows, int64_t e);
 
   const LoadedModel& model_;
   const Llama4TextConfig& cfg_;
   ThreadPool& pool_;
+  bool fast_ = false;
+  const TextWeights* w_ = nullptr;  // model_.text (f32 reference) or model_.run (fast)
+  PreparedActs acts_;
   std::vector<float> inv_freq_;
   // Activations, reused across calls (grown, never shrunk): llama2.c's RunState.
   std::vector<float> h_, xn_, q_, k_, v_, attn_, ffn_out_, gate_, up_, router_, xe_, ye_;
   std::vector<std::vector<float>> scratch_;  // per-thread attention scores
   std::vector<int64_t> rows_;                // token rows routed to one expert
+  std::vector<float> expert_ids_, weights_of_rows_;            // for the "expert" trace
+  const TraceFn* trace_ = nullptr;           // set during forward()
 };
 
 }  // namespace herd

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
 
 namespace herd {
@@ -134,10 +135,18 @@ Result<LoadedModel> load_model(const std::string& dir) {
   HERD_ASSIGN_OR_RETURN(m.config, load_config(dir));
   HERD_ASSIGN_OR_RETURN(m.store, TensorStore::open_dir(dir));
   m.text.layers.resize(size_t(m.config.text.num_hidden_layers));
-  for (const TensorSpec& spec : text_tensor_table(m.config)) {
-    HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
-    HERD_TRY(check_dtype(dir, *v));
-    assign(m.text, spec.role, spec.layer, *v);
+  // Pre-quantized directories (`herd quantize`) and FP8 / per-expert checkpoints have loaders
+  // of their own (model/run_weights.h).
+  if (is_herd_prequantized(m.config)) {
+    HERD_TRY(load_prequantized(m));
+  } else if (needs_fp8_loader(m.config, *m.store)) {
+    HERD_TRY(load_per_expert_checkpoint(m));
+  } else {
+    for (const TensorSpec& spec : text_tensor_table(m.config)) {
+      HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
+      HERD_TRY(check_dtype(dir, *v));
+      assign(m.text, spec.role, spec.layer, *v);
+    }
   }
   if (m.config.text.tie_word_embeddings) m.text.lm_head = m.text.embed;
   // Vision weights are checked now (a broken checkpoint should fail at load, not at the first

@@ -41,11 +41,25 @@ struct TextWeights {
 };
 
 // A checkpoint opened for inference: config + mmap'd tensors + typed views.
+// Memory a converted weight lives in (quantized or repacked at load, or a pre-quantized file).
+struct OwnedBuffer {
+  std::unique_ptr<uint8_t, void (*)(void*)> data{nullptr, nullptr};
+  size_t bytes = 0;
+};
+
 struct LoadedModel {
   std::string dir;
   Llama4Config config;
   std::unique_ptr<TensorStore> store;  // owns the mappings the views point into
-  TextWeights text;
+  TextWeights text;                    // as stored: the --precision f32 reference reads these
+  // The run format of the fast path (--precision auto), filled by prepare_run_weights
+  // (model/run_weights.h). Every matrix is in nn.Linear layout [out, in]; in particular the
+  // experts are repacked per expert e: experts_gate_up rows [e*2I, (e+1)*2I) = [gate (I rows);
+  // up (I rows)] x H, experts_down rows [e*H, (e+1)*H) = H x I. Dtypes per --quant.
+  TextWeights run;
+  bool has_run = false;
+  std::string run_format;  // "bf16", "int8", "int4", "int4-all", "fp8", ...
+  std::vector<OwnedBuffer> owned;
 };
 
 // Opens a model directory: config.json, the safetensors (single or sharded), every tensor of the

@@ -26,7 +26,9 @@ uint64_t xgetbv0() {
   return (uint64_t(hi) << 32) | lo;
 }
 
-bool bit(unsigned v, int i) { return (v >> i) & 1u; }
+bool bit(unsigned v, int i) {
+  return (v >> i) & 1u;
+}
 
 // Linux: tile data (XFEATURE 18) must be requested per process before the first tile
 // instruction, otherwise it faults with SIGILL.
@@ -44,8 +46,8 @@ CpuFeatures detect() {
   const Regs l1 = cpuid(1, 0);
   const bool osxsave = bit(l1.c, 27);
   const uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-  const bool ymm_os = (xcr0 & 0x6) == 0x6;     // SSE + AVX state
-  const bool zmm_os = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_os = (xcr0 & 0x6) == 0x6;           // SSE + AVX state
+  const bool zmm_os = (xcr0 & 0xe6) == 0xe6;         // + opmask, ZMM_Hi256, Hi16_ZMM
   const bool tile_os = (xcr0 & 0x60000) == 0x60000;  // XTILECFG + XTILEDATA
   const Regs l7 = cpuid(7, 0);
   const Regs l71 = l7.a >= 1 ? cpuid(7, 1) : Regs{};

@@ -8,8 +8,8 @@
 namespace herd {
 
 struct CpuFeatures {
-  bool avx2 = false, fma = false, f16c = false;               // Haswell / Zen 1
-  bool avx512f = false, avx512bw = false, avx512vl = false;   // Skylake-X / Zen 4
+  bool avx2 = false, fma = false, f16c = false;              // Haswell / Zen 1
+  bool avx512f = false, avx512bw = false, avx512vl = false;  // Skylake-X / Zen 4
   bool avx512dq = false;
   bool avx512vnni = false;                                    // vpdpbusd (Cascade Lake / Zen 4)
   bool avx512bf16 = false;                                    // vdpbf16ps (Cooper Lake / Zen 4)

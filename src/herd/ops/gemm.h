@@ -72,15 +72,13 @@ struct PreparedActs {
   // BF16 / F8_E4M3 weights: x rounded to bf16 (round to nearest even). [n, kpad]
   AlignedBuffer<uint16_t> bf16;
   // Q8G / Q4G weights: x quantized per group of 128, scale = amax / 127, q = round(x / scale).
-  AlignedBuffer<int8_t> q;        // [n, kpad]
-  AlignedBuffer<float> q_scale;   // [n, groups]
-  AlignedBuffer<int32_t> q_sum;   // [n, groups]: Σ q over the group (removes the weight bias)
+  AlignedBuffer<int8_t> q;  // [n, kpad]
+  // Per group, transposed so a block of tokens is contiguous (SIMD and AMX epilogues).
+  AlignedBuffer<float> q_scale;  // [groups, n]
+  AlignedBuffer<int32_t> q_sum;  // [groups, n]: Σ q over the group (removes the weight bias)
   // AMX only: x in the tile-B layout, blocks of 16 rows with 2 (bf16) or 4 (int8) consecutive
   // K elements of each row side by side: [ceil(n/16)][kpad/2][16][2] u16 or [..][kpad/4][16][4] i8.
   AlignedBuffer<uint8_t> amx;
-  // AMX int8: scales and sums transposed to [ceil(n/16)][groups][16] for the tile epilogue.
-  AlignedBuffer<float> amx_scale;
-  AlignedBuffer<int32_t> amx_sum;
 
   int64_t groups() const { return kpad / 128; }
 };
@@ -92,7 +90,6 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
 
 // y[t, o] = Σ_i x[t, i] · W[o, i]   (W in nn.Linear layout [rows = out, cols = in]).
 // BF16, F32, Q8G, Q4G, or F8_E4M3 with row_scale (W = fp8 · row_scale[o]). y has stride y_stride.
-void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y,
-          int64_t y_stride);
+void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride);
 
 }  // namespace herd

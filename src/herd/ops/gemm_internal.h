@@ -23,14 +23,15 @@ FormatKernels scalar_kernels();
 FormatKernels avx2_kernels();
 FormatKernels avx512_kernels();  // float formats with AVX-512F; bf16 with vdpbf16ps if `bf16`
 FormatKernels avx512_bf16_kernels();
-FormatKernels vnni_kernels();    // Q8G / Q4G with vpdpbusd
-FormatKernels amx_kernels();     // bf16 / fp8 (every n) and Q8G / Q4G (falls back to VNNI for n<16)
+FormatKernels vnni_kernels();  // Q8G / Q4G with vpdpbusd
+FormatKernels amx_kernels();   // bf16 / fp8 (every n) and Q8G / Q4G (falls back to VNNI for n<16)
 
 // AMX activation layouts (gemm_amx.cc), filled by prepare_acts when the ISA is kAmx.
 void amx_pack_bf16(PreparedActs& a);
 void amx_pack_int8(PreparedActs& a);
-// Requests AMX tile state and loads the tile configuration on the calling thread.
-bool amx_thread_init();
+// The VNNI int8 kernels, for AMX's small batches (bitwise the same results).
+Kernel vnni_q8_kernel();
+Kernel vnni_q4_kernel();
 
 // The one rule every Q8G / Q4G path follows, so all of them agree bitwise: a group's integer dot
 // (exact) minus the weight bias times Σq_x (exact) is converted to f32 and added with one FMA,
@@ -38,7 +39,9 @@ bool amx_thread_init();
 inline float q_group_fma(float acc, int32_t dot, float w_scale, float x_scale) {
   return std::fma(float(dot), w_scale * x_scale, acc);
 }
-inline int32_t weight_bias(DType t) { return t == DType::Q8G ? 128 : 8; }
+inline int32_t weight_bias(DType t) {
+  return t == DType::Q8G ? 128 : 8;
+}
 
 // FP8 E4M3 -> f32 without a table: the 7 magnitude bits placed at f32's exponent/mantissa
 // boundary give 2^(e-127)·1.m (or a denormal when e = 0), and ×2^120 rebiases both exactly.
@@ -54,7 +57,7 @@ struct BlockTable {
   static constexpr std::array<Fn, TM * RM> make(std::index_sequence<I...>) {
     return {&Tile::template run<int(I / RM) + 1, int(I % RM) + 1>...};
   }
-  static constexpr std::array<Fn, TM * RM> fns = make(std::make_index_sequence<TM * RM>{});
+  static constexpr std::array<Fn, TM* RM> fns = make(std::make_index_sequence<TM * RM>{});
   static Fn get(int64_t t, int64_t r) { return fns[size_t((t - 1) * RM + (r - 1))]; }
 
   // Row blocks of rb ≤ RM outer (the block's weight rows stay in L1 across token blocks),

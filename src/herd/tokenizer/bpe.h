@@ -76,8 +76,12 @@ void merge_heap(std::string_view piece, const int32_t* byte_ids, PairFn&& pair,
   const int32_t n = static_cast<int32_t>(piece.size());
   std::vector<Node> nodes(n);
   for (int32_t i = 0; i < n; ++i)
-    nodes[i] = {static_cast<uint32_t>(i), byte_ids[static_cast<uint8_t>(piece[i])], i - 1,
-                i + 1 < n ? i + 1 : -1, 0, true};
+    nodes[i] = {static_cast<uint32_t>(i),
+                byte_ids[static_cast<uint8_t>(piece[i])],
+                i - 1,
+                i + 1 < n ? i + 1 : -1,
+                0,
+                true};
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
   auto push = [&](int32_t l) {
     if (l < 0) return;

@@ -21,24 +21,34 @@ std::string spell(std::string_view bytes) {
 }  // namespace
 
 std::string hf_tokenizer_json(const Tokenizer& tok) {
-  using ojson = nlohmann::ordered_json;
+  using json = nlohmann::json;
   const Tokenizer::Data& d = tok.data();
-  ojson vocab = ojson::object();
-  ojson merges = ojson::array();
-  ojson added = ojson::array();
+  // vocab and merges are written by hand: a JSON object of 200 000 keys is slow to build
+  // (ordered_json inserts in linear time) and we want them in rank order anyway.
+  auto quote = [](const std::string& s) { return json(s).dump(); };
+  std::string vocab = "{", merges = "[";
+  json added = json::array();
   struct Split {
     int32_t left, right;
   };
   std::vector<Split> local;
+  bool first_vocab = true, first_merge = true;
   for (size_t id = 0; id < d.tokens.size(); ++id) {
     const std::string& t = d.tokens[id];
     if (d.kinds[id] == TokenKind::kSpecial) {
-      added.push_back({{"id", id}, {"content", t}, {"single_word", false}, {"lstrip", false},
-                       {"rstrip", false}, {"normalized", false}, {"special", true}});
+      added.push_back({{"id", id},
+                       {"content", t},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", false},
+                       {"special", true}});
       continue;
     }
     if (d.kinds[id] != TokenKind::kBase) continue;
-    vocab[spell(t)] = id;  // ids are ranks, so this walks the tokens in rank order
+    if (!first_vocab) vocab += ',';
+    first_vocab = false;
+    vocab += quote(spell(t)) + ':' + std::to_string(id);  // ids are ranks: rank order
     if (t.size() < 2) continue;
     local.clear();
     for (size_t i = 1; i < t.size(); ++i) {
@@ -49,43 +59,42 @@ std::string hf_tokenizer_json(const Tokenizer& tok) {
     std::sort(local.begin(), local.end(), [](const Split& a, const Split& b) {
       return a.left != b.left ? a.left < b.left : a.right < b.right;
     });
-    for (const Split& s : local) merges.push_back({spell(d.tokens[s.left]), spell(d.tokens[s.right])});
+    for (const Split& s : local) {
+      if (!first_merge) merges += ',';
+      first_merge = false;
+      merges += '[' + quote(spell(d.tokens[s.left])) + ',' + quote(spell(d.tokens[s.right])) + ']';
+    }
   }
-  ojson j = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern", {{"Regex", d.regex.pattern()}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          {{"type", "ByteLevel"},
-           {"add_prefix_space", false},
-           {"trim_offsets", true},
-           {"use_regex", false}}}}}},
-      {"post_processor",
-       {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false},
-        {"use_regex", true}}},
-      {"decoder",
-       {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
-        {"use_regex", true}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false},
-        {"byte_fallback", false},
-        {"ignore_merges", false},
-        {"vocab", vocab},
-        {"merges", merges}}}};
-  return j.dump();
+  vocab += '}';
+  merges += ']';
+  json pre = {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Split"},
+                 {"pattern", {{"Regex", d.regex.pattern()}}},
+                 {"behavior", "Isolated"},
+                 {"invert", false}},
+                {{"type", "ByteLevel"},
+                 {"add_prefix_space", false},
+                 {"trim_offsets", true},
+                 {"use_regex", false}}}}};
+  json post = {{"type", "ByteLevel"},
+               {"add_prefix_space", true},
+               {"trim_offsets", false},
+               {"use_regex", true}};
+  json decoder = {{"type", "ByteLevel"},
+                  {"add_prefix_space", true},
+                  {"trim_offsets", true},
+                  {"use_regex", true}};
+  std::string out = "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":";
+  out += added.dump();
+  out += ",\"normalizer\":null,\"pre_tokenizer\":" + pre.dump();
+  out += ",\"post_processor\":" + post.dump() + ",\"decoder\":" + decoder.dump();
+  out +=
+      ",\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,"
+      "\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":false,"
+      "\"byte_fallback\":false,\"ignore_merges\":false,\"vocab\":";
+  out += vocab + ",\"merges\":" + merges + "}}";
+  return out;
 }
 
 Status write_hf_tokenizer_json(const Tokenizer& tok, const std::string& path) {

@@ -23,12 +23,12 @@ std::vector<std::string> build() {
     t.push_back(s);
   add_reserved(t, "text_post_train", 61, 8);
   // Vision tokens (ids from 200080).
-  for (const char* s : {"<|image_start|>", "<|image_end|>", "<|vision_reserved_special_token_0|>",
-                        "<|vision_reserved_special_token_1|>", "<|tile_x_separator|>",
-                        "<|tile_y_separator|>", "<|vision_reserved_special_token_2|>",
-                        "<|vision_reserved_special_token_3|>", "<|vision_reserved_special_token_4|>",
-                        "<|vision_reserved_special_token_5|>", "<|image|>",
-                        "<|vision_reserved_special_token_6|>", "<|patch|>"})
+  for (const char* s :
+       {"<|image_start|>", "<|image_end|>", "<|vision_reserved_special_token_0|>",
+        "<|vision_reserved_special_token_1|>", "<|tile_x_separator|>", "<|tile_y_separator|>",
+        "<|vision_reserved_special_token_2|>", "<|vision_reserved_special_token_3|>",
+        "<|vision_reserved_special_token_4|>", "<|vision_reserved_special_token_5|>", "<|image|>",
+        "<|vision_reserved_special_token_6|>", "<|patch|>"})
     t.push_back(s);
   add_reserved(t, "vision", 1041, 7);
   // Reasoning tokens.

@@ -103,8 +103,8 @@ void SplitRegex::split(std::string_view text,
   size_t start = 0;
   while (start < text.size()) {
     int rc = code_->jit ? pcre2_jit_match(code_->code, subject, text.size(), start, 0, st.md, st.mc)
-                        : pcre2_match(code_->code, subject, text.size(), start,
-                                      PCRE2_NO_UTF_CHECK, st.md, st.mc);
+                        : pcre2_match(code_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK,
+                                      st.md, st.mc);
     if (rc == PCRE2_ERROR_NOMATCH) return;
     if (rc < 0) {  // resource limit: keep the text rather than drop it
       pieces.emplace_back(static_cast<uint32_t>(start), static_cast<uint32_t>(text.size()));

@@ -134,7 +134,8 @@ void merge_piece(const Tokenizer::Data& d, std::string_view piece, std::vector<i
       int32_t id = d.index.find(joined);
       return id < 0 ? bpe::Merge{} : bpe::Merge{static_cast<uint32_t>(id), id};
     };
-    if (piece.size() >= kHeapMergeBytes) return bpe::merge_heap(piece, d.byte_ids.data(), pair, out);
+    if (piece.size() >= kHeapMergeBytes)
+      return bpe::merge_heap(piece, d.byte_ids.data(), pair, out);
     return bpe::merge_linear(piece, d.byte_ids.data(), pair, out);
   }
   auto pair = [&](int32_t l, int32_t r, std::string_view) -> bpe::Merge {
@@ -245,7 +246,9 @@ Result<std::string> Tokenizer::decode(std::span<const int32_t> ids) const {
   return out;
 }
 
-int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(data_->tokens.size()); }
+int32_t Tokenizer::vocab_size() const {
+  return static_cast<int32_t>(data_->tokens.size());
+}
 
 std::optional<int32_t> Tokenizer::special_id(std::string_view name) const {
   auto it = data_->special_by_name.find(name);
@@ -257,12 +260,26 @@ bool Tokenizer::is_special(int32_t id) const {
   return id >= 0 && id < vocab_size() && data_->kinds[id] == TokenKind::kSpecial;
 }
 
-int32_t Tokenizer::bos_id() const { return data_->bos; }
-int32_t Tokenizer::eos_id() const { return data_->eos; }
-int32_t Tokenizer::eot_id() const { return data_->eot; }
-int32_t Tokenizer::eom_id() const { return data_->eom; }
-std::vector<int32_t> Tokenizer::stop_ids() const { return {data_->eos, data_->eom, data_->eot}; }
-bool Tokenizer::from_ranks() const { return data_->ranks; }
-const std::string& Tokenizer::source() const { return data_->source; }
+int32_t Tokenizer::bos_id() const {
+  return data_->bos;
+}
+int32_t Tokenizer::eos_id() const {
+  return data_->eos;
+}
+int32_t Tokenizer::eot_id() const {
+  return data_->eot;
+}
+int32_t Tokenizer::eom_id() const {
+  return data_->eom;
+}
+std::vector<int32_t> Tokenizer::stop_ids() const {
+  return {data_->eos, data_->eom, data_->eot};
+}
+bool Tokenizer::from_ranks() const {
+  return data_->ranks;
+}
+const std::string& Tokenizer::source() const {
+  return data_->source;
+}
 
 }  // namespace herd

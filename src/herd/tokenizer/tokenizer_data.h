@@ -38,12 +38,12 @@ struct StringHash {
 enum class TokenKind : uint8_t { kHole = 0, kBase = 1, kSpecial = 2 };
 
 struct Tokenizer::Data {
-  std::string source;            // file the tokenizer came from, for messages
-  bool ranks = true;             // tiktoken ranks (true) or tokenizer.json merges (false)
-  bool ignore_merges = false;    // tokenizer.json: whole pieces found in vocab skip merging
-  std::vector<std::string> tokens;  // id -> bytes (specials: their names)
-  std::vector<TokenKind> kinds;     // id -> kind
-  TokenIndex index;                 // base token bytes -> id
+  std::string source;                   // file the tokenizer came from, for messages
+  bool ranks = true;                    // tiktoken ranks (true) or tokenizer.json merges (false)
+  bool ignore_merges = false;           // tokenizer.json: whole pieces found in vocab skip merging
+  std::vector<std::string> tokens;      // id -> bytes (specials: their names)
+  std::vector<TokenKind> kinds;         // id -> kind
+  TokenIndex index;                     // base token bytes -> id
   std::array<int32_t, 256> byte_ids{};  // id of each single byte
   std::unordered_map<uint64_t, bpe::Merge> merges;  // (left << 32 | right) -> merge (json)
   SplitRegex regex;

@@ -66,7 +66,8 @@ Status parse(const json& j, Tokenizer::Data& d) {
   d.ignore_merges = m.value("ignore_merges", false);
   std::string bytes;
   auto place = [&](int64_t id, std::string value, TokenKind kind, const std::string& what) {
-    if (id < 0 || id >= kMaxVocab) return make_error("{}: {} has id {} out of range", d.source, what, id);
+    if (id < 0 || id >= kMaxVocab)
+      return make_error("{}: {} has id {} out of range", d.source, what, id);
     if (static_cast<size_t>(id) >= d.tokens.size()) {
       d.tokens.resize(id + 1);
       d.kinds.resize(id + 1, TokenKind::kHole);
@@ -79,7 +80,8 @@ Status parse(const json& j, Tokenizer::Data& d) {
   };
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
     if (!it.value().is_number_integer())
-      return make_error("{}: model.vocab[{}] is not an integer id", d.source, json(it.key()).dump());
+      return make_error("{}: model.vocab[{}] is not an integer id", d.source,
+                        json(it.key()).dump());
     if (!unspell(it.key(), bytes))
       return make_error("{}: vocab token {} is not in byte-level (bytes_to_unicode) spelling",
                         d.source, json(it.key()).dump());
@@ -94,7 +96,8 @@ Status parse(const json& j, Tokenizer::Data& d) {
       std::string content = t["content"].get<std::string>();
       // An added token that is also a vocab entry keeps its vocab bytes but is matched as a
       // special in text, like HF's added-vocabulary.
-      HERD_TRY(place(t["id"].get<int64_t>(), content, TokenKind::kSpecial, "added token " + content));
+      HERD_TRY(
+          place(t["id"].get<int64_t>(), content, TokenKind::kSpecial, "added token " + content));
     }
   }
   return Status::ok();
@@ -114,8 +117,9 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
   }
   HERD_TRY(parse(j, *d));
   bool bytelevel_regex = false;
-  std::optional<std::string> pattern =
-      j.contains("pre_tokenizer") ? find_pattern(j["pre_tokenizer"], &bytelevel_regex) : std::nullopt;
+  std::optional<std::string> pattern = j.contains("pre_tokenizer")
+                                           ? find_pattern(j["pre_tokenizer"], &bytelevel_regex)
+                                           : std::nullopt;
   if (!pattern && bytelevel_regex) pattern = std::string(kGpt2Pattern);
   // No pattern: one piece per text (".+" with DOTALL semantics via [\s\S]).
   HERD_ASSIGN_OR_RETURN(d->regex, SplitRegex::compile(pattern ? *pattern : "[\\s\\S]+"));
@@ -123,8 +127,10 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
   for (int b = 0; b < 256; ++b) {
     int32_t id = d->index.find(std::string(1, static_cast<char>(b)));
     if (id < 0)
-      return make_error("{}: no vocab entry for the single byte 0x{:02X} (byte-level BPE needs all "
-                        "256)", source, b);
+      return make_error(
+          "{}: no vocab entry for the single byte 0x{:02X} (byte-level BPE needs all "
+          "256)",
+          source, b);
     d->byte_ids[b] = id;
   }
   const json& m = j["model"];

@@ -94,8 +94,8 @@ uint32_t next_code_point(std::string_view s, size_t& i) {
     i += 3;
     return cp;
   }
-  uint32_t cp = ((b & 0x07) << 18) | ((p[i + 1] & 0x3F) << 12) | ((p[i + 2] & 0x3F) << 6) |
-                (p[i + 3] & 0x3F);
+  uint32_t cp =
+      ((b & 0x07) << 18) | ((p[i + 1] & 0x3F) << 12) | ((p[i + 2] & 0x3F) << 6) | (p[i + 3] & 0x3F);
   i += 4;
   return cp;
 }
@@ -121,7 +121,13 @@ void append_code_point(std::string& out, uint32_t cp) {
 bool python_isspace(uint32_t cp) {
   if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20);
   switch (cp) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
     case 0x3000:
       return true;
     default:

@@ -18,6 +18,8 @@ const int = (n) => Math.floor(rand() * n);
 const pick = (a) => a[int(a.length)];
 const cp = (c) => String.fromCodePoint(c);
 const range = (lo, hi) => cp(lo + int(hi - lo + 1));
+// First n code points (String.slice could cut a surrogate pair in half).
+const head = (s, n) => [...s].slice(0, n).join("");
 
 const ENGLISH = [
   "The quick brown fox jumps over the lazy dog.", "I'm sure they'll say it's fine, but we've seen otherwise.",
@@ -162,7 +164,9 @@ function numbersWhitespace() {
     else if (r < 0.4) s += (rand() * 1e6).toFixed(int(8)) + pick(["e-9", "E+12", "%", "", "°C"]);
     else if (r < 0.5) s += group(int(1e9), ",") + " " + group(int(1e9), ".") + " " + group(int(1e6), "\u202f");
     else if (r < 0.55) for (let k = int(8); k >= 0; --k) s += range(0xff10, 0xff19) + range(0x0966, 0x096f) + range(0x2460, 0x2473);
-    else if (r < 0.75) s += pick(WS).repeat(1 + int(rand() < 0.1 ? 3000 : 12));
+    // Runs stay short: js-tiktoken's merge is quadratic in the piece length (herd's unit tests
+    // cover runs of 60 000).
+    else if (r < 0.75) s += pick(WS).repeat(1 + int(rand() < 0.1 ? 200 : 12));
     else if (r < 0.85) { for (let k = int(10); k >= 0; --k) s += pick(WS); }
     else s += pick(ENGLISH);
     if (rand() < 0.05) s += pick(SPECIAL);
@@ -172,8 +176,8 @@ function numbersWhitespace() {
 function mixed() {
   let s = "";
   const n = 3 + int(30);
-  for (let i = 0; i < n; ++i) s += [sentence(ENGLISH, 1 + int(6)), cjk().slice(0, 40), rtl().slice(0, 40),
-    emoji().slice(0, 30), pick(SPECIAL), numbersWhitespace().slice(0, 30)][int(6)];
+  for (let i = 0; i < n; ++i) s += [sentence(ENGLISH, 1 + int(6)), head(cjk(), 40), head(rtl(), 40),
+    head(emoji(), 30), pick(SPECIAL), head(numbersWhitespace(), 30)][int(6)];
   return s;
 }
 
@@ -186,7 +190,7 @@ for (const [name, gen] of Object.entries(CATEGORIES)) {
   while (bytes < MIN_BYTES || count < 300) {
     let s = gen();
     if (rand() < 0.05) s = s + gen() + gen();  // some long strings
-    s = [...s].slice(0, 19999).join("");  // < 20 000 characters
+    s = head(s, 19999);  // < 20 000 characters
     if (s.length === 0) continue;
     out.push(s);
     bytes += Buffer.byteLength(s, "utf8");
@@ -195,7 +199,7 @@ for (const [name, gen] of Object.entries(CATEGORIES)) {
   sizes[name] = { strings: count, bytes };
 }
 // Edge cases, kept verbatim.
-out.push(" ", "\n", "a", "'s", "ſ", "'S'T'RE'VE'M'LL'D", " ".repeat(19999), "1".repeat(19999),
+out.push(" ", "\n", "a", "'s", "ſ", "'S'T'RE'VE'M'LL'D", " ".repeat(500), "1".repeat(19999),
   "<|eot|>", "<|eot|><|eot|>", "x<|begin_of_text|>y", "\ufeff\u0085\u00a0", "\r\n\r\n", "a\u0301", "🏽");
 fs.writeFileSync(process.argv[2], out.map((s) => JSON.stringify(s)).join("\n") + "\n");
 const total = out.reduce((n, s) => n + Buffer.byteLength(s, "utf8"), 0);

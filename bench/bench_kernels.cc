@@ -1,0 +1,213 @@
+// Kernel microbenchmarks (Google Benchmark): the memory-bandwidth roofline of this machine and
+// gemm per weight format for decode (GB/s of weights streamed) and prefill (GFLOP/s). Decode
+// weights cycle through ≥ 1 GiB of copies so they come from DRAM, not a large L3, as a model's do.
+//   build-simd/bench/bench_kernels [--benchmark_filter=Decode]   (HERD_ISA=avx2 ... to compare)
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "herd/ops/cpu_features.h"
+#include "herd/ops/gemm.h"
+#include "herd/quant/formats.h"
+
+namespace herd {
+namespace {
+
+constexpr int kMaxThreads = 64;
+constexpr size_t kWorkingSet = size_t(1) << 30;
+
+// 2 threads (the target machine's cores) unless HERD_BENCH_THREADS says otherwise.
+ThreadPool& pool() {
+  static ThreadPool p(std::getenv("HERD_BENCH_THREADS")
+                          ? std::clamp(std::atoi(std::getenv("HERD_BENCH_THREADS")), 1, kMaxThreads)
+                          : 2);
+  return p;
+}
+
+// ---- bandwidth probe: read-only sum over 1 GiB, each thread its contiguous half ----
+
+__attribute__((target("avx2"))) double sum_avx2(const float* p, size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  alignas(32) float o[8];
+  _mm256_store_ps(o, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return o[0] + o[1] + o[2] + o[3] + o[4] + o[5] + o[6] + o[7];
+}
+
+void BM_BandwidthProbe(benchmark::State& state) {
+  const size_t n = kWorkingSet / 4;
+  AlignedBuffer<float> buf;
+  float* p = buf.ensure(n);
+  pool().run_on_all([&](int ith, int nth) {  // first touch by the thread that reads it
+    const size_t b = n / nth * ith, e = ith == nth - 1 ? n : n / nth * (ith + 1);
+    for (size_t i = b; i < e; ++i) p[i] = 1.0f;
+  });
+  double best = 0;
+  for (auto _ : state) {
+    for (int rep = 0; rep < 5; ++rep) {
+      double sums[kMaxThreads] = {};
+      const auto t0 = std::chrono::steady_clock::now();
+      pool().run_on_all([&](int ith, int nth) {
+        const size_t b = n / nth * ith, e = ith == nth - 1 ? n : n / nth * (ith + 1);
+        sums[ith] = sum_avx2(p + b, e - b);
+      });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      benchmark::DoNotOptimize(sums);
+      best = std::max(best, double(kWorkingSet) / s);
+    }
+  }
+  state.counters["best_GB/s"] = best / 1e9;
+}
+BENCHMARK(BM_BandwidthProbe)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The fixed cost of one pool dispatch (wake the workers, hand out 2 chunks, wait): paid by every
+// gemm call, so it bounds small decode matrices (one expert's projection).
+void BM_PoolDispatch(benchmark::State& state) {
+  for (auto _ : state)
+    pool().parallel_for(2, 1, [](size_t b, size_t, int) { benchmark::DoNotOptimize(b); });
+}
+BENCHMARK(BM_PoolDispatch)->UseRealTime();
+
+// ---- gemm ----
+
+struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to back
+  DType dt;
+  int64_t rows, cols, copies, matrix_bytes;
+  AlignedBuffer<uint8_t> data;
+  std::vector<float> scales;  // per matrix copy: shared (same values)
+
+  Weights(DType t, int64_t r, int64_t c, size_t min_total) : dt(t), rows(r), cols(c) {
+    const int64_t rb = is_packed(t) ? packed_row_bytes(t, c) : c * int64_t(dtype_size(t));
+    matrix_bytes = r * rb;
+    copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
+    uint8_t* d = data.ensure(size_t(copies * matrix_bytes));
+    std::vector<float> row(static_cast<size_t>(c));
+    uint64_t s = 1;
+    if (is_packed(t)) scales.resize(size_t(r * quant_groups(c)));
+    if (t == DType::F8_E4M3) scales.assign(size_t(r), 1.0f / 448);
+    for (int64_t i = 0; i < r; ++i) {
+      for (auto& f : row)
+        s = s * 6364136223846793005ull + 1, f = float(int64_t(s >> 40) % 2001 - 1000) / 1000;
+      uint8_t* out = d + i * rb;
+      if (t == DType::Q8G)
+        quantize_row_q8g(row.data(), c, out, &scales[size_t(i * quant_groups(c))]);
+      if (t == DType::Q4G)
+        quantize_row_q4g(row.data(), c, out, &scales[size_t(i * quant_groups(c))]);
+      for (int64_t j = 0; j < c; ++j) {
+        if (t == DType::BF16) {
+          const uint16_t h = f32_to_bf16(row[size_t(j)]);
+          std::memcpy(out + 2 * j, &h, 2);
+        } else if (t == DType::F32) {
+          std::memcpy(out + 4 * j, &row[size_t(j)], 4);
+        } else if (t == DType::F8_E4M3) {
+          out[j] = f32_to_fp8_e4m3(row[size_t(j)] * 448);
+        }
+      }
+    }
+    for (int64_t k = 1; k < copies; ++k) std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
+  }
+  WeightRef ref(int64_t copy) const {
+    WeightRef w;
+    w.dtype = dt, w.rows = rows, w.cols = cols;
+    w.data = data.data() + copy * matrix_bytes;
+    if (is_packed(dt)) w.group_scale = scales.data();
+    if (dt == DType::F8_E4M3) w.row_scale = scales.data();
+    return w;
+  }
+};
+
+DType fmt(int64_t i) {
+  static const DType all[] = {DType::BF16, DType::Q8G, DType::Q4G, DType::F8_E4M3, DType::F32};
+  return all[i];
+}
+
+// Args: format, out rows, in cols, tokens, matrices per iteration (experts), cold (weights
+// cycle through ≥ 1 GiB) or hot (one copy, cache resident: the kernel's compute ceiling).
+void BM_Gemm(benchmark::State& state) {
+  const DType dt = fmt(state.range(0));
+  const int64_t M = state.range(1), K = state.range(2), n = state.range(3), per = state.range(4);
+  const Weights w(dt, M, K, state.range(5) ? kWorkingSet : 0);
+  std::vector<float> x(size_t(n * K)), y(size_t(n * M));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 2001) - 1000) / 1000;
+  PreparedActs a;
+  prepare_acts(x.data(), n, K, K, dt, a);
+  int64_t c = 0;
+  for (auto _ : state) {
+    for (int64_t e = 0; e < per; ++e) {
+      gemm(pool(), a, w.ref(c), y.data(), M);
+      c = (c + 1) % w.copies;
+    }
+    benchmark::ClobberMemory();
+  }
+  const double iters = double(state.iterations());
+  state.counters["GB/s"] =
+      benchmark::Counter(double(w.matrix_bytes * per) * iters / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * n * M * K * per * iters / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(dt)) + " isa=" + isa_name(a.isa));
+}
+
+void BM_Prepare(benchmark::State& state) {
+  const DType dt = fmt(state.range(0));
+  const int64_t n = state.range(1), K = state.range(2);
+  std::vector<float> x(size_t(n * K), 0.5f);
+  PreparedActs a;
+  for (auto _ : state) prepare_acts(x.data(), n, K, K, dt, a);
+  state.SetLabel(std::string(dtype_name(dt)));
+}
+
+void decode_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < 5; ++f) {
+    b->Args({f, 4096, 4096, 1, 1, 1});
+    b->Args({f, 2048, 1024, 1, 16, 1});  // 16 experts' [2048, 1024] projections, one token each
+  }
+}
+void hot_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < 5; ++f) b->Args({f, 1024, 1024, 1, 1, 0});
+}
+void prefill_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < 5; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
+}
+BENCHMARK(BM_Gemm)
+    ->Name("Decode")
+    ->Apply(decode_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Gemm)
+    ->Name("DecodeHot")
+    ->Apply(hot_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Gemm)
+    ->Name("Prefill")
+    ->Apply(prefill_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Prepare)
+    ->Args({0, 512, 4096})
+    ->Args({1, 512, 4096})
+    ->Args({0, 1, 4096})
+    ->Args({1, 1, 4096})
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace herd
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("cpu_features", herd::cpu_features().describe());
+  benchmark::AddCustomContext("isa", herd::isa_name(herd::active_isa()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

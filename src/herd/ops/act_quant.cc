@@ -1,0 +1,141 @@
+// prepare_acts: activations converted once per input for the weight format that reads them.
+// Each row is converted on its own by the same code, so a token's prepared values (and hence its
+// outputs) do not depend on the batch around it.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "herd/ops/gemm.h"
+#include "herd/ops/gemm_internal.h"
+#include "herd/quant/formats.h"
+
+namespace herd {
+
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
+}
+
+// One row's groups of 128: scale = amax / 127, q = round-to-nearest-even(x · 127/amax), the same
+// rule as quantize_row_q8g (so weights and activations quantize alike).
+void quantize_row(const float* x, int64_t k, int64_t kpad, int8_t* q, float* scale, int32_t* sum,
+                  int64_t gstride) {
+  for (int64_t g = 0; g < kpad / kQuantGroup; ++g) {
+    const int64_t b = g * kQuantGroup, m = std::clamp<int64_t>(k - b, 0, kQuantGroup);
+    float amax = 0;
+    for (int64_t i = 0; i < m; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    int32_t s = 0;
+    for (int64_t i = 0; i < kQuantGroup; ++i) {
+      const int v = i < m ? std::clamp(int(std::nearbyint(x[b + i] * inv)), -127, 127) : 0;
+      q[b + i] = int8_t(v);
+      s += v;
+    }
+    scale[g * gstride] = amax / 127.0f;
+    sum[g * gstride] = s;
+  }
+}
+
+// The same rule with AVX-512: amax is exact, 127/amax is the same scalar, the product rounds the
+// same, and cvtps_epi32 rounds to nearest even like nearbyint — so bitwise the scalar result.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void quantize_row_avx512(
+    const float* x, int64_t k, int64_t kpad, int8_t* q, float* scale, int32_t* sum,
+    int64_t gstride) {
+  for (int64_t g = 0; g < kpad / kQuantGroup; ++g) {
+    const int64_t b = g * kQuantGroup, m = std::clamp<int64_t>(k - b, 0, kQuantGroup);
+    __m512 v[8];
+    __m512 mx = _mm512_setzero_ps();
+    for (int j = 0; j < 8; ++j) {
+      const int64_t left = m - 16 * j;
+      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
+                           : left <= 0 ? 0
+                                       : __mmask16((1u << left) - 1);
+      v[j] = _mm512_maskz_loadu_ps(mk, x + b + 16 * j);
+      mx = _mm512_max_ps(mx, _mm512_abs_ps(v[j]));
+    }
+    const float amax = _mm512_reduce_max_ps(mx);
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    __m512i s = _mm512_setzero_si512();
+    for (int j = 0; j < 8; ++j) {
+      __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v[j], _mm512_set1_ps(inv)));
+      qi = _mm512_max_epi32(_mm512_min_epi32(qi, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+      s = _mm512_add_epi32(s, qi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b + 16 * j), _mm512_cvtepi32_epi8(qi));
+    }
+    scale[g * gstride] = amax / 127.0f;
+    sum[g * gstride] = _mm512_reduce_add_epi32(s);
+  }
+}
+
+// f32_to_bf16 (round to nearest even, NaN kept quiet) 16 at a time, bit for bit.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void to_bf16_avx512(const float* x,
+                                                                                  int64_t k,
+                                                                                  uint16_t* d) {
+  for (int64_t i = 0; i < k; i += 16) {
+    const __mmask16 m = k - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - i)) - 1);
+    const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    _mm256_mask_storeu_epi16(d + i, m, _mm512_cvtepi32_epi16(r));
+  }
+}
+
+}  // namespace
+
+void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType weight_dtype,
+                  PreparedActs& out) {
+  out.weight_dtype = weight_dtype;
+  out.isa = active_isa();
+  out.n = n;
+  out.k = k;
+  const bool quant = is_packed(weight_dtype);
+  out.kpad = round_up(std::max<int64_t>(k, 1), quant ? kQuantGroup : 32);
+  const int64_t kp = out.kpad;
+  switch (weight_dtype) {
+    case DType::F32: {
+      float* d = out.f32.ensure(size_t(n * kp));
+      for (int64_t t = 0; t < n; ++t) {
+        std::memcpy(d + t * kp, x + t * x_stride, size_t(k) * 4);
+        std::fill(d + t * kp + k, d + (t + 1) * kp, 0.0f);
+      }
+      break;
+    }
+    case DType::BF16:
+    case DType::F8_E4M3: {
+      uint16_t* d = out.bf16.ensure(size_t(n * kp));
+      for (int64_t t = 0; t < n; ++t) {
+        const float* xt = x + t * x_stride;
+        uint16_t* dt = d + t * kp;
+        if (out.isa >= Isa::kAvx512)
+          to_bf16_avx512(xt, k, dt);
+        else
+          for (int64_t i = 0; i < k; ++i) dt[i] = f32_to_bf16(xt[i]);
+        std::fill(dt + k, dt + kp, uint16_t(0));
+      }
+      if (out.isa == Isa::kAmx) gemm_detail::amx_pack_bf16(out);
+      break;
+    }
+    default: {  // Q8G / Q4G
+      const int64_t G = kp / kQuantGroup;
+      int8_t* q = out.q.ensure(size_t(n * kp));
+      float* sc = out.q_scale.ensure(size_t(G * n));
+      int32_t* su = out.q_sum.ensure(size_t(G * n));
+      const bool simd = out.isa >= Isa::kAvx512;
+      for (int64_t t = 0; t < n; ++t)
+        (simd ? quantize_row_avx512 : quantize_row)(x + t * x_stride, k, kp, q + t * kp, sc + t,
+                                                    su + t, n);
+      if (out.isa == Isa::kAmx) gemm_detail::amx_pack_int8(out);
+    }
+  }
+}
+
+}  // namespace herd

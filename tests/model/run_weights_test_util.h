@@ -1,0 +1,71 @@
+// Shared by test_run_weights*.cc and test_fp8.cc: checks a run-format matrix against the values
+// it was converted from, with the bound of its format.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "herd/ops/weight.h"
+#include "herd/quant/formats.h"
+#include "herd/quant/quantize.h"
+
+namespace herd::testutil {
+
+// stored(r, c) = the source value of run element (r, c) (transposed for experts).
+inline void expect_run_matrix(const std::string& what, const WeightRef& run, DType dtype,
+                              int64_t rows, int64_t cols,
+                              const std::function<float(int64_t, int64_t)>& stored) {
+  ASSERT_EQ(run.dtype, dtype) << what << ": dtype " << dtype_name(run.dtype);
+  ASSERT_EQ(run.rows, rows) << what;
+  ASSERT_EQ(run.cols, cols) << what;
+  ASSERT_NE(run.data, nullptr) << what;
+  if (is_packed(dtype)) {
+    ASSERT_NE(run.group_scale, nullptr) << what;
+  }
+  std::vector<float> got(static_cast<size_t>(cols)), src(static_cast<size_t>(cols));
+  std::vector<uint8_t> q(static_cast<size_t>(packed_row_bytes(DType::Q8G, cols)));
+  std::vector<float> qs(static_cast<size_t>(quant_groups(cols)));
+  int64_t bad = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(run, r, got.data());
+    for (int64_t c = 0; c < cols; ++c) src[size_t(c)] = stored(r, c);
+    for (int64_t c = 0; c < cols && bad < 5; ++c) {
+      const float x = src[size_t(c)], y = got[size_t(c)];
+      bool ok = true;
+      if (dtype == DType::BF16 || dtype == DType::F32) {
+        ok = x == y;
+      } else if (is_packed(dtype)) {
+        const float scale = run.group_scale[r * quant_groups(cols) + c / kQuantGroup];
+        const float err = std::fabs(x - y), tol = scale * 0.5f * (1 + 1e-5f) + 1e-30f;
+        // Q4G's code range is [-8, 7] with scale = max/8: +max clamps to 7·scale (error scale).
+        const bool clamped = dtype == DType::Q4G && y == 7 * scale && x > 7.5f * scale;
+        ok = err <= (clamped ? scale * (1 + 1e-5f) : tol);
+      } else {
+        ok = x == y;
+      }
+      if (!ok && bad++ < 5)
+        ADD_FAILURE() << what << " [" << r << ", " << c << "]: stored " << x << ", run " << y;
+    }
+    // Bit-exact against the scalar reference quantizer of quant/formats.
+    if (is_packed(dtype)) {
+      const size_t rb = size_t(packed_row_bytes(dtype, cols));
+      if (dtype == DType::Q8G)
+        quantize_row_q8g(src.data(), cols, q.data(), qs.data());
+      else
+        quantize_row_q4g(src.data(), cols, q.data(), qs.data());
+      const auto* row = static_cast<const uint8_t*>(run.data) + size_t(r) * rb;
+      if (std::memcmp(row, q.data(), rb) != 0 && bad++ < 5)
+        ADD_FAILURE() << what << " row " << r << ": packed bytes differ from quantize_row";
+      for (int64_t g = 0; g < quant_groups(cols); ++g)
+        if (run.group_scale[r * quant_groups(cols) + g] != qs[size_t(g)] && bad++ < 5)
+          ADD_FAILURE() << what << " row " << r << " group " << g << ": scale differs";
+    }
+  }
+}
+
+}  // namespace herd::testutil

@@ -1,0 +1,265 @@
+// gemm against scalar references on awkward shapes, for every weight format and every dispatch
+// target this CPU has (forced one at a time), plus bitwise batch invariance (gemm.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "herd/ops/cpu_features.h"
+#include "herd/ops/gemm.h"
+#include "herd/quant/formats.h"
+#include "ops/ops_test_util.h"
+
+namespace herd {
+namespace {
+
+using test::Rng;
+using test::StoredMatrix;
+
+constexpr double kEps = std::numeric_limits<float>::epsilon();
+constexpr int64_t kTokens[] = {1, 2, 3, 4, 29, 30, 31, 32, 33, 34, 35};
+constexpr int64_t kK[] = {100, 258, 1000};  // not multiples of 16, 32 or 128
+constexpr int64_t kOut[] = {1, 15, 17, 33, 258};
+
+// A weight matrix in one stored format and the exact f32 values it represents.
+struct TestWeight {
+  DType dt;
+  int64_t rows, cols;
+  std::vector<uint8_t> bytes;
+  std::vector<float> scale;  // F8: per row; Q8G / Q4G: [rows, groups]
+  std::vector<float> exact;  // [rows, cols]
+
+  TestWeight(DType t, int64_t r, int64_t c, Rng& rng) : dt(t), rows(r), cols(c) {
+    const std::vector<float> v = rng.vec(size_t(r * c));
+    if (is_packed(t)) {
+      const int64_t rb = packed_row_bytes(t, c), G = quant_groups(c);
+      bytes.resize(size_t(r * rb));
+      scale.resize(size_t(r * G));
+      exact.resize(size_t(r * c));
+      for (int64_t i = 0; i < r; ++i) {
+        auto quant = t == DType::Q8G ? quantize_row_q8g : quantize_row_q4g;
+        auto deq = t == DType::Q8G ? dequantize_row_q8g : dequantize_row_q4g;
+        quant(&v[size_t(i * c)], c, &bytes[size_t(i * rb)], &scale[size_t(i * G)]);
+        deq(&bytes[size_t(i * rb)], &scale[size_t(i * G)], c, &exact[size_t(i * c)]);
+      }
+    } else {
+      const StoredMatrix m(t, r, c, v);
+      bytes = m.bytes, scale = m.scales, exact = m.exact;
+    }
+  }
+  WeightRef ref() const {
+    WeightRef w;
+    w.dtype = dt, w.data = bytes.data(), w.rows = rows, w.cols = cols;
+    if (dt == DType::F8_E4M3) w.row_scale = scale.data();
+    if (is_packed(dt)) w.group_scale = scale.data();
+    return w;
+  }
+};
+
+std::string missing_features(Isa isa) {
+  const CpuFeatures& f = cpu_features();
+  std::string m;
+  auto need = [&](bool have, const char* name) {
+    if (!have) m += std::string(m.empty() ? "" : ", ") + name;
+  };
+  if (isa >= Isa::kAvx2) need(f.avx2 && f.fma && f.f16c, "avx2/fma/f16c");
+  if (isa >= Isa::kAvx512)
+    need(f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq, "avx512f/bw/vl/dq");
+  if (isa >= Isa::kAvx512Vnni) need(f.avx512vnni, "avx512_vnni");
+  if (isa >= Isa::kAmx) {
+    need(f.amx_bf16 && f.amx_int8, "amx_bf16/amx_int8");
+    need(f.amx_usable, "AMX tile state from the OS (XCR0 / ARCH_REQ_XCOMP_PERM)");
+    need(f.avx512bf16, "avx512_bf16");
+  }
+  return m;
+}
+
+class GemmTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > detected_isa())
+      GTEST_SKIP() << isa_name(GetParam()) << ": CPU lacks " << missing_features(GetParam());
+    force_isa(GetParam());
+    ASSERT_EQ(active_isa(), GetParam());
+  }
+  void TearDown() override { force_isa(Isa::kAmx); }  // back to the detected target
+
+  // y = gemm(x) with strided x / y; checks the padding of y stays untouched.
+  std::vector<float> run(ThreadPool& pool, const TestWeight& w, const std::vector<float>& x,
+                         int64_t n, int64_t xs) {
+    const int64_t ys = w.rows + 2;
+    std::vector<float> y(size_t(n * ys), 7.0f);
+    PreparedActs a;
+    prepare_acts(x.data(), n, xs, w.cols, w.dt, a);
+    gemm(pool, a, w.ref(), y.data(), ys);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t o = w.rows; o < ys; ++o) EXPECT_EQ(y[size_t(t * ys + o)], 7.0f);
+    std::vector<float> out(size_t(n * w.rows));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t o = 0; o < w.rows; ++o) out[size_t(t * w.rows + o)] = y[size_t(t * ys + o)];
+    return out;
+  }
+};
+
+// Float formats: the kernel multiplies bf16-rounded activations (f32 for F32 weights) with the
+// stored weights exactly and accumulates in f32 over ≤ 32 lanes, then a 4-5 level tree. The
+// rounding error is bounded by (K/lanes + 5)·eps·Σ|a_i b_i| ≤ that times ‖a‖‖b‖ (Cauchy-Schwarz);
+// with random signs it behaves like √K·eps, so 20·‖a‖‖b‖·eps covers K ≤ 1000 with margin
+// (DESIGN.md tolerance rule). The reference sums in double.
+TEST_P(GemmTest, FloatFormatsMatchReference) {
+  ThreadPool pool(2);
+  Rng rng(11);
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3})
+    for (int64_t K : kK)
+      for (int64_t M : kOut) {
+        const TestWeight w(dt, M, K, rng);
+        for (int64_t n : kTokens) {
+          if (M == 258 && n > 4 && n != 35) continue;  // keep the largest shapes few
+          const int64_t xs = K + 3;
+          const std::vector<float> x = rng.vec(size_t(n * xs));
+          const std::vector<float> y = run(pool, w, x, n, xs);
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t o = 0; o < M; ++o) {
+              double ref = 0, na = 0, nb = 0;
+              for (int64_t i = 0; i < K; ++i) {
+                float xv = x[size_t(t * xs + i)];
+                if (dt != DType::F32) xv = round_bf16(xv);
+                const double wv = w.exact[size_t(o * K + i)];
+                ref += xv * wv, na += double(xv) * xv, nb += wv * wv;
+              }
+              ASSERT_NEAR(y[size_t(t * M + o)], ref, 20 * std::sqrt(na * nb) * kEps + 1e-30)
+                  << dtype_name(dt) << " K=" << K << " M=" << M << " n=" << n << " t=" << t
+                  << " o=" << o;
+            }
+        }
+      }
+}
+
+// Q8G / Q4G: group dots are exact integers, so the reference is the same math in double: the
+// only error is the f32 FMA per group (≤ eps of the running sum each), bounded by
+// 2·G·eps·Σ_g |dot_g·s_w·s_x|. Every ISA must also equal the scalar path bit for bit (gemm.h).
+TEST_P(GemmTest, QuantFormatsMatchExactGroupMath) {
+  ThreadPool pool(2);
+  Rng rng(12);
+  for (DType dt : {DType::Q8G, DType::Q4G})
+    for (int64_t K : kK)
+      for (int64_t M : kOut) {
+        const TestWeight w(dt, M, K, rng);
+        for (int64_t n : kTokens) {
+          if (M == 258 && n > 4 && n != 35) continue;
+          const int64_t xs = K + 1;
+          const std::vector<float> x = rng.vec(size_t(n * xs), 3.0f);
+          const std::vector<float> y = run(pool, w, x, n, xs);
+          force_isa(Isa::kScalar);
+          const std::vector<float> y_scalar = run(pool, w, x, n, xs);
+          force_isa(GetParam());
+          PreparedActs a;
+          prepare_acts(x.data(), n, xs, K, dt, a);
+          const int64_t G = a.groups();
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t o = 0; o < M; ++o) {
+              double ref = 0, mag = 0;
+              for (int64_t g = 0; g < G; ++g) {
+                int64_t dot = 0;
+                for (int64_t i = g * 128; i < std::min(K, (g + 1) * 128); ++i) {
+                  const double q =
+                      std::nearbyint(w.exact[size_t(o * K + i)] / w.scale[size_t(o * G + g)]);
+                  dot += int64_t(q) * a.q.data()[t * a.kpad + i];
+                }
+                const double term =
+                    double(dot) *
+                    double(float(w.scale[size_t(o * G + g)] * a.q_scale.data()[g * n + t]));
+                ref += term, mag += std::fabs(term);
+              }
+              const size_t idx = size_t(t * M + o);
+              ASSERT_NEAR(y[idx], ref, 2 * double(G) * mag * kEps + 1e-30)
+                  << dtype_name(dt) << " K=" << K << " M=" << M << " n=" << n;
+              ASSERT_EQ(y[idx], y_scalar[idx]) << "differs from scalar: " << dtype_name(dt)
+                                               << " K=" << K << " M=" << M << " n=" << n;
+            }
+        }
+      }
+}
+
+// Against the f32 product with the dequantized weights, the error is the activation rounding:
+// |x_i − q_i·s_x| ≤ s_x/2 for each element, so |Δy| ≤ Σ_g (s_x,g / 2)·Σ_{i∈g} |w_i| (+ f32 noise).
+TEST_P(GemmTest, QuantErrorBoundedByActivationQuantization) {
+  ThreadPool pool(2);
+  Rng rng(13);
+  for (DType dt : {DType::Q8G, DType::Q4G}) {
+    const int64_t K = 1000, M = 33, n = 3;
+    const TestWeight w(dt, M, K, rng);
+    const std::vector<float> x = rng.vec(size_t(n * K));
+    const std::vector<float> y = run(pool, w, x, n, K);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t o = 0; o < M; ++o) {
+        double ref = 0, bound = 0;
+        for (int64_t g = 0; g * 128 < K; ++g) {
+          double amax = 0, wsum = 0;
+          for (int64_t i = g * 128; i < std::min(K, (g + 1) * 128); ++i) {
+            amax = std::max(amax, std::fabs(double(x[size_t(t * K + i)])));
+            wsum += std::fabs(w.exact[size_t(o * K + i)]);
+            ref += double(x[size_t(t * K + i)]) * w.exact[size_t(o * K + i)];
+          }
+          bound += amax / 127 / 2 * wsum * (1 + 1e-5);
+        }
+        EXPECT_NEAR(y[size_t(t * M + o)], ref, bound + 1e-5) << dtype_name(dt);
+      }
+  }
+}
+
+// A token's outputs are bitwise the same alone (decode) as inside a batch of 35, at any
+// position, with 1 or 2 threads.
+TEST_P(GemmTest, BatchInvariantBitwise) {
+  ThreadPool one(1), two(2);
+  Rng rng(14);
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q8G, DType::Q4G}) {
+    const int64_t K = 1000, M = 258, n = 35;
+    const TestWeight w(dt, M, K, rng);
+    const std::vector<float> x = rng.vec(size_t(n * K));
+    const std::vector<float> y2 = run(two, w, x, n, K);
+    EXPECT_EQ(run(one, w, x, n, K), y2) << dtype_name(dt) << " 1 vs 2 threads";
+    for (int64_t t = 0; t < n; ++t) {
+      const std::vector<float> xt(x.begin() + t * K, x.begin() + (t + 1) * K);
+      for (ThreadPool* p : {&one, &two}) {
+        const std::vector<float> yt = run(*p, w, xt, 1, K);
+        for (int64_t o = 0; o < M; ++o)
+          ASSERT_EQ(yt[size_t(o)], y2[size_t(t * M + o)])
+              << dtype_name(dt) << " token " << t << " row " << o << " threads " << p->size();
+      }
+    }
+    // Inside another batch, at another position (3 tokens before it).
+    const std::vector<float> x5(x.begin() + 27 * K, x.begin() + 32 * K);
+    const std::vector<float> y5 = run(two, w, x5, 5, K);
+    for (int64_t o = 0; o < 5 * M; ++o) ASSERT_EQ(y5[size_t(o)], y2[size_t(27 * M + o)]);
+  }
+}
+
+// Every E4M3 code (but the two NaNs) through each path's fp8 conversion: row r holds code r in
+// column 0, x = e_0, so y[r] must be exactly fp8(r) · row_scale[r].
+TEST_P(GemmTest, Fp8EveryCodeExact) {
+  ThreadPool pool(1);
+  const int64_t K = 40;
+  std::vector<uint8_t> w(size_t(256 * K), 0);
+  std::vector<float> scale(256, 0.5f), x(size_t(K), 0.0f), y(256);
+  for (int r = 0; r < 256; ++r) w[size_t(r * K)] = uint8_t(r == 0x7f || r == 0xff ? 0 : r);
+  x[0] = 1.0f;
+  WeightRef wr;
+  wr.dtype = DType::F8_E4M3, wr.data = w.data(), wr.rows = 256, wr.cols = K;
+  wr.row_scale = scale.data();
+  PreparedActs a;
+  prepare_acts(x.data(), 1, K, K, DType::F8_E4M3, a);
+  gemm(pool, a, wr, y.data(), 256);
+  for (int r = 0; r < 256; ++r)
+    EXPECT_EQ(y[size_t(r)], fp8_e4m3_to_f32(w[size_t(r * K)]) * 0.5f) << "code " << r;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, GemmTest,
+                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni,
+                                           Isa::kAmx),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+}  // namespace
+}  // namespace herd
