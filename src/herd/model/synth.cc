@@ -153,6 +153,17 @@ std::pair<double, double> synth_init(const TensorSpec& spec, const Llama4Config&
         return {0.0, kSynthVisionSmallStd};
       return {0.0, kSynthLinearGain / std::sqrt(fan_in)};
     }
+    case TensorRole::kAttnO:
+    case TensorRole::kExpertsDown:
+    case TensorRole::kSharedDown:
+    case TensorRole::kDenseDown: {
+      // Projections back into the residual stream are scaled by 1/sqrt(2L) (GPT-2's scaled
+      // init): each layer adds a modest update to the stream, as in trained models, instead of
+      // every layer replacing it — which made random models chaotic, so that rounding noise
+      // flipped router choices and final tokens far more than it does in real checkpoints.
+      const double L = double(std::max<int64_t>(cfg.text.num_hidden_layers, 1));
+      return {0.0, kSynthLinearGain / std::sqrt(fan_in) / std::sqrt(2.0 * L)};
+    }
     default:
       // Every other tensor is a projection whose input dimension is shape[1]: [out, in] for
       // nn.Linear, [E, in, out] for the fused experts.
