@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "herd/ops/matmul.h"
 
@@ -22,11 +23,15 @@ void attention(const AttentionShape& s, const float* q, int64_t q_pos, const flo
     float* oh = out + h * hd;
     std::fill_n(oh, hd, 0.0f);
 
-    // Masks come from absolute positions, causal and (chunk_size > 0) same-chunk (spec §7.5).
+    // Masks come from absolute positions, causal and (chunk_size > 0) same-chunk (spec §7.5):
+    // attention_allowed(q, k, c) == (lo <= k <= q) with lo the start of q's chunk, computed
+    // once here instead of two divisions per key.
+    const int64_t lo = s.chunk_size > 0 ? q_pos / s.chunk_size * s.chunk_size : INT64_MIN;
+    auto allowed = [&](int64_t kp) { return kp <= q_pos && kp >= lo; };
     float mx = -INFINITY;
     bool any = false;
     for (int64_t j = 0; j < n_keys; ++j) {
-      if (!attention_allowed(q_pos, key_pos[j], s.chunk_size)) continue;
+      if (!allowed(key_pos[j])) continue;
       const float sc = dot_f32(qh, k + j * kv_stride + kv_off, hd) * s.scale;
       scratch[j] = sc;
       mx = any ? std::max(mx, sc) : sc;
@@ -36,7 +41,7 @@ void attention(const AttentionShape& s, const float* q, int64_t q_pos, const flo
 
     float sum = 0.0f;
     for (int64_t j = 0; j < n_keys; ++j) {
-      if (!attention_allowed(q_pos, key_pos[j], s.chunk_size)) continue;
+      if (!allowed(key_pos[j])) continue;
       const float p = std::exp(scratch[j] - mx);
       sum += p;
       const float* vj = v + j * kv_stride + kv_off;
