@@ -53,7 +53,7 @@ const CASES = {
   tiny: { preset: "tiny", shards: 2, prompts: [SHORT, LONG_PROMPT] },
   // Maverick in miniature, single-file checkpoint: 128 experts (QK-norm off), dense layers, no
   // rope scaling. The router's top-1 is mostly a function of the token, so reaching all 128
-  // experts takes many distinct tokens: vocab 8192 (with the preset's 277, ~10 experts per
+  // experts takes many distinct tokens: vocab 8192 (with the preset's 277, 10-16 experts per
   // layer are never chosen even over 8400 tokens); the long prompt gives the thousands.
   "tiny-interleaved": {
     preset: "tiny-interleaved", shards: 1, vocab: 8192, prompts: [SHORT, LONG_PROMPT],

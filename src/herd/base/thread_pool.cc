@@ -83,7 +83,7 @@ void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
   }
   job_.store(&fn, std::memory_order_release);
   pending_.store(n_threads_ - 1, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.fetch_add(1);  // seq_cst: pairs with the sleeper count (Dekker)
   if (sleepers_.load() > 0) {
     // Taking the lock orders this wake-up after a sleeper's last check of the generation.
     std::lock_guard<std::mutex> lk(mu_);
