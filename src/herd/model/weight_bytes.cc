@@ -15,7 +15,8 @@ int64_t weight_bytes(const WeightRef& w) {
 
 int64_t decode_bytes_per_token(const LoadedModel& m) {
   const Llama4TextConfig& c = m.config.text;
-  const TextWeights& t = m.text;
+  // The fast path reads the run-format weights when the model has them.
+  const TextWeights& t = m.has_run ? m.run : m.text;
   const int64_t H = c.hidden_size;
   int64_t b = weight_bytes(t.embed) / std::max<int64_t>(t.embed.rows, 1);  // one row
   b += weight_bytes(t.lm_head) + H * 4;
@@ -26,7 +27,7 @@ int64_t decode_bytes_per_token(const LoadedModel& m) {
     if (c.layer_kind(i).moe) {
       const int64_t E = std::max<int64_t>(c.num_local_experts, 1);
       b += weight_bytes(l.router);
-      b += (weight_bytes(l.experts_gate_up) + weight_bytes(l.experts_down)) / E;
+      b += (weight_bytes(l.experts_gate_up) + weight_bytes(l.experts_down)) / E;  // one expert
       b += weight_bytes(l.shared_gate) + weight_bytes(l.shared_up) + weight_bytes(l.shared_down);
     } else {
       b += weight_bytes(l.dense_gate) + weight_bytes(l.dense_up) + weight_bytes(l.dense_down);

@@ -11,7 +11,7 @@ namespace herd {
 int64_t weight_bytes(const WeightRef& w);
 // Weight bytes one decoded token reads: per layer attention + norms + (router + one routed
 // expert (the average expert) + shared expert | dense FFN), final norm, lm_head, one embedding
-// row. The roofline of decode is this divided by the memory bandwidth.
+// row, in the run format when the model has one (else as stored). The roofline of decode is this divided by the memory bandwidth.
 int64_t decode_bytes_per_token(const LoadedModel& m);
 
 }  // namespace herd
