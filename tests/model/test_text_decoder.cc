@@ -7,6 +7,7 @@
 #include <map>
 #include <numeric>
 
+#include "herd/model/run_weights.h"
 #include "herd/model/synth.h"
 #include "herd/model/text.h"
 #include "herd/runtime/kv_cache.h"
@@ -167,6 +168,54 @@ INSTANTIATE_TEST_SUITE_P(Presets, Decoder, ::testing::Values("tiny", "tiny-inter
                              if (c == '-') c = '_';
                            return s;
                          });
+
+}  // namespace
+}  // namespace herd
+
+// The fast path (--precision auto) keeps the decoder's invariants: prefill == decode and batch
+// invariance, bit for bit (every kernel gives each row the same reduction order whatever the
+// batch; see ops/gemm.h).
+namespace herd {
+namespace {
+
+class FastDecoder : public ::testing::TestWithParam<std::tuple<std::string, QuantMode>> {};
+
+TEST_P(FastDecoder, PrefillEqualsDecodeAndBatchInvariant) {
+  const auto& [preset, quant] = GetParam();
+  const LoadedModel& ref = tiny_model(preset, 8);
+  auto loaded = load_model(ref.dir);
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
+  LoadedModel m = std::move(loaded).value();
+  ThreadPool pool(2);
+  QuantOptions q;
+  q.mode = quant;
+  q.progress = false;
+  ASSERT_TRUE(prepare_run_weights(m, q, pool).is_ok());
+  TextDecoder dec(m, pool, Precision::kAuto);
+  ASSERT_EQ(dec.precision(), Precision::kAuto);
+  const int64_t V = dec.vocab_size(), n = 20;
+  auto tokens = some_tokens(n, V, 9);
+  std::vector<int64_t> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  std::vector<float> prefill(size_t(n * V)), step(size_t(n * V));
+  Sequence a(dec, 512), b(dec, 512);
+  ASSERT_TRUE(a.append(tokens, all, prefill.data()).is_ok());
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_TRUE(b.append_last({&tokens[size_t(i)], 1}, &step[size_t(i * V)]).is_ok());
+  for (size_t j = 0; j < prefill.size(); ++j) ASSERT_EQ(prefill[j], step[j]) << j;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    RunFormats, FastDecoder,
+    ::testing::Combine(::testing::Values("tiny", "tiny-interleaved"),
+                       ::testing::Values(QuantMode::kBF16, QuantMode::kInt8, QuantMode::kInt4All)),
+    [](const auto& info) {
+      std::string s = std::get<0>(info.param) + "_" +
+                      std::string(quant_mode_name(std::get<1>(info.param)));
+      for (char& c : s)
+        if (c == '-') c = '_';
+      return s;
+    });
 
 }  // namespace
 }  // namespace herd

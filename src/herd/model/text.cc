@@ -5,6 +5,7 @@
 
 #include "herd/ops/activation.h"
 #include "herd/ops/attention.h"
+#include "herd/ops/attention_fast.h"
 #include "herd/ops/matmul.h"
 #include "herd/ops/norm.h"
 #include "herd/ops/rope.h"
@@ -144,8 +145,10 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
       const BatchToken& bt = batch[size_t(t)];
       const KvView kv = caches[size_t(bt.seq)]->view(layer);
       const int64_t g = h / group;
-      herd::attention(shape, &q_[t * qd + h * hd], bt.pos, kv.k + g * hd, kv.v + g * hd,
-                      kv.stride, kv.pos, kv.n, &attn_[t * qd + h * hd], scratch_[size_t(ith)].data());
+      (fast_ ? attention_fast : herd::attention)(shape, &q_[t * qd + h * hd], bt.pos,
+                                                 kv.k + g * hd, kv.v + g * hd, kv.stride, kv.pos,
+                                                 kv.n, &attn_[t * qd + h * hd],
+                                                 scratch_[size_t(ith)].data());
     }
   });
 }
