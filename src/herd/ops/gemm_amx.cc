@@ -194,13 +194,16 @@ HERD_AMX void unpack_q4(const uint8_t* w, int64_t rb, int64_t nr, int64_t g, uin
 
 // One group's epilogue: acc[o][t] = fma(float(dot − bias·Σq_x), s_w[o]·s_x[t], acc) (q_group_fma).
 template <int kShift>
-HERD_AMX inline void group_epilogue(const int32_t* c, const float* ws, int64_t G, __m512i xsum,
-                                    __m512 xsc, __m512* acc) {
+// Rows o >= nr of a tail block do not exist: their scale is taken as 0 (never read past the
+// weight's scale array) and write_out drops them.
+HERD_AMX inline void group_epilogue(const int32_t* c, const float* ws, int64_t G, int64_t nr,
+                                    __m512i xsum, __m512 xsc, __m512* acc) {
   const __m512i bias = _mm512_slli_epi32(xsum, kShift);
 #pragma GCC unroll 16
   for (int o = 0; o < 16; ++o) {
     const __m512i d = _mm512_sub_epi32(_mm512_load_si512(c + o * 16), bias);
-    acc[o] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_set1_ps(ws[o * G]), xsc),
+    const float w_scale = o < nr ? ws[o * G] : 0.0f;
+    acc[o] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(_mm512_set1_ps(w_scale), xsc),
                              acc[o]);
   }
 }
@@ -267,7 +270,7 @@ HERD_AMX void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0
           if (gg > g) HERD_TSTORE(1, cbuf[1], 64);
           const __m512i xs = _mm512_maskz_loadu_epi32(tm, a.q_sum.data() + gg * a.n + tb);
           const __m512 xsc = _mm512_maskz_loadu_ps(tm, a.q_scale.data() + gg * a.n + tb);
-          group_epilogue<kShift>(cbuf[gg - g], ws + gg, G, xs, xsc, acc);
+          group_epilogue<kShift>(cbuf[gg - g], ws + gg, G, nr, xs, xsc, acc);
         }
       }
       for (int o = 0; o < 16; ++o) _mm512_store_ps(out + o * 16, acc[o]);
