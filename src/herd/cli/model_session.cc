@@ -97,7 +97,13 @@ void Utf8Printer::emit(const std::string& s) {
 
 bool Utf8Printer::print(int32_t token) {
   auto piece = decoder_.push(token);
-  if (!piece) return false;
+  if (!piece) {
+    // The model's vocabulary is larger than its tokenizer's (e.g. a synthetic `bench` model with
+    // the byte-level fallback): say so instead of stopping silently.
+    std::fprintf(stderr, "\nherd: error: cannot print generated token: %s\n",
+                 piece.status().message().c_str());
+    return false;
+  }
   emit(*piece);
   return true;
 }

@@ -85,18 +85,6 @@ WeightRef* weight_slot(TextWeights& tw, const TensorSpec& s) {
   }
 }
 
-std::vector<float>* norm_slot(TextWeights& tw, const TensorSpec& s) {
-  switch (s.role) {
-    case TensorRole::kAttnNorm:
-      return &tw.layers[size_t(s.layer)].attn_norm;
-    case TensorRole::kFfnNorm:
-      return &tw.layers[size_t(s.layer)].ffn_norm;
-    case TensorRole::kFinalNorm:
-      return &tw.final_norm;
-    default:
-      return nullptr;
-  }
-}
 
 // compressed-tensors `ignore`: exact module names or "re:"-prefixed regexes (full match).
 struct IgnoreList {
@@ -208,7 +196,7 @@ Status load_per_expert_checkpoint(LoadedModel& m) {
             s.name, dtype_name(v->dtype), ignored ? "lists" : "does not list");
     }
     if (s.expert >= 0) continue;  // per-expert: read by prepare_run/reference_weights
-    if (std::vector<float>* n = norm_slot(m.text, s)) {
+    if (std::vector<float>* n = norm_of(m.text, s)) {
       n->resize(size_t(v->numel()));
       dequantize_row(WeightRef{v->dtype, v->data, 1, v->numel(), nullptr, nullptr}, 0, n->data());
     } else if (WeightRef* slot = weight_slot(m.text, s)) {

@@ -10,6 +10,7 @@
 
 #include "herd/base/progress.h"
 #include "herd/base/thread_pool.h"
+#include "herd/model/tensor_table.h"
 #include "herd/model/weights.h"
 
 namespace herd::run_internal {
@@ -69,5 +70,20 @@ Result<const TensorView*> find_fp8_scale(const LoadedModel& m, const std::string
 Result<const float*> fp8_row_scales(LoadedModel& m, const std::string& weight_name, int64_t rows);
 
 void count_conversion();
+
+// The f32 norm-gain vector of `tw` a norm tensor of the table fills (nullptr for other roles).
+template <typename TW>
+auto* norm_of(TW& tw, const TensorSpec& s) {
+  switch (s.role) {
+    case TensorRole::kAttnNorm:
+      return &tw.layers[size_t(s.layer)].attn_norm;
+    case TensorRole::kFfnNorm:
+      return &tw.layers[size_t(s.layer)].ffn_norm;
+    case TensorRole::kFinalNorm:
+      return &tw.final_norm;
+    default:
+      return static_cast<decltype(&tw.final_norm)>(nullptr);
+  }
+}
 
 }  // namespace herd::run_internal

@@ -80,19 +80,6 @@ auto* run_weight(TW& tw, const TensorSpec& s) {
   }
 }
 
-template <typename TW>
-auto* run_norm(TW& tw, const TensorSpec& s) {
-  switch (s.role) {
-    case TensorRole::kAttnNorm:
-      return &tw.layers[size_t(s.layer)].attn_norm;
-    case TensorRole::kFfnNorm:
-      return &tw.layers[size_t(s.layer)].ffn_norm;
-    case TensorRole::kFinalNorm:
-      return &tw.final_norm;
-    default:
-      return static_cast<decltype(&tw.final_norm)>(nullptr);
-  }
-}
 
 Status copy_side_files(const std::string& from, const std::string& to) {
   // Everything but the weights and config.json (rewritten): generation config, tokenizer and
@@ -186,7 +173,7 @@ Status save_prequantized(const LoadedModel& m, const std::string& out_dir, int s
     tensors.push_back(std::move(w));
   };
   for (const TensorSpec& s : text_tensor_table(m.config)) {
-    if (const auto* n = run_norm(m.run, s)) {
+    if (const auto* n = run_internal::norm_of(m.run, s)) {
       add(s.name, DType::F32, {int64_t(n->size())}, n->data());
       continue;
     }
@@ -231,7 +218,7 @@ Status load_prequantized(LoadedModel& m) {
   m.run.layers.resize(size_t(m.config.text.num_hidden_layers));
   const Llama4TextConfig& t = m.config.text;
   for (const TensorSpec& s : text_tensor_table(m.config)) {
-    if (auto* n = run_norm(m.run, s)) {
+    if (auto* n = run_internal::norm_of(m.run, s)) {
       HERD_ASSIGN_OR_RETURN(const TensorView* v, find_checked(m, s.name, s.shape));
       n->resize(size_t(v->numel()));
       dequantize_row(WeightRef{v->dtype, v->data, 1, v->numel(), nullptr, nullptr}, 0, n->data());

@@ -20,7 +20,8 @@ Status check_dtype(const std::string& dir, const TensorView& v) {
       break;
     case DType::F8_E4M3:
       return make_error(
-          "model dir {}: tensor '{}' ({}) is F8_E4M3: FP8 weights are not supported yet", dir,
+          "model dir {}: tensor '{}' ({}) is F8_E4M3 outside the layout herd reads for FP8 "
+          "(compressed-tensors: per-expert Linear weights with a .weight_scale each)", dir,
           v.name, v.file);
     default:
       return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32",
