@@ -7,11 +7,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "herd/ops/attention_fast.h"
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/quant/formats.h"
@@ -199,6 +202,94 @@ BENCHMARK(BM_Prepare)
     ->Args({1, 512, 4096})
     ->Args({0, 1, 4096})
     ->Args({1, 1, 4096})
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- attention: the decoder's shape (head_dim 128, 8 query heads on 2 kv heads, chunk 8192) ----
+
+struct AttentionCase {
+  AttentionShape s{8, 2, 128, 1.0f / std::sqrt(128.0f), 8192};
+  int64_t n_keys = 0, n_queries = 0, qd = 0, kvd = 0;
+  std::vector<float> q, k, v, out;
+  std::vector<int64_t> key_pos, q_pos;
+
+  // n_keys cached tokens at positions 0.., and the last n_queries of them as queries (prefill:
+  // all of them, causal; decode: the last one).
+  AttentionCase(int64_t keys, int64_t queries, int64_t chunk) : n_keys(keys), n_queries(queries) {
+    s.chunk_size = chunk;
+    qd = s.n_heads * s.head_dim, kvd = s.n_kv_heads * s.head_dim;
+    q.resize(size_t(n_queries * qd)), out.resize(q.size());
+    k.resize(size_t(n_keys * kvd)), v.resize(k.size());
+    uint64_t r = 7;
+    auto next = [&] {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      return float(int64_t(r >> 40) - (1 << 23)) / float(1 << 23);
+    };
+    for (auto* a : {&q, &k, &v})
+      for (float& x : *a) x = next();
+    for (int64_t j = 0; j < n_keys; ++j) key_pos.push_back(j);
+    for (int64_t t = 0; t < n_queries; ++t) q_pos.push_back(n_keys - n_queries + t);
+  }
+  // attention_fast once per (token, query head), as model/text.cc calls it.
+  void run_per_head(std::vector<float>& scratch) {
+    AttentionShape one = s;
+    one.n_heads = one.n_kv_heads = 1;
+    const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+    for (int64_t t = 0; t < n_queries; ++t)
+      for (int64_t h = 0; h < s.n_heads; ++h)
+        attention_fast(one, &q[size_t(t * qd + h * hd)], q_pos[size_t(t)],
+                       &k[size_t(h / group * hd)], &v[size_t(h / group * hd)], kvd, key_pos.data(),
+                       n_keys, &out[size_t(t * qd + h * hd)], scratch.data());
+  }
+  // attention_group_fast once per (kv head, block of `block` query tokens).
+  void run_grouped(int64_t block, AttentionScratch& scratch) {
+    for (int64_t t0 = 0; t0 < n_queries; t0 += block)
+      for (int64_t g = 0; g < s.n_kv_heads; ++g) {
+        AttentionQueries a;
+        a.q = &q[size_t(t0 * qd)], a.q_stride = qd, a.pos = &q_pos[size_t(t0)];
+        a.n = std::min(block, n_queries - t0), a.out = &out[size_t(t0 * qd)], a.out_stride = qd;
+        attention_group_fast(s, g, a, k.data(), v.data(), kvd, key_pos.data(), n_keys, scratch);
+      }
+  }
+};
+
+// Single-threaded. Args: tokens in the cache, query tokens (the last ones), queries per call
+// (0: the per-(token, head) attention_fast loop the decoder runs today), chunk size (0: a NoPE
+// layer's global attention).
+void BM_Attention(benchmark::State& state) {
+  AttentionCase c(state.range(0), state.range(1), state.range(3));
+  const int64_t block = state.range(2);
+  std::vector<float> scratch(size_t(c.n_keys));
+  AttentionScratch group_scratch;
+  for (auto _ : state) {
+    if (block == 0)
+      c.run_per_head(scratch);
+    else
+      c.run_grouped(block, group_scratch);
+    benchmark::DoNotOptimize(c.out.data());
+  }
+  state.SetLabel(std::string(block == 0 ? "per (token, head)" : "per (group, block)") +
+                 " isa=" + isa_name(active_isa()));
+}
+BENCHMARK(BM_Attention)
+    ->Name("AttentionPrefill")
+    ->ArgNames({"keys", "queries", "block", "chunk"})
+    ->Args({512, 512, 0, 8192})
+    ->Args({512, 512, 8, 8192})
+    ->Args({512, 512, 16, 8192})
+    ->Args({512, 512, 32, 8192})
+    ->Args({512, 512, 64, 8192})
+    ->Args({512, 512, 128, 8192})
+    ->Args({512, 512, 512, 8192})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention)
+    ->Name("AttentionDecode")
+    ->ArgNames({"keys", "queries", "block", "chunk"})
+    ->Args({512, 1, 0, 8192})
+    ->Args({512, 1, 1, 8192})
+    ->Args({4096, 1, 0, 8192})
+    ->Args({4096, 1, 1, 8192})
+    ->Args({100000, 1, 0, 0})
+    ->Args({100000, 1, 1, 0})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -38,6 +38,8 @@ void TextDecoder::resize(int64_t n) {
   grow(router_, n * std::max<int64_t>(cfg_.num_local_experts, 1));
   grow(xe_, n * H);
   grow(ye_, n * H);
+  grow(eg_, n * 2 * I);
+  grow(eh_, n * I);
 }
 
 Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
@@ -76,8 +78,10 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
     // 2.9-2.11 feed-forward block.
     for (int64_t t = 0; t < n; ++t) rms_norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps);
     emit("ffn_norm", i, xn_.data(), H);
-    if (cfg_.layer_kind(i).moe) moe(i, n);
-    else dense_mlp(i, n);
+    if (cfg_.layer_kind(i).moe)
+      moe(i, n);
+    else
+      dense_mlp(i, n);
     emit("ffn_out", i, ffn_out_.data(), H);
     for (int64_t j = 0; j < n * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
     emit("l_out", i, h_.data(), H);
@@ -100,9 +104,17 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
   const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads;
   const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
   const float eps = float(cfg_.rms_norm_eps);
-  linear(xn_.data(), n, H, lw.wq, q_.data(), qd);
-  linear(xn_.data(), n, H, lw.wk, k_.data(), kvd, /*reuse=*/true);
-  linear(xn_.data(), n, H, lw.wv, v_.data(), kvd, /*reuse=*/true);
+  if (fast_) {  // one parallel section for the three projections
+    prepare(xn_.data(), n, H, lw.wq, acts_);
+    const GemmJob jobs[] = {{&acts_, lw.wq, q_.data(), qd},
+                            {&acts_, lw.wk, k_.data(), kvd},
+                            {&acts_, lw.wv, v_.data(), kvd}};
+    gemm_multi(pool_, jobs, 3);
+  } else {
+    linear(xn_.data(), n, H, lw.wq, q_.data(), qd);
+    linear(xn_.data(), n, H, lw.wk, k_.data(), kvd);
+    linear(xn_.data(), n, H, lw.wv, v_.data(), kvd);
+  }
   for (int64_t t = 0; t < n; ++t) {
     const int64_t pos = batch[size_t(t)].pos;
     float* q = &q_[t * qd];
@@ -125,19 +137,46 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
     const BatchToken& b = batch[size_t(t)];
     caches[size_t(b.seq)]->store(layer, b.pos, &k_[t * kvd], &v_[t * kvd]);
   }
-  int64_t max_keys = 0;
-  for (KvCache* c : caches)
-    if (c) max_keys = std::max(max_keys, c->view(layer).n);
-  for (auto& s : scratch_)
-    if (int64_t(s.size()) < max_keys) s.resize(size_t(max_keys));
-
-  // One work item per (token, query head); heads of a GQA group read the same kv head.
   AttentionShape shape;
-  shape.n_heads = 1;
-  shape.n_kv_heads = 1;
+  shape.n_heads = nh;
+  shape.n_kv_heads = nkv;
   shape.head_dim = hd;
   shape.scale = 1.0f / std::sqrt(float(hd));
   shape.chunk_size = kind.chunked ? cfg_.attention_chunk_size : 0;
+  if (fast_) {
+    // Work items: (block of ≤ kBlock consecutive tokens of one sequence, kv head). The queries of
+    // a block and the heads of a GQA group share each key block (ops/attention_fast.h).
+    constexpr int64_t kBlock = 32;
+    att_items_.clear();
+    for (int64_t t = 0; t < n;) {
+      int64_t e = t + 1;
+      while (e < n && e - t < kBlock && batch[size_t(e)].seq == batch[size_t(t)].seq) ++e;
+      for (int64_t g = 0; g < nkv; ++g) att_items_.push_back({t, e, g});
+      t = e;
+    }
+    q_pos_.resize(size_t(n));
+    for (int64_t t = 0; t < n; ++t) q_pos_[size_t(t)] = batch[size_t(t)].pos;
+    if (att_scratch_.size() < size_t(pool_.size())) att_scratch_.resize(size_t(pool_.size()));
+    pool_.parallel_for(att_items_.size(), 1, [&](size_t b, size_t e, int ith) {
+      for (size_t i = b; i < e; ++i) {
+        const AttItem& it = att_items_[i];
+        const KvView kv = caches[size_t(batch[size_t(it.t0)].seq)]->view(layer);
+        AttentionQueries qs{&q_[it.t0 * qd],    qd, &q_pos_[size_t(it.t0)], it.t1 - it.t0,
+                            &attn_[it.t0 * qd], qd};
+        attention_group_fast(shape, it.g, qs, kv.k, kv.v, kv.stride, kv.pos, kv.n,
+                             att_scratch_[size_t(ith)]);
+      }
+    });
+    return;
+  }
+  int64_t max_keys = 0;
+  for (KvCache* c : caches)
+    if (c) max_keys = std::max(max_keys, c->view(layer).n);
+  for (auto& sc : scratch_)
+    if (int64_t(sc.size()) < max_keys) sc.resize(size_t(max_keys));
+  // Reference: one work item per (token, query head); heads of a GQA group read one kv head.
+  AttentionShape one = shape;
+  one.n_heads = one.n_kv_heads = 1;
   const int64_t group = nh / nkv;
   pool_.parallel_for(size_t(n * nh), 1, [&](size_t b, size_t e, int ith) {
     for (size_t item = b; item < e; ++item) {
@@ -145,10 +184,8 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
       const BatchToken& bt = batch[size_t(t)];
       const KvView kv = caches[size_t(bt.seq)]->view(layer);
       const int64_t g = h / group;
-      (fast_ ? attention_fast : herd::attention)(shape, &q_[t * qd + h * hd], bt.pos,
-                                                 kv.k + g * hd, kv.v + g * hd, kv.stride, kv.pos,
-                                                 kv.n, &attn_[t * qd + h * hd],
-                                                 scratch_[size_t(ith)].data());
+      herd::attention(one, &q_[t * qd + h * hd], bt.pos, kv.k + g * hd, kv.v + g * hd, kv.stride,
+                      kv.pos, kv.n, &attn_[t * qd + h * hd], scratch_[size_t(ith)].data());
     }
   });
 }
@@ -157,93 +194,136 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
 // expert (spec §3.2). Tokens are grouped by expert: one product per active expert.
 void TextDecoder::moe(int layer, int64_t n) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
-  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, E = cfg_.num_local_experts;
-  linear(xn_.data(), n, H, lw.router, router_.data(), E);
-  std::vector<RouterChoice> choice(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) choice[size_t(t)] = router_top1(&router_[t * E], E);
+  const int64_t H = cfg_.hidden_size, E = cfg_.num_local_experts;
+  if (fast_) {  // the router is E rows: cheaper on this thread than a parallel section
+    prepare(xn_.data(), n, H, lw.router, acts_);
+    gemm_serial(acts_, lw.router, router_.data(), E);
+  } else {
+    linear(xn_.data(), n, H, lw.router, router_.data(), E);
+  }
+  choice_.resize(size_t(n));
+  for (int64_t t = 0; t < n; ++t) choice_[size_t(t)] = router_top1(&router_[t * E], E);
   if (trace_ && *trace_) {
     expert_ids_.resize(size_t(n));
-    for (int64_t t = 0; t < n; ++t) expert_ids_[size_t(t)] = float(choice[size_t(t)].expert);
+    for (int64_t t = 0; t < n; ++t) expert_ids_[size_t(t)] = float(choice_[size_t(t)].expert);
     (*trace_)("expert", layer, expert_ids_.data(), n, 1);
   }
+  // Rows grouped by expert: rows_[first_[e] .. first_[e+1]) are expert e's tokens, and row j of
+  // xe_ is token rows_[j]'s input scaled by its router weight.
+  first_.assign(size_t(E + 1), 0);
+  for (int64_t t = 0; t < n; ++t) ++first_[size_t(choice_[size_t(t)].expert + 1)];
+  for (int64_t e = 0; e < E; ++e) first_[size_t(e + 1)] += first_[size_t(e)];
+  rows_.resize(size_t(n));
+  std::vector<int64_t>& fill = fill_;
+  fill.assign(first_.begin(), first_.end() - 1);
+  for (int64_t t = 0; t < n; ++t) rows_[size_t(fill[size_t(choice_[size_t(t)].expert)]++)] = t;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t t = rows_[size_t(j)];
+    const float wgt = choice_[size_t(t)].weight;
+    for (int64_t c = 0; c < H; ++c) xe_[j * H + c] = wgt * xn_[t * H + c];
+  }
+  if (fast_) {
+    moe_fast(layer, n);
+    return;
+  }
   for (int64_t e = 0; e < E; ++e) {
-    rows_.clear();
-    for (int64_t t = 0; t < n; ++t)
-      if (choice[size_t(t)].expert == e) rows_.push_back(t);
-    if (rows_.empty()) continue;
-    const int64_t m = int64_t(rows_.size());
-    for (int64_t j = 0; j < m; ++j) {
-      const int64_t t = rows_[size_t(j)];
-      const float wgt = choice[size_t(t)].weight;
-      for (int64_t c = 0; c < H; ++c) xe_[j * H + c] = wgt * xn_[t * H + c];
-    }
-    if (fast_) moe_fast(layer, m, rows_, e);
-    else moe_reference(layer, m, rows_, e);
+    const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
+    if (m > 0) moe_reference(layer, e, b, m);
   }
   // Shared expert on the same normalized input, unweighted; y = shared + routed.
+  const int64_t I = cfg_.intermediate_size;
   linear(xn_.data(), n, H, lw.shared_gate, gate_.data(), I);
-  linear(xn_.data(), n, H, lw.shared_up, up_.data(), I, /*reuse=*/true);
+  linear(xn_.data(), n, H, lw.shared_up, up_.data(), I);
   swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
   linear(gate_.data(), n, I, lw.shared_down, ye_.data(), H);
   for (int64_t j = 0; j < n * H; ++j) ffn_out_[size_t(j)] = ye_[size_t(j)] + ffn_out_[size_t(j)];
 }
 
-// Stored layout: gate_up_proj [H, 2I] and down_proj [I, H] per expert, input-major.
-void TextDecoder::moe_reference(int layer, int64_t m, const std::vector<int64_t>& rows,
-                                int64_t e) {
+// Stored layout: gate_up_proj [H, 2I] and down_proj [I, H] per expert, input-major. Expert e's
+// m tokens are rows [b, b+m) of xe_; outputs go to their tokens' rows of ffn_out_.
+void TextDecoder::moe_reference(int layer, int64_t e, int64_t b, int64_t m) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
   const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
-  const WeightRef down = lw.experts_down.row_slice(e * I, I);         // [I, H]
-  matmul_in_major(pool_, xe_.data(), m, H, gate_up, 0, I, gate_.data(), I);
-  matmul_in_major(pool_, xe_.data(), m, H, gate_up, I, I, up_.data(), I);
+  const WeightRef down = lw.experts_down.row_slice(e * I, I);        // [I, H]
+  const float* x = &xe_[b * H];
+  matmul_in_major(pool_, x, m, H, gate_up, 0, I, gate_.data(), I);
+  matmul_in_major(pool_, x, m, H, gate_up, I, I, up_.data(), I);
   swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
   matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
-  for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows[size_t(j)] * H]);
+  for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows_[size_t(b + j)] * H]);
 }
 
-// Run layout: per expert one [2I, H] matrix (gate rows then up rows): gate and up in one product.
-void TextDecoder::moe_fast(int layer, int64_t m, const std::vector<int64_t>& rows, int64_t e) {
+// Run layout: per expert one [2I, H] matrix (gate rows then up rows). Every active expert's
+// gate/up and the shared expert's gate and up are one parallel section; all down projections a
+// second one.
+void TextDecoder::moe_fast(int layer, int64_t n) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
-  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
-  const WeightRef gate_up = lw.experts_gate_up.row_slice(e * 2 * I, 2 * I);  // [2I, H]
-  const WeightRef down = lw.experts_down.row_slice(e * H, H);                // [H, I]
-  linear(xe_.data(), m, H, gate_up, up_.data(), 2 * I);                       // [m, 2I]
-  for (int64_t j = 0; j < m; ++j) swiglu(&up_[j * 2 * I], &up_[j * 2 * I + I], &gate_[j * I], I);
-  linear(gate_.data(), m, I, down, ye_.data(), H);
-  for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows[size_t(j)] * H]);
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, E = cfg_.num_local_experts;
+  if (expert_acts_.size() < size_t(E)) expert_acts_.resize(size_t(E));
+  jobs_.clear();
+  prepare(xn_.data(), n, H, lw.shared_gate, acts_);
+  jobs_.push_back({&acts_, lw.shared_gate, gate_.data(), I});
+  jobs_.push_back({&acts_, lw.shared_up, up_.data(), I});
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
+    if (m == 0) continue;
+    const WeightRef gate_up = lw.experts_gate_up.row_slice(e * 2 * I, 2 * I);  // [2I, H]
+    prepare(&xe_[b * H], m, H, gate_up, expert_acts_[size_t(e)]);
+    jobs_.push_back({&expert_acts_[size_t(e)], gate_up, &eg_[b * 2 * I], 2 * I});
+  }
+  gemm_multi(pool_, jobs_.data(), jobs_.size());
+
+  swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
+  for (int64_t j = 0; j < n; ++j) swiglu(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
+  jobs_.clear();
+  prepare(gate_.data(), n, I, lw.shared_down, acts_);
+  jobs_.push_back({&acts_, lw.shared_down, ffn_out_.data(), H});
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
+    if (m == 0) continue;
+    const WeightRef down = lw.experts_down.row_slice(e * H, H);  // [H, I]
+    prepare(&eh_[b * I], m, I, down, expert_acts_[size_t(e)]);
+    jobs_.push_back({&expert_acts_[size_t(e)], down, &ye_[b * H], H});
+  }
+  gemm_multi(pool_, jobs_.data(), jobs_.size());
+  // y = shared + routed, per token.
+  for (int64_t j = 0; j < n; ++j) {
+    const float* r = &ye_[j * H];
+    float* y = &ffn_out_[rows_[size_t(j)] * H];
+    for (int64_t c = 0; c < H; ++c) y[c] += r[c];
+  }
 }
 
 void TextDecoder::dense_mlp(int layer, int64_t n) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size_mlp;
-  linear(xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
-  linear(xn_.data(), n, H, lw.dense_up, up_.data(), F, /*reuse=*/true);
+  if (fast_) {
+    prepare(xn_.data(), n, H, lw.dense_gate, acts_);
+    const GemmJob jobs[] = {{&acts_, lw.dense_gate, gate_.data(), F},
+                            {&acts_, lw.dense_up, up_.data(), F}};
+    gemm_multi(pool_, jobs, 2);
+  } else {
+    linear(xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
+    linear(xn_.data(), n, H, lw.dense_up, up_.data(), F);
+  }
   swiglu(gate_.data(), up_.data(), gate_.data(), n * F);
   linear(gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
 }
 
-namespace {
-// Activations prepared for one weight dtype serve another when the kernels read the same form.
-bool same_acts(DType a, DType b) {
-  auto cls = [](DType t) {
-    if (t == DType::Q8G || t == DType::Q4G) return 1;
-    if (t == DType::BF16 || t == DType::F8_E4M3) return 2;
-    return 3;
-  };
-  return cls(a) == cls(b);
-}
-}  // namespace
-
 void TextDecoder::linear(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, float* y,
-                         int64_t y_stride, bool reuse) {
+                         int64_t y_stride) {
   if (!fast_) {
     matmul(pool_, x, n, x_stride, w, y, y_stride);
     return;
   }
-  if (!reuse || !same_acts(acts_.weight_dtype, w.dtype) || acts_.n != n || acts_.k != w.cols)
-    prepare_acts(x, n, x_stride, w.cols, w.dtype, acts_);
+  prepare(x, n, x_stride, w, acts_);
   gemm(pool_, acts_, w, y, y_stride);
+}
+
+void TextDecoder::prepare(const float* x, int64_t n, int64_t x_stride, const WeightRef& w,
+                          PreparedActs& acts) {
+  prepare_acts(x, n, x_stride, w.cols, w.dtype, acts);
 }
 
 }  // namespace herd

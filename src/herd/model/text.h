@@ -14,15 +14,17 @@
 #include "herd/base/thread_pool.h"
 #include "herd/model/kv_interface.h"
 #include "herd/model/weights.h"
+#include "herd/ops/activation.h"
+#include "herd/ops/attention_fast.h"
 #include "herd/ops/gemm.h"
 
 namespace herd {
 
 struct BatchToken {
   int32_t token = 0;
-  int64_t pos = 0;        // absolute position in its sequence
-  int seq = 0;            // index into the caches span passed to forward()
-  bool logits = false;    // produce a logits row for this token
+  int64_t pos = 0;      // absolute position in its sequence
+  int seq = 0;          // index into the caches span passed to forward()
+  bool logits = false;  // produce a logits row for this token
 };
 
 // Observes named intermediates ("attn_norm", "attn_out", "ffn_out", "l_out", ...) by layer, so
@@ -42,8 +44,8 @@ class TextDecoder {
   Precision precision() const { return fast_ ? Precision::kAuto : Precision::kF32; }
 
   // Runs the batch; writes one vocab-size row per token with logits=true, in batch order.
-  Status forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
-                 float* logits, const TraceFn& trace = nullptr);
+  Status forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches, float* logits,
+                 const TraceFn& trace = nullptr);
 
   const Llama4TextConfig& config() const { return cfg_; }
   int64_t vocab_size() const { return cfg_.vocab_size; }
@@ -53,12 +55,13 @@ class TextDecoder {
   void moe(int layer, int64_t n);
   void dense_mlp(int layer, int64_t n);
   void resize(int64_t n);
-  // y = x · Wᵀ for W in nn.Linear layout, through the fast kernels or the f32 reference. With
-  // `reuse`, the activations prepared by the previous call are used again (same x).
+  // y = x · Wᵀ for W in nn.Linear layout, through the fast kernels or the f32 reference.
   void linear(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, float* y,
-              int64_t y_stride, bool reuse = false);
-  void moe_reference(int layer, int64_t n, const std::vector<int64_t>& rows, int64_t e);
-  void moe_fast(int layer, int64_t n, const std::vector<int64_t>& rows, int64_t e);
+              int64_t y_stride);
+  // Fast path: x prepared for the kernels that read w.
+  void prepare(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, PreparedActs& acts);
+  void moe_reference(int layer, int64_t e, int64_t b, int64_t m);
+  void moe_fast(int layer, int64_t n);
 
   const LoadedModel& model_;
   const Llama4TextConfig& cfg_;
@@ -69,10 +72,21 @@ class TextDecoder {
   std::vector<float> inv_freq_;
   // Activations, reused across calls (grown, never shrunk): llama2.c's RunState.
   std::vector<float> h_, xn_, q_, k_, v_, attn_, ffn_out_, gate_, up_, router_, xe_, ye_;
-  std::vector<std::vector<float>> scratch_;  // per-thread attention scores
-  std::vector<int64_t> rows_;                // token rows routed to one expert
-  std::vector<float> expert_ids_, weights_of_rows_;            // for the "expert" trace
-  const TraceFn* trace_ = nullptr;           // set during forward()
+  std::vector<std::vector<float>> scratch_;  // per-thread attention scores (reference)
+  struct AttItem {
+    int64_t t0, t1, g;  // batch tokens [t0, t1) of one sequence, kv head g
+  };
+  std::vector<AttItem> att_items_;
+  std::vector<int64_t> q_pos_;
+  std::vector<AttentionScratch> att_scratch_;  // per thread (fast path)
+  std::vector<float> eg_, eh_;                 // experts' gate|up outputs and hidden, grouped
+  std::vector<PreparedActs> expert_acts_;      // per expert (one section runs them all)
+  std::vector<GemmJob> jobs_;
+  std::vector<RouterChoice> choice_;
+  std::vector<int64_t> rows_;          // tokens grouped by expert (see moe())
+  std::vector<int64_t> first_, fill_;  // expert e's rows: rows_[first_[e] .. first_[e+1])
+  std::vector<float> expert_ids_, weights_of_rows_;  // for the "expert" trace
+  const TraceFn* trace_ = nullptr;                   // set during forward()
 };
 
 }  // namespace herd

@@ -121,36 +121,105 @@ void force_isa(Isa isa) {
   active().store(std::min(isa, detected_isa()));
 }
 
-void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride) {
-  assert(w.cols == a.k);
-  const int64_t n = a.n, M = w.rows;
-  if (n <= 0 || M <= 0) return;
-  const Kernel fn = kernel(table(a.isa), w.dtype);
-  assert(fn && "gemm: weight dtype without a kernel (BF16, F32, F8_E4M3, Q8G, Q4G)");
-  // Decode (few tokens): weight rows stream from memory once; ~8 chunks per thread let the
-  // atomic counter absorb imbalance. Prefill: a row panel of ≤ 512 KiB stays in L2 while every
-  // token block of the task reads it; tokens are split too so small matrices still use all
-  // threads. Chunks are multiples of 16 rows / tokens (the AMX tile).
+namespace {
+
+// One job's split into tasks of rc weight rows × tc tokens.
+struct JobSplit {
+  int64_t rc = 0, tc = 0, nrc = 0, ntc = 0;
+  int64_t tasks() const { return nrc * ntc; }
+};
+
+}  // namespace
+
+void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs) {
+  // Decode (few tokens): weight rows stream from memory once; ~8 chunks per thread over all jobs
+  // let the atomic counter absorb imbalance. Prefill: a row panel of ≤ 512 KiB stays in L2 while
+  // every token block of the task reads it; tiles are halved (rows, then tokens) until there are
+  // ≥ 4 tasks per thread over all jobs, so small matrices still use all threads. Chunks are
+  // multiples of 16 rows / tokens (the AMX tile).
   const int64_t nth = pool.size();
-  const int64_t rb = weight_row_bytes(w);
-  int64_t rc, tc;
-  if (n <= 4) {
-    rc = std::clamp(round_up(M / (nth * 8), 16), int64_t(16), int64_t(512));
-    tc = n;
-  } else {
-    rc =
-        std::clamp(round_up((512 << 10) / std::max<int64_t>(rb, 1), 16), int64_t(16), int64_t(256));
-    tc = std::min(n, int64_t(128));
-    while ((M + rc - 1) / rc * ((n + tc - 1) / tc) < 4 * nth && rc > 16) rc = round_up(rc / 2, 16);
-    while ((M + rc - 1) / rc * ((n + tc - 1) / tc) < 4 * nth && tc > 16) tc = round_up(tc / 2, 16);
+  constexpr size_t kMaxJobs = 64;
+  JobSplit split[kMaxJobs];
+  if (n_jobs > kMaxJobs) {  // more than any layer issues; keep the split table on the stack
+    for (size_t j = 0; j < n_jobs; j += kMaxJobs)
+      gemm_multi(pool, jobs + j, std::min(kMaxJobs, n_jobs - j));
+    return;
   }
-  const int64_t nrc = (M + rc - 1) / rc, ntc = (n + tc - 1) / tc;
-  pool.parallel_for(size_t(nrc * ntc), 1, [&](size_t b0, size_t b1, int) {
+  int64_t total_rows = 0;
+  for (size_t j = 0; j < n_jobs; ++j) total_rows += jobs[j].a->n > 0 ? jobs[j].w.rows : 0;
+  auto count = [&] {
+    int64_t t = 0;
+    for (size_t j = 0; j < n_jobs; ++j) {
+      JobSplit& s = split[j];
+      const int64_t n = jobs[j].a->n, M = jobs[j].w.rows;
+      s.nrc = n > 0 && M > 0 ? (M + s.rc - 1) / s.rc : 0;
+      s.ntc = n > 0 ? (n + s.tc - 1) / s.tc : 0;
+      t += s.tasks();
+    }
+    return t;
+  };
+  for (size_t j = 0; j < n_jobs; ++j) {
+    const GemmJob& g = jobs[j];
+    assert(g.w.cols == g.a->k);
+    const int64_t n = g.a->n;
+    if (n <= 4) {
+      split[j].rc = std::clamp(round_up(total_rows / (nth * 8), 16), int64_t(16), int64_t(512));
+      split[j].tc = std::max<int64_t>(n, 1);
+    } else {
+      const int64_t rb = weight_row_bytes(g.w);
+      split[j].rc = std::clamp(round_up((512 << 10) / std::max<int64_t>(rb, 1), 16), int64_t(16),
+                               int64_t(256));
+      split[j].tc = std::min(n, int64_t(128));
+    }
+  }
+  int64_t tasks = count();
+  for (bool shrunk = true; tasks < 4 * nth && shrunk; tasks = count()) {
+    shrunk = false;
+    for (size_t j = 0; j < n_jobs; ++j) {
+      JobSplit& s = split[j];
+      if (jobs[j].a->n <= 4) continue;
+      if (s.rc > 16)
+        s.rc = round_up(s.rc / 2, 16), shrunk = true;
+      else if (s.tc > 16)
+        s.tc = round_up(s.tc / 2, 16), shrunk = true;
+    }
+  }
+  if (tasks == 0) return;
+  Kernel fns[kMaxJobs];
+  int64_t first[kMaxJobs + 1];
+  first[0] = 0;
+  for (size_t j = 0; j < n_jobs; ++j) {
+    fns[j] = kernel(table(jobs[j].a->isa), jobs[j].w.dtype);
+    assert((fns[j] || split[j].tasks() == 0) &&
+           "gemm: weight dtype without a kernel (BF16, F32, F8_E4M3, Q8G, Q4G)");
+    first[j + 1] = first[j] + split[j].tasks();
+  }
+  pool.parallel_for(size_t(tasks), 1, [&](size_t b0, size_t b1, int) {
+    size_t j = 0;
     for (size_t b = b0; b < b1; ++b) {
-      const int64_t r0 = int64_t(b) / ntc * rc, t0 = int64_t(b) % ntc * tc;
-      fn(a, w, r0, std::min(M, r0 + rc), t0, std::min(n, t0 + tc), y, y_stride);
+      while (int64_t(b) >= first[j + 1]) ++j;
+      const GemmJob& g = jobs[j];
+      const JobSplit& s = split[j];
+      const int64_t i = int64_t(b) - first[j];
+      const int64_t r0 = i / s.ntc * s.rc, t0 = i % s.ntc * s.tc;
+      fns[j](*g.a, g.w, r0, std::min(g.w.rows, r0 + s.rc), t0, std::min(g.a->n, t0 + s.tc), g.y,
+             g.y_stride);
     }
   });
+}
+
+void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride) {
+  const GemmJob job{&a, w, y, y_stride};
+  gemm_multi(pool, &job, 1);
+}
+
+void gemm_serial(const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride) {
+  assert(w.cols == a.k);
+  if (a.n <= 0 || w.rows <= 0) return;
+  const Kernel fn = kernel(table(a.isa), w.dtype);
+  assert(fn && "gemm: weight dtype without a kernel");
+  for (int64_t t0 = 0; t0 < a.n; t0 += 128)  // token blocks as gemm's (any split is exact)
+    fn(a, w, 0, w.rows, t0, std::min(a.n, t0 + 128), y, y_stride);
 }
 
 }  // namespace herd

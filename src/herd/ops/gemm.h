@@ -92,4 +92,19 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
 // BF16, F32, Q8G, Q4G, or F8_E4M3 with row_scale (W = fp8 · row_scale[o]). y has stride y_stride.
 void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride);
 
+// Several independent products in ONE parallel section (q/k/v; every active expert plus the
+// shared expert): a decode step then pays the pool's fixed cost per section a few times per
+// layer instead of once per matrix, and small per-expert products of a prefill balance across
+// threads together. Each job's result is bitwise what gemm() gives for it alone.
+struct GemmJob {
+  const PreparedActs* a = nullptr;
+  WeightRef w;
+  float* y = nullptr;
+  int64_t y_stride = 0;
+};
+void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs);
+// The same products on the calling thread only (tiny matrices such as the router, where waking
+// the pool costs more than the work).
+void gemm_serial(const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride);
+
 }  // namespace herd
