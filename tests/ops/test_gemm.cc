@@ -211,7 +211,7 @@ TEST_P(GemmTest, QuantErrorBoundedByActivationQuantization) {
 }
 
 // A token's outputs are bitwise the same alone (decode) as inside a batch of 35, at any
-// position, with 1 or 2 threads.
+// position, with 1 or 2 threads, and in batches of 2-5.
 TEST_P(GemmTest, BatchInvariantBitwise) {
   ThreadPool one(1), two(2);
   Rng rng(14);
@@ -234,6 +234,13 @@ TEST_P(GemmTest, BatchInvariantBitwise) {
     const std::vector<float> x5(x.begin() + 27 * K, x.begin() + 32 * K);
     const std::vector<float> y5 = run(two, w, x5, 5, K);
     for (int64_t o = 0; o < 5 * M; ++o) ASSERT_EQ(y5[size_t(o)], y2[size_t(27 * M + o)]);
+    // 2-4 tokens (continuous-batching decode: AMX machines take the vector BF16 path here).
+    for (int64_t m : {2, 3, 4}) {
+      const std::vector<float> xm(x.begin() + 9 * K, x.begin() + (9 + m) * K);
+      const std::vector<float> ym = run(two, w, xm, m, K);
+      for (int64_t o = 0; o < m * M; ++o)
+        ASSERT_EQ(ym[size_t(o)], y2[size_t(9 * M + o)]) << dtype_name(dt) << " batch of " << m;
+    }
   }
 }
 

@@ -163,7 +163,7 @@ void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs) {
     assert(g.w.cols == g.a->k);
     const int64_t n = g.a->n;
     if (n <= 4) {
-      split[j].rc = std::clamp(round_up(total_rows / (nth * 8), 16), int64_t(16), int64_t(512));
+      split[j].rc = std::clamp(round_up(total_rows / (nth * 8), 64), int64_t(64), int64_t(512));
       split[j].tc = std::max<int64_t>(n, 1);
     } else {
       const int64_t rb = weight_row_bytes(g.w);
