@@ -261,30 +261,48 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, E = cfg_.num_local_experts;
   if (expert_acts_.size() < size_t(E)) expert_acts_.resize(size_t(E));
-  jobs_.clear();
-  prepare(xn_.data(), n, H, lw.shared_gate, acts_);
+  // Activations of every product of a section are prepared in parallel too (one task each),
+  // then all its products run as one gemm_multi.
+  auto prepare_all = [&](const float* shared_x, int64_t k, const WeightRef& shared_w,
+                         const float* expert_x, auto expert_w) {
+    jobs_.clear();
+    preps_.clear();
+    preps_.push_back({shared_x, n, shared_w, &acts_});
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
+      if (m > 0) preps_.push_back({expert_x + b * k, m, expert_w(e), &expert_acts_[size_t(e)]});
+    }
+    // A decode step's few rows are cheaper to prepare here than to wake the pool for.
+    pool_.parallel_for(preps_.size(), n <= 8 ? preps_.size() : 1, [&](size_t b, size_t e, int) {
+      for (size_t i = b; i < e; ++i)
+        prepare(preps_[i].x, preps_[i].n, k, preps_[i].w, *preps_[i].acts);
+    });
+  };
+  auto gate_up = [&](int64_t e) { return lw.experts_gate_up.row_slice(e * 2 * I, 2 * I); };
+  auto down = [&](int64_t e) { return lw.experts_down.row_slice(e * H, H); };  // [H, I]
+
+  // Section 1: shared gate and up, every active expert's [gate; up] ([2I, H] per expert).
+  prepare_all(xn_.data(), H, lw.shared_gate, xe_.data(), gate_up);
   jobs_.push_back({&acts_, lw.shared_gate, gate_.data(), I});
   jobs_.push_back({&acts_, lw.shared_up, up_.data(), I});
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
-    if (m == 0) continue;
-    const WeightRef gate_up = lw.experts_gate_up.row_slice(e * 2 * I, 2 * I);  // [2I, H]
-    prepare(&xe_[b * H], m, H, gate_up, expert_acts_[size_t(e)]);
-    jobs_.push_back({&expert_acts_[size_t(e)], gate_up, &eg_[b * 2 * I], 2 * I});
+  for (size_t i = 1; i < preps_.size(); ++i) {
+    const int64_t b = preps_[i].x - xe_.data();  // row offset × H
+    jobs_.push_back({preps_[i].acts, preps_[i].w, &eg_[b / H * 2 * I], 2 * I});
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());
 
-  swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
-  for (int64_t j = 0; j < n; ++j) swiglu(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
-  jobs_.clear();
-  prepare(gate_.data(), n, I, lw.shared_down, acts_);
+  pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
+    for (size_t j = b; j < e; ++j) {
+      swiglu(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
+      swiglu(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
+    }
+  });
+  // Section 2: every down projection.
+  prepare_all(gate_.data(), I, lw.shared_down, eh_.data(), down);
   jobs_.push_back({&acts_, lw.shared_down, ffn_out_.data(), H});
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
-    if (m == 0) continue;
-    const WeightRef down = lw.experts_down.row_slice(e * H, H);  // [H, I]
-    prepare(&eh_[b * I], m, I, down, expert_acts_[size_t(e)]);
-    jobs_.push_back({&expert_acts_[size_t(e)], down, &ye_[b * H], H});
+  for (size_t i = 1; i < preps_.size(); ++i) {
+    const int64_t b = (preps_[i].x - eh_.data()) / I;
+    jobs_.push_back({preps_[i].acts, preps_[i].w, &ye_[b * H], H});
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());
   // y = shared + routed, per token.

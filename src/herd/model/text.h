@@ -82,6 +82,13 @@ class TextDecoder {
   std::vector<float> eg_, eh_;                 // experts' gate|up outputs and hidden, grouped
   std::vector<PreparedActs> expert_acts_;      // per expert (one section runs them all)
   std::vector<GemmJob> jobs_;
+  struct Prep {  // one prepare() of a parallel section
+    const float* x;
+    int64_t n;
+    WeightRef w;
+    PreparedActs* acts;
+  };
+  std::vector<Prep> preps_;
   std::vector<RouterChoice> choice_;
   std::vector<int64_t> rows_;          // tokens grouped by expert (see moe())
   std::vector<int64_t> first_, fill_;  // expert e's rows: rows_[first_[e] .. first_[e+1])
