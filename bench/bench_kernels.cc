@@ -181,6 +181,12 @@ void hot_args(benchmark::internal::Benchmark* b) {
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < 5; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
+  // The bench preset's prefill shapes: a 512-token [1024, 1024] projection, and one expert's
+  // [2048, 1024] gate|up with the ~32 tokens top-1 routing gives it out of 512 (16 experts).
+  for (int64_t f = 0; f < 3; ++f) {
+    b->Args({f, 1024, 1024, 512, 1, 0});
+    b->Args({f, 2048, 1024, 32, 1, 0});
+  }
 }
 BENCHMARK(BM_Gemm)
     ->Name("Decode")

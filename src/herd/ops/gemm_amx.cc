@@ -86,13 +86,39 @@ HERD_AMX void fp8_step(const uint8_t* src, int64_t wrb, int64_t k, int64_t cols,
     _mm512_store_si512(dst + i * 32, fp8x32_to_bf16(_mm256_maskz_loadu_epi8(m, src + i * wrb + k)));
 }
 
-// Writes C tiles (rows = weight rows, columns = tokens) into y[t][r], scaled per row for fp8.
+// Writes a C tile (c[i * 16 + j]: weight row r + i, token t + j) into y[t + j][r + i], scaled
+// per row for fp8. The tile is transposed in registers so each token's 16 outputs are one masked
+// store: element by element, the stores cost as much as a K=1024 tile product.
 HERD_AMX void write_out(const float* c, int64_t r, int64_t nr, int64_t t, int64_t nt,
                         const float* row_scale, float* y, int64_t ys) {
-  for (int64_t i = 0; i < nr; ++i) {
-    const float s = row_scale ? row_scale[r + i] : 1.0f;
-    for (int64_t j = 0; j < nt; ++j)
-      y[(t + j) * ys + r + i] = row_scale ? c[i * 16 + j] * s : c[i * 16 + j];
+  __m512i v[16], u[16];
+  for (int i = 0; i < 16; ++i) v[i] = _mm512_loadu_si512(c + i * 16);
+  for (int i = 0; i < 16; i += 2) {
+    u[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    u[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_unpacklo_epi64(u[i], u[i + 2]);
+    v[i + 1] = _mm512_unpackhi_epi64(u[i], u[i + 2]);
+    v[i + 2] = _mm512_unpacklo_epi64(u[i + 1], u[i + 3]);
+    v[i + 3] = _mm512_unpackhi_epi64(u[i + 1], u[i + 3]);
+  }
+  // v[4q + j], 128-bit lane L: rows 4q..4q+3 of column 4L + j.
+  for (int j = 0; j < 4; ++j) {
+    const __m512i ab_l = _mm512_shuffle_i32x4(v[j], v[4 + j], 0x88);
+    const __m512i ab_h = _mm512_shuffle_i32x4(v[j], v[4 + j], 0xdd);
+    const __m512i cd_l = _mm512_shuffle_i32x4(v[8 + j], v[12 + j], 0x88);
+    const __m512i cd_h = _mm512_shuffle_i32x4(v[8 + j], v[12 + j], 0xdd);
+    u[j] = _mm512_shuffle_i32x4(ab_l, cd_l, 0x88);
+    u[8 + j] = _mm512_shuffle_i32x4(ab_l, cd_l, 0xdd);
+    u[4 + j] = _mm512_shuffle_i32x4(ab_h, cd_h, 0x88);
+    u[12 + j] = _mm512_shuffle_i32x4(ab_h, cd_h, 0xdd);
+  }
+  const __mmask16 rm = __mmask16((1u << nr) - 1);
+  const __m512 sc = row_scale ? _mm512_maskz_loadu_ps(rm, row_scale + r) : _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < nt; ++j) {
+    const __m512 col = _mm512_castsi512_ps(u[j]);
+    _mm512_mask_storeu_ps(y + (t + j) * ys + r, rm, row_scale ? _mm512_mul_ps(col, sc) : col);
   }
 }
 
@@ -120,7 +146,8 @@ HERD_AMX __attribute__((always_inline)) inline void bf16_vec_step(const uint16_t
             : (i < nr ? _mm512_maskz_loadu_epi16(km, w + i * K) : _mm512_setzero_si512()); \
   if (kFull) _mm_prefetch(reinterpret_cast<const char*>(w + (16 + i) * K), _MM_HINT_T0);
   HERD_LD(0)
-  HERD_LD(1) HERD_LD(2) HERD_LD(3) HERD_LD(4) HERD_LD(5) HERD_LD(6) HERD_LD(7) HERD_LD(8) HERD_LD(9)
+  HERD_LD(1)
+  HERD_LD(2) HERD_LD(3) HERD_LD(4) HERD_LD(5) HERD_LD(6) HERD_LD(7) HERD_LD(8) HERD_LD(9)
       HERD_LD(10) HERD_LD(11) HERD_LD(12) HERD_LD(13) HERD_LD(14) HERD_LD(15)
 #undef HERD_LD
   // Stage 1-2: within 128-bit lanes, 4 rows × 4 dwords.
@@ -160,9 +187,10 @@ HERD_AMX __attribute__((always_inline)) inline void bf16_vec_step(const uint16_t
   o = _mm512_fmadd_ps(_mm512_set1_ps(xs[2 * k + 1]),                                               \
                       _mm512_castsi512_ps(_mm512_and_si512(P##k, hi_mask)), o);
     HERD_PAIR(0)
-    HERD_PAIR(1) HERD_PAIR(2) HERD_PAIR(3) HERD_PAIR(4) HERD_PAIR(5) HERD_PAIR(6) HERD_PAIR(7)
-        HERD_PAIR(8) HERD_PAIR(9) HERD_PAIR(10) HERD_PAIR(11) HERD_PAIR(12) HERD_PAIR(13)
-            HERD_PAIR(14) HERD_PAIR(15)
+    HERD_PAIR(1)
+    HERD_PAIR(2) HERD_PAIR(3) HERD_PAIR(4) HERD_PAIR(5) HERD_PAIR(6) HERD_PAIR(7) HERD_PAIR(8)
+        HERD_PAIR(9) HERD_PAIR(10) HERD_PAIR(11) HERD_PAIR(12) HERD_PAIR(13) HERD_PAIR(14)
+            HERD_PAIR(15)
 #undef HERD_PAIR
                 c[t] = _mm512_add_ps(c[t], _mm512_add_ps(e, o));
   }
