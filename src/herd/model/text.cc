@@ -42,6 +42,19 @@ void TextDecoder::resize(int64_t n) {
   grow(eh_, n * I);
 }
 
+// Row-wise work (norms, residuals, RoPE): spread over the pool for a prefill, inline for the
+// few rows of a decode step. Each row is computed alone, so the split never changes results.
+void TextDecoder::per_token(int64_t n, const std::function<void(int64_t)>& fn) {
+  constexpr int64_t kMinParallel = 32;
+  if (n < kMinParallel) {
+    for (int64_t t = 0; t < n; ++t) fn(t);
+    return;
+  }
+  pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
+    for (size_t t = b; t < e; ++t) fn(int64_t(t));
+  });
+}
+
 Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
                             float* logits, const TraceFn& trace) {
   const int64_t n = int64_t(batch.size()), H = cfg_.hidden_size;
@@ -63,27 +76,32 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   };
 
   // 1. Embedding lookup; no scaling (spec §3 step 1).
-  for (int64_t t = 0; t < n; ++t) dequantize_row(w.embed, batch[size_t(t)].token, &h_[t * H]);
+  per_token(n, [&](int64_t t) { dequantize_row(w.embed, batch[size_t(t)].token, &h_[t * H]); });
   emit("embed", -1, h_.data(), H);
 
   for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {
     const LayerWeights& lw = w.layers[size_t(i)];
     // 2.1-2.8 attention block with pre-norm and residual.
-    for (int64_t t = 0; t < n; ++t) rms_norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps);
+    per_token(n,
+              [&](int64_t t) { rms_norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps); });
     emit("attn_norm", i, xn_.data(), H);
     attention(i, batch, caches);
     linear(attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
     emit("attn_out", i, ffn_out_.data(), H);
-    for (int64_t j = 0; j < n * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+    per_token(n, [&](int64_t t) {
+      for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+    });
     // 2.9-2.11 feed-forward block.
-    for (int64_t t = 0; t < n; ++t) rms_norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps);
+    per_token(n, [&](int64_t t) { rms_norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
     emit("ffn_norm", i, xn_.data(), H);
     if (cfg_.layer_kind(i).moe)
       moe(i, n);
     else
       dense_mlp(i, n);
     emit("ffn_out", i, ffn_out_.data(), H);
-    for (int64_t j = 0; j < n * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+    per_token(n, [&](int64_t t) {
+      for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+    });
     emit("l_out", i, h_.data(), H);
   }
 
@@ -115,7 +133,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
     linear(xn_.data(), n, H, lw.wk, k_.data(), kvd);
     linear(xn_.data(), n, H, lw.wv, v_.data(), kvd);
   }
-  for (int64_t t = 0; t < n; ++t) {
+  per_token(n, [&](int64_t t) {
     const int64_t pos = batch[size_t(t)].pos;
     float* q = &q_[t * qd];
     float* k = &k_[t * kvd];
@@ -131,7 +149,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
       const float s = attn_temperature(pos, cfg_.floor_scale, cfg_.attn_scale);
       for (int64_t j = 0; j < qd; ++j) q[j] *= s;
     }
-  }
+  });
   // Every token of the batch is stored before any attends (the cache sizes its chunk ring for it).
   for (int64_t t = 0; t < n; ++t) {
     const BatchToken& b = batch[size_t(t)];
@@ -217,11 +235,11 @@ void TextDecoder::moe(int layer, int64_t n) {
   std::vector<int64_t>& fill = fill_;
   fill.assign(first_.begin(), first_.end() - 1);
   for (int64_t t = 0; t < n; ++t) rows_[size_t(fill[size_t(choice_[size_t(t)].expert)]++)] = t;
-  for (int64_t j = 0; j < n; ++j) {
+  per_token(n, [&](int64_t j) {
     const int64_t t = rows_[size_t(j)];
     const float wgt = choice_[size_t(t)].weight;
     for (int64_t c = 0; c < H; ++c) xe_[j * H + c] = wgt * xn_[t * H + c];
-  }
+  });
   if (fast_) {
     moe_fast(layer, n);
     return;
@@ -306,11 +324,11 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());
   // y = shared + routed, per token.
-  for (int64_t j = 0; j < n; ++j) {
+  per_token(n, [&](int64_t j) {  // rows_ is a permutation: each task owns its output row
     const float* r = &ye_[j * H];
     float* y = &ffn_out_[rows_[size_t(j)] * H];
     for (int64_t c = 0; c < H; ++c) y[c] += r[c];
-  }
+  });
 }
 
 void TextDecoder::dense_mlp(int layer, int64_t n) {
