@@ -19,7 +19,7 @@ bin=$("$root/bench/build_llama_cpp.sh")
 mkdir -p "$work"
 m=$work/small
 [ -f "$m/config.json" ] || "$herd" synth --preset small -o "$m"
-vocab=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['vocab_size'])" "$m/config.json")
+vocab=$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c.get('text_config', c)['vocab_size'])" "$m/config.json")
 # Uniform random ids over the vocabulary, as `herd quality` draws them (another generator).
 python3 -c "import random,sys; r=random.Random(1); print(','.join(str(r.randrange(int(sys.argv[2]))) for _ in range(int(sys.argv[1]))))" \
   "$n" "$vocab" >"$work/tokens.txt"
@@ -35,8 +35,17 @@ done
 "$bin/llama-quantize" "$work/small-bf16.gguf" "$work/small-q8_0.gguf" Q8_0 2 >/dev/null
 "$bin/llama-quantize" "$work/small-bf16.gguf" "$work/small-q4_0.gguf" Q4_0 2 >/dev/null
 "$bin/llama-quantize" --pure "$work/small-bf16.gguf" "$work/small-q4_0-pure.gguf" Q4_0 2 >/dev/null
+# logits.mjs returns each row as a JS Map of the whole vocabulary: 50 positions per call keep
+# the node heap small (every call evaluates the whole prefix again).
+chunk=50
 for g in bf16 q8_0 q4_0 q4_0-pure; do
-  node "$ref/logits.mjs" "$work/small-$g.gguf" "$work/tokens.txt" all "$work/llama-$g.bin"
+  : >"$work/llama-$g.bin"
+  for ((p = 0; p < n; p += chunk)); do
+    pos=$(seq -s, "$p" "$((p + chunk < n ? p + chunk - 1 : n - 1))")
+    node --max-old-space-size=6144 "$ref/logits.mjs" "$work/small-$g.gguf" "$work/tokens.txt" \
+      "$pos" "$work/part.bin"
+    cat "$work/part.bin" >>"$work/llama-$g.bin"
+  done
   cands+=("llama.cpp-$g=$work/llama-$g.bin")
 done
 node "$ref/quality.mjs" "$vocab" "$work/ref.bin" "${cands[@]}" | tee "$work/quality.jsonl"

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "herd/ops/gemm.h"
 #include "herd/ops/weight.h"
 #include "herd/quant/formats.h"
 #include "herd/quant/quantize.h"
@@ -20,6 +21,12 @@ namespace herd::testutil {
 inline void expect_run_matrix(const std::string& what, const WeightRef& run, DType dtype,
                               int64_t rows, int64_t cols,
                               const std::function<float(int64_t, int64_t)>& stored) {
+  // BF16 is kept in 16-row tiles on AMX machines (run_weights.cc bf16_run_layout): same values.
+  if (dtype == DType::BF16 && run.dtype == DType::BF16T) {
+    ASSERT_EQ(active_isa(), Isa::kAmx) << what;
+    ASSERT_EQ(rows % kTileRows, 0) << what;
+    dtype = DType::BF16T;
+  }
   ASSERT_EQ(run.dtype, dtype) << what << ": dtype " << dtype_name(run.dtype);
   ASSERT_EQ(run.rows, rows) << what;
   ASSERT_EQ(run.cols, cols) << what;
@@ -37,7 +44,7 @@ inline void expect_run_matrix(const std::string& what, const WeightRef& run, DTy
     for (int64_t c = 0; c < cols && bad < 5; ++c) {
       const float x = src[size_t(c)], y = got[size_t(c)];
       bool ok = true;
-      if (dtype == DType::BF16 || dtype == DType::F32) {
+      if (dtype == DType::BF16 || dtype == DType::BF16T || dtype == DType::F32) {
         ok = x == y;
       } else if (is_packed(dtype)) {
         const float scale = run.group_scale[r * quant_groups(cols) + c / kQuantGroup];

@@ -24,8 +24,8 @@ const LoadedModel& tiny_model(const std::string& preset, int64_t chunk) {
   const std::string key = preset + "-" + std::to_string(chunk);
   auto& slot = cache[key];
   if (!slot) {
-    const fs::path dir = fs::temp_directory_path() / ("herd_test_decoder_" + key + "_" +
-                                                      std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("herd_test_decoder_" + key + "_" + std::to_string(::getpid()));
     SynthOptions opt;
     opt.preset = preset;
     opt.out_dir = dir.string();
@@ -205,17 +205,17 @@ TEST_P(FastDecoder, PrefillEqualsDecodeAndBatchInvariant) {
   for (size_t j = 0; j < prefill.size(); ++j) ASSERT_EQ(prefill[j], step[j]) << j;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    RunFormats, FastDecoder,
-    ::testing::Combine(::testing::Values("tiny", "tiny-interleaved"),
-                       ::testing::Values(QuantMode::kBF16, QuantMode::kInt8, QuantMode::kInt4All)),
-    [](const auto& info) {
-      std::string s = std::get<0>(info.param) + "_" +
-                      std::string(quant_mode_name(std::get<1>(info.param)));
-      for (char& c : s)
-        if (c == '-') c = '_';
-      return s;
-    });
+INSTANTIATE_TEST_SUITE_P(RunFormats, FastDecoder,
+                         ::testing::Combine(::testing::Values("tiny", "tiny-interleaved"),
+                                            ::testing::Values(QuantMode::kBF16, QuantMode::kInt8,
+                                                              QuantMode::kInt4All)),
+                         [](const auto& info) {
+                           std::string s = std::get<0>(info.param) + "_" +
+                                           std::string(quant_mode_name(std::get<1>(info.param)));
+                           for (char& c : s)
+                             if (c == '-') c = '_';
+                           return s;
+                         });
 
 }  // namespace
 }  // namespace herd

@@ -44,6 +44,12 @@ struct TestWeight {
         quant(&v[size_t(i * c)], c, &bytes[size_t(i * rb)], &scale[size_t(i * G)]);
         deq(&bytes[size_t(i * rb)], &scale[size_t(i * G)], c, &exact[size_t(i * c)]);
       }
+    } else if (t == DType::BF16T) {  // rows must be a multiple of 16
+      const StoredMatrix m(DType::BF16, r, c, v);
+      exact = m.exact;
+      bytes.resize(size_t(r * packed_row_bytes(t, c)));
+      tile_rows_bf16(reinterpret_cast<const uint16_t*>(m.bytes.data()), r, c, 0,
+                     reinterpret_cast<uint16_t*>(bytes.data()));
     } else {
       const StoredMatrix m(t, r, c, v);
       bytes = m.bytes, scale = m.scales, exact = m.exact;
@@ -111,9 +117,10 @@ class GemmTest : public ::testing::TestWithParam<Isa> {
 TEST_P(GemmTest, FloatFormatsMatchReference) {
   ThreadPool pool(2);
   Rng rng(11);
-  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3})
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::BF16T})
     for (int64_t K : kK)
       for (int64_t M : kOut) {
+        if (dt == DType::BF16T) M = M <= 17 ? 16 * M : 256;  // whole 16-row tiles
         const TestWeight w(dt, M, K, rng);
         for (int64_t n : kTokens) {
           if (M == 258 && n > 4 && n != 35) continue;  // keep the largest shapes few
@@ -215,8 +222,8 @@ TEST_P(GemmTest, QuantErrorBoundedByActivationQuantization) {
 TEST_P(GemmTest, BatchInvariantBitwise) {
   ThreadPool one(1), two(2);
   Rng rng(14);
-  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q8G, DType::Q4G}) {
-    const int64_t K = 1000, M = 258, n = 35;
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q8G, DType::Q4G, DType::BF16T}) {
+    const int64_t K = 1000, M = dt == DType::BF16T ? 256 : 258, n = 35;
     const TestWeight w(dt, M, K, rng);
     const std::vector<float> x = rng.vec(size_t(n * K));
     const std::vector<float> y2 = run(two, w, x, n, K);

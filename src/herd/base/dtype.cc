@@ -11,12 +11,21 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kInfo[] = {
-    {DType::F32, "F32", 4},   {DType::F16, "F16", 2},         {DType::BF16, "BF16", 2},
-    {DType::F8_E4M3, "F8_E4M3", 1}, {DType::I8, "I8", 1},    {DType::U8, "U8", 1},
-    {DType::I16, "I16", 2},   {DType::I32, "I32", 4},         {DType::I64, "I64", 8},
-    {DType::F64, "F64", 8},   {DType::BOOL, "BOOL", 1},
+    {DType::F32, "F32", 4},
+    {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2},
+    {DType::F8_E4M3, "F8_E4M3", 1},
+    {DType::I8, "I8", 1},
+    {DType::U8, "U8", 1},
+    {DType::I16, "I16", 2},
+    {DType::I32, "I32", 4},
+    {DType::I64, "I64", 8},
+    {DType::F64, "F64", 8},
+    {DType::BOOL, "BOOL", 1},
     // herd's packed formats (quant/): size per element is not a whole number of bytes.
-    {DType::Q8G, "HERD_Q8G", 0}, {DType::Q4G, "HERD_Q4G", 0},
+    {DType::Q8G, "HERD_Q8G", 0},
+    {DType::Q4G, "HERD_Q4G", 0},
+    {DType::BF16T, "HERD_BF16T", 0},
 };
 }  // namespace
 
@@ -50,8 +59,8 @@ float f16_to_f32(uint16_t h) {
     f = std::ldexp(float(man), -24);
     return sign ? -f : f;
   }
-  uint32_t u = exp == 31 ? (sign | 0x7f800000u | (man << 13))
-                         : (sign | ((exp + 112) << 23) | (man << 13));
+  uint32_t u =
+      exp == 31 ? (sign | 0x7f800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
   std::memcpy(&f, &u, 4);
   return f;
 }

@@ -7,7 +7,22 @@
 
 namespace herd {
 
-enum class DType : uint8_t { F32, F16, BF16, F8_E4M3, I8, U8, I16, I32, I64, F64, BOOL, Q8G, Q4G };
+enum class DType : uint8_t {
+  F32,
+  F16,
+  BF16,
+  F8_E4M3,
+  I8,
+  U8,
+  I16,
+  I32,
+  I64,
+  F64,
+  BOOL,
+  Q8G,
+  Q4G,
+  BF16T
+};
 
 // Bytes per element; 0 for packed block formats (their size comes from quant/).
 size_t dtype_size(DType t);
@@ -32,7 +47,9 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 // Rounds an f32 to the nearest bf16 value, kept as f32 (the reference rounds activations so).
-inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+inline float round_bf16(float f) {
+  return bf16_to_f32(f32_to_bf16(f));
+}
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);

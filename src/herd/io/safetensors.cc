@@ -32,7 +32,7 @@ Status parse_entry(const std::string& path, const std::string& name, const json&
   const std::string dt = e["dtype"].get<std::string>();
   // herd's packed formats (HERD_Q8G, HERD_Q4G: pre-quantized files, docs/prequantized.md) have
   // no per-element size; their byte size follows from the logical [rows, cols] shape.
-  if (!parse_dtype(dt, &out->dtype) || (dtype_size(out->dtype) == 0 && !is_packed(out->dtype)))
+  if (!parse_dtype(dt, &out->dtype) || (dtype_size(out->dtype) == 0 && !is_blocked(out->dtype)))
     return err(fmt::format("unknown dtype '{}'", dt));
   if (!e.contains("shape") || !e["shape"].is_array()) return err("missing list 'shape'");
   uint64_t numel = 1;
@@ -54,7 +54,7 @@ Status parse_entry(const std::string& path, const std::string& name, const json&
     return err(fmt::format("data_offsets [{}, {}] extend past the data section ({} bytes)", b, en,
                            data_size));
   uint64_t want = 0;
-  if (is_packed(out->dtype)) {
+  if (is_blocked(out->dtype)) {
     if (out->shape.size() != 2) return err(fmt::format("{} needs a [rows, cols] shape", dt));
     const uint64_t row = uint64_t(packed_row_bytes(out->dtype, out->shape[1]));
     if (__builtin_mul_overflow(uint64_t(out->shape[0]), row, &want) || want != en - b)

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
 size_t TensorToWrite::nbytes() const {
-  if (is_packed(dtype))  // logical [rows, cols] (quant/formats.h)
+  if (is_blocked(dtype))  // logical [rows, cols] (quant/formats.h)
     return shape.size() == 2 ? size_t(shape[0]) * size_t(packed_row_bytes(dtype, shape[1])) : 0;
   size_t n = dtype_size(dtype);
   for (int64_t d : shape) n *= size_t(d);
@@ -52,7 +52,7 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
   uint64_t offset = 0;
   for (size_t i : order) {
     const TensorToWrite& t = tensors[i];
-    if (dtype_size(t.dtype) == 0 && !(is_packed(t.dtype) && t.shape.size() == 2))
+    if (dtype_size(t.dtype) == 0 && !(is_blocked(t.dtype) && t.shape.size() == 2))
       return make_error("{}: tensor '{}': dtype {} cannot be stored in safetensors", path, t.name,
                         dtype_name(t.dtype));
     if (!t.data && !t.fill) return make_error("{}: tensor '{}' has no data", path, t.name);

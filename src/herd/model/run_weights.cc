@@ -9,6 +9,7 @@
 #include "herd/base/log.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
+#include "herd/ops/gemm.h"
 #include "herd/quant/formats.h"
 
 namespace herd {
@@ -63,13 +64,22 @@ WeightRef stack_fp8(const ConvertContext& ctx, const std::vector<WeightRef>& pie
   return WeightRef{DType::F8_E4M3, data, rows, C, scales, nullptr};
 }
 
+// On AMX machines bf16 products read 16-row tiles (quant/formats.h BF16T): decode then streams
+// them with vector loads at full bandwidth while matching the tile unit's results bitwise, and
+// prefill feeds them to the tile unit as they are. Slices (experts) must start on a tile.
+DType bf16_layout(DType to, int64_t slice_rows) {
+  if (to != DType::BF16 || active_isa() != Isa::kAmx || slice_rows % kTileRows != 0) return to;
+  return DType::BF16T;
+}
+
 // One non-expert matrix: in place when the stored form already is the run form.
 WeightRef run_linear(const ConvertContext& ctx, const WeightRef& w, DType to, bool* kept_fp8) {
-  if (to == DType::BF16 && w.dtype == DType::BF16) return w;
   if (to == DType::BF16 && w.dtype == DType::F8_E4M3) {
     *kept_fp8 = true;
     return w;
   }
+  to = bf16_layout(to, w.rows);
+  if (to == DType::BF16 && w.dtype == DType::BF16) return w;
   return convert_matrix(ctx, linear_source(w), to);
 }
 
@@ -137,14 +147,18 @@ Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& 
           d.experts_down = stack_fp8(ctx, pe.down);
           kept_fp8 = true;
         } else {
-          d.experts_gate_up = convert_matrix(ctx, stacked_source(pe.gate_up), ex);
-          d.experts_down = convert_matrix(ctx, stacked_source(pe.down), ex);
+          d.experts_gate_up =
+              convert_matrix(ctx, stacked_source(pe.gate_up), bf16_layout(ex, 2 * I));
+          d.experts_down =
+              convert_matrix(ctx, stacked_source(pe.down), bf16_layout(ex, t.hidden_size));
         }
       } else {
         // Stored [E*H, 2I] / [E*I, H] input-major -> per expert [2I, H] / [H, I]: the transpose
         // puts gate columns then up columns as rows, which is the run layout.
-        d.experts_gate_up = convert_matrix(ctx, in_major_experts_source(s.experts_gate_up, E), ex);
-        d.experts_down = convert_matrix(ctx, in_major_experts_source(s.experts_down, E), ex);
+        d.experts_gate_up = convert_matrix(ctx, in_major_experts_source(s.experts_gate_up, E),
+                                           bf16_layout(ex, 2 * I));
+        d.experts_down = convert_matrix(ctx, in_major_experts_source(s.experts_down, E),
+                                        bf16_layout(ex, t.hidden_size));
       }
       const DType sh = run_dtype(opt.mode, WeightClass::kShared);
       d.shared_gate = run_linear(ctx, s.shared_gate, sh, &kept_fp8);

@@ -203,6 +203,19 @@ WeightRef convert_matrix(const ConvertContext& ctx, const MatrixSource& src, DTy
     if (buf.size() < size_t(kBlock * cols)) buf.resize(size_t(kBlock * cols));
     for (size_t b = b0; b < b1; ++b) {
       const int64_t r0 = int64_t(b) * kBlock, n = std::min(kBlock, rows - r0);
+      if (to == DType::BF16T) {  // rows as bf16 (exact copy or RNE), then into 16-row tiles
+        thread_local std::vector<uint16_t> rows16;
+        if (rows16.size() < size_t(kBlock * cols)) rows16.resize(size_t(kBlock * cols));
+        if (src.fetch_bf16) {
+          src.fetch_bf16(r0, n, rows16.data());
+        } else {
+          src.fetch(r0, n, buf.data());
+          for (int64_t i = 0; i < n * cols; ++i) rows16[size_t(i)] = f32_to_bf16(buf[size_t(i)]);
+        }
+        tile_rows_bf16(rows16.data(), n, cols, r0, reinterpret_cast<uint16_t*>(data));
+        if (progress) progress->add(uint64_t(n * cols));
+        continue;
+      }
       if (to == DType::BF16 && src.fetch_bf16) {  // bit-exact copy, no staging
         src.fetch_bf16(r0, n, reinterpret_cast<uint16_t*>(data + size_t(r0) * rb));
         if (progress) progress->add(uint64_t(n * cols));

@@ -80,7 +80,6 @@ auto* run_weight(TW& tw, const TensorSpec& s) {
   }
 }
 
-
 Status copy_side_files(const std::string& from, const std::string& to) {
   // Everything but the weights and config.json (rewritten): generation config, tokenizer and
   // processor files, and Meta's tokenizer.model under original/ if that is where it is.
@@ -157,7 +156,7 @@ Status save_prequantized(const LoadedModel& m, const std::string& out_dir, int s
       {"format", m.run_format},
       {"group_size", kQuantGroup},
       {"version", kFormatVersion},
-      {"packed_dtypes", {"HERD_Q8G", "HERD_Q4G"}},
+      {"packed_dtypes", {"HERD_Q8G", "HERD_Q4G", "HERD_BF16T"}},
       {"expert_layout",
        "per expert nn.Linear: run_gate_up [E*2I, H] = [gate; up] per expert, "
        "run_down [E*H, I]"}};
@@ -234,6 +233,12 @@ Status load_prequantized(LoadedModel& m) {
                             find_scales(m, name, {shape[0], quant_groups(shape[1])}));
     } else if (v->dtype == DType::F8_E4M3) {
       HERD_ASSIGN_OR_RETURN(w->row_scale, find_scales(m, name, {shape[0]}));
+    } else if (v->dtype == DType::BF16T) {
+      if (shape[0] % kTileRows != 0)
+        return make_error(
+            "pre-quantized model {}: tensor '{}' ({}) is {} with {} rows (not a "
+            "multiple of {})",
+            m.dir, name, v->file, dtype_name(v->dtype), shape[0], kTileRows);
     } else if (v->dtype != DType::BF16 && v->dtype != DType::F32) {
       return make_error("pre-quantized model {}: tensor '{}' ({}) has dtype {}", m.dir, name,
                         v->file, dtype_name(v->dtype));

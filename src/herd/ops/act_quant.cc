@@ -110,8 +110,13 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
       break;
     }
     case DType::BF16:
+    case DType::BF16T:
     case DType::F8_E4M3: {
-      uint16_t* d = out.bf16.ensure(size_t(n * kp));
+      // BF16T on AMX reads 16-token tiles straight from these rows: zero rows up to a multiple
+      // of 16 so a tail tile reads defined values (their outputs are dropped).
+      const int64_t rows = weight_dtype == DType::BF16T ? (n + 15) / 16 * 16 : n;
+      uint16_t* d = out.bf16.ensure(size_t(rows * kp));
+      std::fill(d + n * kp, d + rows * kp, uint16_t(0));
       for (int64_t t = 0; t < n; ++t) {
         const float* xt = x + t * x_stride;
         uint16_t* dt = d + t * kp;
@@ -121,7 +126,7 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
           for (int64_t i = 0; i < k; ++i) dt[i] = f32_to_bf16(xt[i]);
         std::fill(dt + k, dt + kp, uint16_t(0));
       }
-      if (out.isa == Isa::kAmx) gemm_detail::amx_pack_bf16(out);
+      if (out.isa == Isa::kAmx && weight_dtype != DType::BF16T) gemm_detail::amx_pack_bf16(out);
       break;
     }
     default: {  // Q8G / Q4G

@@ -64,10 +64,18 @@ FormatKernels kernels_for(Isa isa) {
   return gemm_detail::scalar_kernels();
 }
 
+// BF16T is made for AMX machines (run_weights.cc); other targets only meet it when forced
+// below the detected one (tests), and read it with the portable kernel.
+FormatKernels with_bf16t(FormatKernels k) {
+  if (!k.bf16t) k.bf16t = gemm_detail::scalar_kernels().bf16t;
+  return k;
+}
+
 const FormatKernels& table(Isa isa) {
-  static const FormatKernels t[] = {kernels_for(Isa::kScalar), kernels_for(Isa::kAvx2),
-                                    kernels_for(Isa::kAvx512), kernels_for(Isa::kAvx512Vnni),
-                                    kernels_for(Isa::kAmx)};
+  static const FormatKernels t[] = {
+      with_bf16t(kernels_for(Isa::kScalar)), with_bf16t(kernels_for(Isa::kAvx2)),
+      with_bf16t(kernels_for(Isa::kAvx512)), with_bf16t(kernels_for(Isa::kAvx512Vnni)),
+      with_bf16t(kernels_for(Isa::kAmx))};
   return t[int(isa)];
 }
 
@@ -83,14 +91,16 @@ Kernel kernel(const FormatKernels& k, DType t) {
       return k.q8;
     case DType::Q4G:
       return k.q4;
+    case DType::BF16T:
+      return k.bf16t;
     default:
       return nullptr;
   }
 }
 
 int64_t weight_row_bytes(const WeightRef& w) {
-  return is_packed(w.dtype) ? packed_row_bytes(w.dtype, w.cols)
-                            : w.cols * int64_t(dtype_size(w.dtype));
+  return is_blocked(w.dtype) ? packed_row_bytes(w.dtype, w.cols)
+                             : w.cols * int64_t(dtype_size(w.dtype));
 }
 
 int64_t round_up(int64_t v, int64_t m) {

@@ -131,6 +131,19 @@ HERD_AMX void write_out(const float* c, int64_t r, int64_t nr, int64_t t, int64_
 // by tests/ops/test_gemm.cc BatchInvariantBitwise). Here 16 weight rows are transposed so each
 // K pair is one vector over the rows, and the same chains run in the lanes.
 constexpr int64_t kVecTokens = 4;
+constexpr int64_t kPrefetchAhead = 2048;  // bytes, BF16T decode (one contiguous stream per block)
+
+// nt tokens' bf16 activations from t0 as exact f32 [nt][kpad].
+HERD_AMX void bf16_as_f32(const PreparedActs& a, int64_t t0, int64_t nt, float* x) {
+  const int64_t kp = a.kpad;
+  for (int64_t t = 0; t < nt; ++t)
+    for (int64_t k = 0; k < kp; k += 16) {
+      const __m256i h =
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(a.bf16.data() + (t0 + t) * kp + k));
+      _mm512_store_ps(x + t * kp + k,
+                      _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    }
+}
 
 // 16 rows [rb, rb+nr) × one 32-element K step of every token: c[t] += (even chain + odd chain).
 // The 16 × 16-dword block is transposed in registers (named values, not an array: GCC kept an
@@ -147,8 +160,9 @@ HERD_AMX __attribute__((always_inline)) inline void bf16_vec_step(const uint16_t
   if (kFull) _mm_prefetch(reinterpret_cast<const char*>(w + (16 + i) * K), _MM_HINT_T0);
   HERD_LD(0)
   HERD_LD(1)
-  HERD_LD(2) HERD_LD(3) HERD_LD(4) HERD_LD(5) HERD_LD(6) HERD_LD(7) HERD_LD(8) HERD_LD(9)
-      HERD_LD(10) HERD_LD(11) HERD_LD(12) HERD_LD(13) HERD_LD(14) HERD_LD(15)
+  HERD_LD(2)
+  HERD_LD(3) HERD_LD(4) HERD_LD(5) HERD_LD(6) HERD_LD(7) HERD_LD(8) HERD_LD(9) HERD_LD(10)
+      HERD_LD(11) HERD_LD(12) HERD_LD(13) HERD_LD(14) HERD_LD(15)
 #undef HERD_LD
   // Stage 1-2: within 128-bit lanes, 4 rows × 4 dwords.
 #define HERD_S12(a, b, c2, d, o0, o1, o2, o3)                                                 \
@@ -188,11 +202,11 @@ HERD_AMX __attribute__((always_inline)) inline void bf16_vec_step(const uint16_t
                       _mm512_castsi512_ps(_mm512_and_si512(P##k, hi_mask)), o);
     HERD_PAIR(0)
     HERD_PAIR(1)
-    HERD_PAIR(2) HERD_PAIR(3) HERD_PAIR(4) HERD_PAIR(5) HERD_PAIR(6) HERD_PAIR(7) HERD_PAIR(8)
-        HERD_PAIR(9) HERD_PAIR(10) HERD_PAIR(11) HERD_PAIR(12) HERD_PAIR(13) HERD_PAIR(14)
-            HERD_PAIR(15)
+    HERD_PAIR(2)
+    HERD_PAIR(3) HERD_PAIR(4) HERD_PAIR(5) HERD_PAIR(6) HERD_PAIR(7) HERD_PAIR(8) HERD_PAIR(9)
+        HERD_PAIR(10) HERD_PAIR(11) HERD_PAIR(12) HERD_PAIR(13) HERD_PAIR(14) HERD_PAIR(15)
 #undef HERD_PAIR
-                c[t] = _mm512_add_ps(c[t], _mm512_add_ps(e, o));
+            c[t] = _mm512_add_ps(c[t], _mm512_add_ps(e, o));
   }
 }
 
@@ -225,13 +239,7 @@ HERD_AMX void bf16_vec_kernel(const PreparedActs& a, const WeightRef& w, int64_t
   const int64_t K = w.cols, kp = a.kpad, nt = t1 - t0;
   thread_local AlignedBuffer<float> xbuf;  // the tokens' bf16 activations as exact f32
   float* x = xbuf.ensure(size_t(kVecTokens * kp));
-  for (int64_t t = 0; t < nt; ++t)
-    for (int64_t k = 0; k < kp; k += 16) {
-      const __m256i h =
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(a.bf16.data() + (t0 + t) * kp + k));
-      _mm512_store_ps(x + t * kp + k,
-                      _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-    }
+  bf16_as_f32(a, t0, nt, x);
   const uint16_t* W = static_cast<const uint16_t*>(w.data);
   switch (nt) {
     case 1:
@@ -245,6 +253,128 @@ HERD_AMX void bf16_vec_kernel(const PreparedActs& a, const WeightRef& w, int64_t
       break;
     default:
       bf16_vec_rows<4>(W, K, kp, x, r0, r1, t0, y, ys);
+      break;
+  }
+  _mm_setcsr(csr);
+}
+
+// BF16T decode: a K pair of 16 rows is one 64-byte load, so the chains run without transposes.
+template <int NT>
+HERD_AMX void bf16t_vec_rows(const uint16_t* W, int64_t kp, const float* x, int64_t r0, int64_t r1,
+                             int64_t t0, float* y, int64_t ys) {
+  const int64_t steps = kp / 32, block = kp * 16;  // u16 per 16-row block
+  const __m512i hi_mask = _mm512_set1_epi32(int32_t(0xFFFF0000u));
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const uint16_t* wb = W + (rb / 16) * block;
+    __m512 c[NT];
+    for (int t = 0; t < NT; ++t) c[t] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < steps; ++s) {
+      const uint16_t* ws = wb + s * 512;
+      __m512i P[16];
+#pragma GCC unroll 16
+      for (int k = 0; k < 16; ++k) {
+        P[k] = _mm512_load_si512(ws + k * 32);
+        if (kPrefetchAhead)
+          _mm_prefetch(reinterpret_cast<const char*>(ws + k * 32) + kPrefetchAhead, _MM_HINT_T1);
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const float* xs = x + t * kp + s * 32;
+        __m512 e = _mm512_setzero_ps(), o = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; ++k) {
+          e = _mm512_fmadd_ps(_mm512_set1_ps(xs[2 * k]),
+                              _mm512_castsi512_ps(_mm512_slli_epi32(P[k], 16)), e);
+          o = _mm512_fmadd_ps(_mm512_set1_ps(xs[2 * k + 1]),
+                              _mm512_castsi512_ps(_mm512_and_si512(P[k], hi_mask)), o);
+        }
+        c[t] = _mm512_add_ps(c[t], _mm512_add_ps(e, o));
+      }
+    }
+    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + (t0 + t) * ys + rb, c[t]);
+  }
+}
+
+// BF16T with tiles: activations rows are A (16 tokens × 32 K, straight from prepare_acts), the
+// weight tiles are B as stored, C is [16 tokens][16 rows] — a token's outputs are contiguous,
+// so whole tiles are stored into y directly. Per output the same tile products in the same K
+// order as bf16_kernel (products commute exactly): bitwise the same results.
+HERD_AMX void bf16t_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1,
+                          int64_t t0, int64_t t1, float* y, int64_t ys) {
+  load_config();
+  const int64_t kp = a.kpad, steps = kp / 32, block = kp * 32;  // bytes per 16-row block
+  const uint8_t* W = static_cast<const uint8_t*>(w.data);
+  const uint8_t* X = reinterpret_cast<const uint8_t*>(a.bf16.data());
+  alignas(64) float cbuf[256];
+  for (int64_t rb = r0; rb < r1; rb += 32) {
+    const bool two_r = r1 - rb > 16;
+    const uint8_t* b0 = W + (rb / 16) * block;
+    for (int64_t tb = t0; tb < t1; tb += 32) {
+      const bool two_t = t1 - tb > 16;
+      const uint8_t* a0 = X + tb * kp * 2;
+      HERD_TZERO(0);
+      HERD_TZERO(1);
+      HERD_TZERO(2);
+      HERD_TZERO(3);
+      for (int64_t s = 0; s < steps; ++s) {
+        HERD_TLOAD(4, a0 + s * 64, kp * 2);
+        HERD_TLOAD(6, b0 + s * 1024, 64);
+        HERD_TDPBF16(0, 4, 6);
+        if (two_r) {
+          HERD_TLOAD(7, b0 + block + s * 1024, 64);
+          HERD_TDPBF16(1, 4, 7);
+        }
+        if (two_t) {
+          HERD_TLOAD(5, a0 + 16 * kp * 2 + s * 64, kp * 2);
+          HERD_TDPBF16(2, 5, 6);
+          if (two_r) HERD_TDPBF16(3, 5, 7);
+        }
+      }
+      // C tile (i, j): tokens tb + 16 i, rows rb + 16 j.
+      auto put = [&](int i, int j, auto store_tile) {
+        const int64_t t = tb + 16 * i, nt = std::min<int64_t>(16, t1 - t);
+        float* dst = y + t * ys + rb + 16 * j;
+        if (nt == 16) {
+          store_tile(dst, ys * 4);
+          return;
+        }
+        store_tile(cbuf, 64);
+        for (int64_t k = 0; k < nt; ++k) std::memcpy(dst + k * ys, cbuf + k * 16, 64);
+      };
+      put(0, 0, [](float* p, int64_t s) { HERD_TSTORE(0, p, s); });
+      if (two_r) put(0, 1, [](float* p, int64_t s) { HERD_TSTORE(1, p, s); });
+      if (two_t) put(1, 0, [](float* p, int64_t s) { HERD_TSTORE(2, p, s); });
+      if (two_t && two_r) put(1, 1, [](float* p, int64_t s) { HERD_TSTORE(3, p, s); });
+    }
+  }
+  _tile_release();
+}
+
+HERD_AMX void bf16t_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1,
+                           int64_t t0, int64_t t1, float* y, int64_t ys) {
+  if (t1 - t0 > kVecTokens) {
+    bf16t_tiles(a, w, r0, r1, t0, t1, y, ys);
+    return;
+  }
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ, as the tile unit
+  const int64_t kp = a.kpad, nt = t1 - t0;
+  thread_local AlignedBuffer<float> xbuf;  // the tokens' bf16 activations as exact f32
+  float* x = xbuf.ensure(size_t(kVecTokens * kp));
+  bf16_as_f32(a, t0, nt, x);
+  const uint16_t* W = static_cast<const uint16_t*>(w.data);
+  switch (nt) {
+    case 1:
+      bf16t_vec_rows<1>(W, kp, x, r0, r1, t0, y, ys);
+      break;
+    case 2:
+      bf16t_vec_rows<2>(W, kp, x, r0, r1, t0, y, ys);
+      break;
+    case 3:
+      bf16t_vec_rows<3>(W, kp, x, r0, r1, t0, y, ys);
+      break;
+    default:
+      bf16t_vec_rows<4>(W, kp, x, r0, r1, t0, y, ys);
       break;
   }
   _mm_setcsr(csr);
@@ -467,6 +597,7 @@ void amx_pack_int8(PreparedActs& a) {
 FormatKernels amx_kernels() {
   FormatKernels k = avx512_bf16_kernels();  // F32 weights: no AMX f32 product
   k.bf16 = bf16_kernel;
+  k.bf16t = bf16t_kernel;
   k.fp8 = bf16_kernel;
   k.q8 = quant_kernel<DType::Q8G>;
   k.q4 = quant_kernel<DType::Q4G>;

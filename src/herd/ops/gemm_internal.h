@@ -16,6 +16,7 @@ using Kernel = void (*)(const PreparedActs& a, const WeightRef& w, int64_t r0, i
 
 struct FormatKernels {
   Kernel f32 = nullptr, bf16 = nullptr, fp8 = nullptr, q8 = nullptr, q4 = nullptr;
+  Kernel bf16t = nullptr;  // BF16T: AMX (+ its bitwise vector decode); elsewhere the scalar one
 };
 
 // One table per ISA file (a file's functions carry that ISA's target attribute).

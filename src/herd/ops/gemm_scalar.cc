@@ -64,6 +64,14 @@ void bf16_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t 
       [&](int64_t r, int64_t i) { return bf16_to_f32(W[r * w.cols + i]); }, nullptr);
 }
 
+void bf16t_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
+                  int64_t t1, float* y, int64_t ys) {
+  const uint16_t* W = static_cast<const uint16_t*>(w.data);
+  bf16_like(
+      a, r0, r1, t0, t1, y, ys,
+      [&](int64_t r, int64_t i) { return bf16_to_f32(W[tiled_index(r, i, w.cols)]); }, nullptr);
+}
+
 void fp8_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
                 int64_t t1, float* y, int64_t ys) {
   const uint8_t* W = static_cast<const uint8_t*>(w.data);
@@ -109,6 +117,7 @@ FormatKernels scalar_kernels() {
   FormatKernels k;
   k.f32 = f32_kernel;
   k.bf16 = bf16_kernel;
+  k.bf16t = bf16t_kernel;
   k.fp8 = fp8_kernel;
   k.q8 = quant_kernel<DType::Q8G>;
   k.q4 = quant_kernel<DType::Q4G>;

@@ -35,8 +35,8 @@ inline float load_elem(DType t, const uint8_t* row, int64_t c) {
   return 0.0f;
 }
 inline size_t row_bytes(const WeightRef& w) {
-  return is_packed(w.dtype) ? size_t(packed_row_bytes(w.dtype, w.cols))
-                            : size_t(w.cols) * dtype_size(w.dtype);
+  return is_blocked(w.dtype) ? size_t(packed_row_bytes(w.dtype, w.cols))
+                             : size_t(w.cols) * dtype_size(w.dtype);
 }
 inline const uint8_t* row_ptr(const WeightRef& w, int64_t r) {
   return static_cast<const uint8_t*>(w.data) + size_t(r) * row_bytes(w);
@@ -45,6 +45,7 @@ inline const uint8_t* row_ptr(const WeightRef& w, int64_t r) {
 
 WeightRef WeightRef::row_slice(int64_t r0, int64_t n) const {
   assert(r0 >= 0 && n >= 0 && r0 + n <= rows);
+  assert(dtype != DType::BF16T || r0 % kTileRows == 0);
   WeightRef w = *this;
   w.data = row_ptr(*this, r0);
   w.rows = n;
@@ -54,6 +55,11 @@ WeightRef WeightRef::row_slice(int64_t r0, int64_t n) const {
 }
 
 void dequantize_row(const WeightRef& w, int64_t r, float* out) {
+  if (w.dtype == DType::BF16T) {  // r within its 16-row block of the slice's tiles
+    const uint16_t* d = static_cast<const uint16_t*>(w.data);
+    for (int64_t c = 0; c < w.cols; ++c) out[c] = bf16_to_f32(d[tiled_index(r, c, w.cols)]);
+    return;
+  }
   const uint8_t* row = row_ptr(w, r);
   const float* gs = w.group_scale ? w.group_scale + r * quant_groups(w.cols) : nullptr;
   switch (w.dtype) {
@@ -77,6 +83,8 @@ void dequantize_row(const WeightRef& w, int64_t r, float* out) {
 }
 
 float weight_at(const WeightRef& w, int64_t r, int64_t c) {
+  if (w.dtype == DType::BF16T)
+    return bf16_to_f32(static_cast<const uint16_t*>(w.data)[tiled_index(r, c, w.cols)]);
   if (is_packed(w.dtype)) {  // slow path for references and tests: dequantize the group
     const int64_t g = c / kQuantGroup;
     WeightRef one = w.row_slice(r, 1);

@@ -9,6 +9,7 @@ namespace herd {
 int64_t packed_row_bytes(DType t, int64_t cols) {
   if (t == DType::Q8G) return quant_groups(cols) * kQuantGroup;
   if (t == DType::Q4G) return quant_groups(cols) * kQuantGroup / 2;
+  if (t == DType::BF16T) return tiled_kpad(cols) * 2;
   return 0;
 }
 
@@ -62,6 +63,17 @@ void dequantize_row_q4g(const uint8_t* q, const float* scales, int64_t cols, flo
     const uint8_t byte = q[g * (kQuantGroup / 2) + (i % (kQuantGroup / 2))];
     const int code = i < kQuantGroup / 2 ? (byte & 0xF) : (byte >> 4);
     out[c] = float(code - 8) * scales[g];
+  }
+}
+
+void tile_rows_bf16(const uint16_t* src, int64_t n, int64_t cols, int64_t r0, uint16_t* dst) {
+  const int64_t kp = tiled_kpad(cols);
+  for (int64_t b = 0; b < n; b += kTileRows) {
+    uint16_t* blk = dst + ((r0 + b) / kTileRows) * (kp / 2) * 32;
+    for (int64_t i = 0; i < kTileRows; ++i) {
+      const uint16_t* row = src + (b + i) * cols;
+      for (int64_t c = 0; c < kp; ++c) blk[(c / 2) * 32 + i * 2 + c % 2] = c < cols ? row[c] : 0;
+    }
   }
 }
 

@@ -10,6 +10,13 @@
 //       element j in its low nibble and element j + 64 in its high nibble (one AND / one shift
 //       unpacks 64 consecutive elements). Row = n_groups * 64 bytes.
 // Scales are a separate array [rows, n_groups] of f32 (WeightRef::group_scale).
+//
+//  BF16T bf16 in 16-row tiles, for AMX machines: rows come in blocks of 16 (rows % 16 == 0), K is
+//       padded with zeros to kp = a multiple of 32, and a block is [kp/2][16 rows][2]: K pair p
+//       of the block's 16 rows is 64 contiguous bytes. That is the tile unit's B operand as it
+//       is, and one vector per K pair for the AVX-512 decode kernel that reproduces the tile
+//       unit bit for bit (ops/gemm_amx.cc). "Row bytes" = kp * 2, so row_slice works at
+//       multiples of 16 rows. No scales.
 #pragma once
 
 #include <cstdint>
@@ -20,10 +27,28 @@ namespace herd {
 
 inline constexpr int64_t kQuantGroup = 128;
 
-inline int64_t quant_groups(int64_t cols) { return (cols + kQuantGroup - 1) / kQuantGroup; }
+inline int64_t quant_groups(int64_t cols) {
+  return (cols + kQuantGroup - 1) / kQuantGroup;
+}
 // Bytes of packed values per row (scales not included); 0 for non-packed dtypes.
 int64_t packed_row_bytes(DType t, int64_t cols);
-inline bool is_packed(DType t) { return t == DType::Q8G || t == DType::Q4G; }
+inline bool is_packed(DType t) {
+  return t == DType::Q8G || t == DType::Q4G;
+}
+// Formats whose rows are not cols * dtype_size bytes (packed_row_bytes gives the row stride).
+inline bool is_blocked(DType t) {
+  return is_packed(t) || t == DType::BF16T;
+}
+inline constexpr int64_t kTileRows = 16;
+inline int64_t tiled_kpad(int64_t cols) {
+  return (cols + 31) / 32 * 32;
+}
+// Offset, in bf16 elements, of (r, c) in a BF16T matrix of `cols` columns.
+inline int64_t tiled_index(int64_t r, int64_t c, int64_t cols) {
+  return ((r / kTileRows) * (tiled_kpad(cols) / 2) + c / 2) * 32 + (r % kTileRows) * 2 + c % 2;
+}
+// Writes n (a multiple of 16) rows of bf16 [n][cols] at row r0 of a BF16T matrix.
+void tile_rows_bf16(const uint16_t* src, int64_t n, int64_t cols, int64_t r0, uint16_t* dst);
 
 // Scalar reference quantizers: one row of `cols` floats -> packed values + n_groups scales.
 void quantize_row_q8g(const float* x, int64_t cols, uint8_t* q, float* scales);

@@ -48,7 +48,7 @@ DType run_dtype(QuantMode m, WeightClass c) {
 }
 
 int64_t encoded_row_bytes(DType t, int64_t cols) {
-  return is_packed(t) ? packed_row_bytes(t, cols) : cols * int64_t(dtype_size(t));
+  return is_blocked(t) ? packed_row_bytes(t, cols) : cols * int64_t(dtype_size(t));
 }
 
 namespace {
