@@ -253,6 +253,26 @@ TEST_P(GemmTest, BatchInvariantBitwise) {
 
 // Every E4M3 code (but the two NaNs) through each path's fp8 conversion: row r holds code r in
 // column 0, x = e_0, so y[r] must be exactly fp8(r) · row_scale[r].
+// On AMX the plain BF16 layout (tiles of 16 weight rows as A) and BF16T (tiles as B, and the
+// vector decode kernels of both) compute every output with the same tile-unit arithmetic: equal
+// bit for bit, for decode-sized and prefill-sized batches, with K and token tails.
+TEST_P(GemmTest, Bf16LayoutsAgreeBitwise) {
+  if (GetParam() != Isa::kAmx && GetParam() != Isa::kScalar)  // BF16T is the portable kernel there
+    GTEST_SKIP() << "BF16T runs the portable kernel below AMX";
+  ThreadPool pool(2);
+  Rng rng(15);
+  for (int64_t K : {64, 1000}) {
+    const int64_t M = 48;
+    Rng same = rng;
+    const TestWeight plain(DType::BF16, M, K, rng), tiled(DType::BF16T, M, K, same);
+    ASSERT_EQ(plain.exact, tiled.exact);
+    for (int64_t n : {1, 2, 4, 5, 17, 35}) {
+      const std::vector<float> x = rng.vec(size_t(n * K));
+      EXPECT_EQ(run(pool, plain, x, n, K), run(pool, tiled, x, n, K)) << "K=" << K << " n=" << n;
+    }
+  }
+}
+
 TEST_P(GemmTest, Fp8EveryCodeExact) {
   ThreadPool pool(1);
   const int64_t K = 40;
