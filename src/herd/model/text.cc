@@ -42,6 +42,10 @@ void TextDecoder::resize(int64_t n) {
   grow(eh_, n * I);
 }
 
+void TextDecoder::norm(const float* x, const float* gain, float* out, int64_t n, float eps) const {
+  (fast_ ? rms_norm_fast : rms_norm)(x, gain, out, n, eps);
+}
+
 // Row-wise work (norms, residuals, RoPE): spread over the pool for a prefill, inline for the
 // few rows of a decode step. Each row is computed alone, so the split never changes results.
 void TextDecoder::per_token(int64_t n, const std::function<void(int64_t)>& fn) {
@@ -82,8 +86,7 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {
     const LayerWeights& lw = w.layers[size_t(i)];
     // 2.1-2.8 attention block with pre-norm and residual.
-    per_token(n,
-              [&](int64_t t) { rms_norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps); });
+    per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps); });
     emit("attn_norm", i, xn_.data(), H);
     attention(i, batch, caches);
     linear(attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
@@ -92,7 +95,7 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
       for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
     });
     // 2.9-2.11 feed-forward block.
-    per_token(n, [&](int64_t t) { rms_norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
+    per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
     emit("ffn_norm", i, xn_.data(), H);
     if (cfg_.layer_kind(i).moe)
       moe(i, n);
@@ -108,7 +111,7 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   // 3. Final norm and lm_head, only for the rows that want logits.
   int64_t m = 0;
   for (int64_t t = 0; t < n; ++t)
-    if (batch[size_t(t)].logits) rms_norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
+    if (batch[size_t(t)].logits) norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
   if (m > 0) linear(xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
   trace_ = nullptr;
   return Status::ok();
@@ -311,8 +314,8 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
 
   pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
     for (size_t j = b; j < e; ++j) {
-      swiglu(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
-      swiglu(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
+      swiglu_fast(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
+      swiglu_fast(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
     }
   });
   // Section 2: every down projection.
@@ -343,7 +346,7 @@ void TextDecoder::dense_mlp(int layer, int64_t n) {
     linear(xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
     linear(xn_.data(), n, H, lw.dense_up, up_.data(), F);
   }
-  swiglu(gate_.data(), up_.data(), gate_.data(), n * F);
+  (fast_ ? swiglu_fast : swiglu)(gate_.data(), up_.data(), gate_.data(), n * F);
   linear(gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
 }
 

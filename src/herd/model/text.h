@@ -56,6 +56,7 @@ class TextDecoder {
   void dense_mlp(int layer, int64_t n);
   void resize(int64_t n);
   void per_token(int64_t n, const std::function<void(int64_t)>& fn);
+  void norm(const float* x, const float* gain, float* out, int64_t n, float eps) const;
   // y = x · Wᵀ for W in nn.Linear layout, through the fast kernels or the f32 reference.
   void linear(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, float* y,
               int64_t y_stride);

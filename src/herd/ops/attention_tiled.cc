@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "herd/ops/attention_fast.h"
+#include "herd/ops/exp_avx512.h"
 #include "herd/ops/gemm.h"
 
 // The intrinsics headers' _mm512_undefined_* make GCC 12's -W(maybe-)uninitialized misread when
@@ -33,26 +34,6 @@ constexpr int64_t kBlock = 16;  // keys per block: the lanes of one score vector
 
 HERD_AVX512 inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
-// exp(x) for x <= 0 (scores minus their running max), within ~2 ulp of std::exp: x = n*ln2 + r
-// with |r| <= ln2/2 (ln2 split in two so r is exact to f32), Cephes' expf polynomial for e^r,
-// scalef for 2^n (which rounds to denormals and 0 correctly). x is clamped at -104, where e^x
-// rounds to 0 in f32, so -inf gives 0 and never inf - inf.
-HERD_AVX512 inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);  // exp(0) == 1 exactly: n = 0, r = 0, p = 1
 }
 
 // Bit j: row base + j exists and its position is in [lo, hi] (attention_allowed for a query at
@@ -158,7 +139,8 @@ HERD_AVX512 void score_rows(const float* const* q, float* const* s, int64_t rows
     HERD_CASE(2)
     HERD_CASE(3)
     HERD_CASE(4)
-    HERD_CASE(5) HERD_CASE(6) HERD_CASE(7)
+    HERD_CASE(5)
+    HERD_CASE(6) HERD_CASE(7)
 #undef HERD_CASE
         default : break;
   }
