@@ -273,7 +273,7 @@ HERD_AMX void bf16t_vec_rows(const uint16_t* W, int64_t kp, const float* x, int6
       __m512i P[16];
 #pragma GCC unroll 16
       for (int k = 0; k < 16; ++k) {
-        P[k] = _mm512_load_si512(ws + k * 32);
+        P[k] = _mm512_loadu_si512(ws + k * 32);  // mmap'd files align to 8 bytes only
         if (kPrefetchAhead)
           _mm_prefetch(reinterpret_cast<const char*>(ws + k * 32) + kPrefetchAhead, _MM_HINT_T1);
       }
