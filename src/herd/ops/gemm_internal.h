@@ -30,6 +30,11 @@ FormatKernels amx_kernels();   // bf16 / fp8 (every n) and Q8G / Q4G (falls back
 // AMX activation layouts (gemm_amx.cc), filled by prepare_acts when the ISA is kAmx.
 void amx_pack_bf16(PreparedActs& a);
 void amx_pack_int8(PreparedActs& a);
+// BF16 / BF16T batches of ≤ kAmxVecTokens on AMX machines, with AVX-512 (gemm_amx_vec.cc):
+// bitwise what the tile kernels compute.
+inline constexpr int64_t kAmxVecTokens = 4;
+void amx_bf16_vec(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
+                  int64_t t1, float* y, int64_t ys);
 // The VNNI int8 kernels, for AMX's small batches (bitwise the same results).
 Kernel vnni_q8_kernel();
 Kernel vnni_q4_kernel();
