@@ -17,6 +17,7 @@
 #include "herd/ops/attention_fast.h"
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
+#include "herd/ops/kv_quant.h"
 #include "herd/quant/formats.h"
 
 namespace herd {
@@ -215,36 +216,65 @@ BENCHMARK(BM_Prepare)
 struct AttentionCase {
   AttentionShape s{8, 2, 128, 1.0f / std::sqrt(128.0f), 8192};
   int64_t n_keys = 0, n_queries = 0, qd = 0, kvd = 0;
-  std::vector<float> q, k, v, out;
-  std::vector<int64_t> key_pos, q_pos;
+  std::vector<float> q, out;
+  std::vector<int64_t> q_pos;
+  // The cache: pages of 256 slots in the stored type (one layer), the last one partly empty.
+  KvPageLayout layout;
+  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
+  std::vector<const uint8_t*> pages;
+  KvView kv;
 
   // n_keys cached tokens at positions 0.., and the last n_queries of them as queries (prefill:
   // all of them, causal; decode: the last one).
-  AttentionCase(int64_t keys, int64_t queries, int64_t chunk) : n_keys(keys), n_queries(queries) {
+  AttentionCase(int64_t keys, int64_t queries, int64_t chunk, KvType type)
+      : n_keys(keys), n_queries(queries) {
     s.chunk_size = chunk;
     qd = s.n_heads * s.head_dim, kvd = s.n_kv_heads * s.head_dim;
     q.resize(size_t(n_queries * qd)), out.resize(q.size());
-    k.resize(size_t(n_keys * kvd)), v.resize(k.size());
     uint64_t r = 7;
     auto next = [&] {
       r = r * 6364136223846793005ull + 1442695040888963407ull;
       return float(int64_t(r >> 40) - (1 << 23)) / float(1 << 23);
     };
-    for (auto* a : {&q, &k, &v})
-      for (float& x : *a) x = next();
-    for (int64_t j = 0; j < n_keys; ++j) key_pos.push_back(j);
+    for (float& x : q) x = next();
+    layout = {type, 256, kvd, s.n_kv_heads, s.head_dim, 1};
+    std::vector<float> k(static_cast<size_t>(kvd)), v(static_cast<size_t>(kvd));
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const int64_t slot = j % layout.page_rows;
+      if (slot == 0) {
+        auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, layout.page_bytes()));
+        std::fill_n(reinterpret_cast<int64_t*>(p), layout.page_rows, kKvEmpty);
+        owned.emplace_back(p, &std::free);
+        pages.push_back(p);
+      }
+      uint8_t* p = owned.back().get();
+      for (float& x : k) x = next();
+      for (float& x : v) x = next();
+      const size_t e = kv_type_bytes(type);
+      auto scales = [&](size_t off) {
+        return kv_type_scaled(type) ? reinterpret_cast<float*>(p + off) + slot * s.n_kv_heads
+                                    : nullptr;
+      };
+      kv_store_row(type, k.data(), s.n_kv_heads, s.head_dim,
+                   p + layout.k_off(0) + size_t(slot * kvd) * e, scales(layout.ks_off(0)));
+      kv_store_row(type, v.data(), s.n_kv_heads, s.head_dim,
+                   p + layout.v_off(0) + size_t(slot * kvd) * e, scales(layout.vs_off(0)));
+      reinterpret_cast<int64_t*>(p)[slot] = j;
+    }
+    kv.layout = layout;
+    kv.pages = pages.data();
+    kv.n_pages = int64_t(pages.size());
     for (int64_t t = 0; t < n_queries; ++t) q_pos.push_back(n_keys - n_queries + t);
   }
-  // attention_fast once per (token, query head), as model/text.cc calls it.
+  // The reference attention() once per (token, query head), as model/text.cc's exact path.
   void run_per_head(std::vector<float>& scratch) {
     AttentionShape one = s;
     one.n_heads = one.n_kv_heads = 1;
     const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
     for (int64_t t = 0; t < n_queries; ++t)
       for (int64_t h = 0; h < s.n_heads; ++h)
-        attention_fast(one, &q[size_t(t * qd + h * hd)], q_pos[size_t(t)],
-                       &k[size_t(h / group * hd)], &v[size_t(h / group * hd)], kvd, key_pos.data(),
-                       n_keys, &out[size_t(t * qd + h * hd)], scratch.data());
+        attention(one, &q[size_t(t * qd + h * hd)], q_pos[size_t(t)], kv, h / group,
+                  &out[size_t(t * qd + h * hd)], scratch.data());
   }
   // attention_group_fast once per (kv head, block of `block` query tokens).
   void run_grouped(int64_t block, AttentionScratch& scratch) {
@@ -253,18 +283,19 @@ struct AttentionCase {
         AttentionQueries a;
         a.q = &q[size_t(t0 * qd)], a.q_stride = qd, a.pos = &q_pos[size_t(t0)];
         a.n = std::min(block, n_queries - t0), a.out = &out[size_t(t0 * qd)], a.out_stride = qd;
-        attention_group_fast(s, g, a, k.data(), v.data(), kvd, key_pos.data(), n_keys, scratch);
+        attention_group_fast(s, g, a, kv, scratch);
       }
   }
 };
 
 // Single-threaded. Args: tokens in the cache, query tokens (the last ones), queries per call
-// (0: the per-(token, head) attention_fast loop the decoder runs today), chunk size (0: a NoPE
-// layer's global attention).
+// (0: the reference per (token, head)), chunk size (0: a NoPE layer's global attention), KV
+// type (KvType: 0 f32, 1 bf16, 2 int8, 3 fp8-e4m3).
 void BM_Attention(benchmark::State& state) {
-  AttentionCase c(state.range(0), state.range(1), state.range(3));
+  const KvType type = KvType(state.range(4));
+  AttentionCase c(state.range(0), state.range(1), state.range(3), type);
   const int64_t block = state.range(2);
-  std::vector<float> scratch(size_t(c.n_keys));
+  std::vector<float> scratch(attention_scratch_floats(c.kv));
   AttentionScratch group_scratch;
   for (auto _ : state) {
     if (block == 0)
@@ -273,29 +304,35 @@ void BM_Attention(benchmark::State& state) {
       c.run_grouped(block, group_scratch);
     benchmark::DoNotOptimize(c.out.data());
   }
-  state.SetLabel(std::string(block == 0 ? "per (token, head)" : "per (group, block)") +
-                 " isa=" + isa_name(active_isa()));
+  state.SetLabel(std::string(block == 0 ? "reference per (token, head)" : "per (group, block)") +
+                 " kv=" + kv_type_name(type) + " isa=" + isa_name(active_isa()));
 }
 BENCHMARK(BM_Attention)
     ->Name("AttentionPrefill")
-    ->ArgNames({"keys", "queries", "block", "chunk"})
-    ->Args({512, 512, 0, 8192})
-    ->Args({512, 512, 8, 8192})
-    ->Args({512, 512, 16, 8192})
-    ->Args({512, 512, 32, 8192})
-    ->Args({512, 512, 64, 8192})
-    ->Args({512, 512, 128, 8192})
-    ->Args({512, 512, 512, 8192})
+    ->ArgNames({"keys", "queries", "block", "chunk", "kv"})
+    ->Args({512, 512, 0, 8192, 0})
+    ->Args({512, 512, 8, 8192, 0})
+    ->Args({512, 512, 16, 8192, 0})
+    ->Args({512, 512, 32, 8192, 0})
+    ->Args({512, 512, 32, 8192, 1})
+    ->Args({512, 512, 32, 8192, 2})
+    ->Args({512, 512, 32, 8192, 3})
+    ->Args({512, 512, 64, 8192, 0})
+    ->Args({512, 512, 128, 8192, 0})
+    ->Args({512, 512, 512, 8192, 0})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention)
     ->Name("AttentionDecode")
-    ->ArgNames({"keys", "queries", "block", "chunk"})
-    ->Args({512, 1, 0, 8192})
-    ->Args({512, 1, 1, 8192})
-    ->Args({4096, 1, 0, 8192})
-    ->Args({4096, 1, 1, 8192})
-    ->Args({100000, 1, 0, 0})
-    ->Args({100000, 1, 1, 0})
+    ->ArgNames({"keys", "queries", "block", "chunk", "kv"})
+    ->Args({512, 1, 0, 8192, 0})
+    ->Args({512, 1, 1, 8192, 0})
+    ->Args({4096, 1, 0, 8192, 0})
+    ->Args({4096, 1, 1, 8192, 0})
+    ->Args({4096, 1, 1, 8192, 1})
+    ->Args({4096, 1, 1, 8192, 2})
+    ->Args({4096, 1, 1, 8192, 3})
+    ->Args({100000, 1, 0, 0, 0})
+    ->Args({100000, 1, 1, 0, 0})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -5,15 +5,9 @@
 
 #include <cstdint>
 
-namespace herd {
+#include "herd/ops/kv_view.h"
 
-struct KvView {
-  const float* k = nullptr;    // n rows of kv_dim floats (row stride = stride)
-  const float* v = nullptr;
-  const int64_t* pos = nullptr;  // absolute position of each row (masked rows: > any query)
-  int64_t n = 0;
-  int64_t stride = 0;
-};
+namespace herd {
 
 class KvCache {
  public:
@@ -21,6 +15,8 @@ class KvCache {
   // Stores K/V (post-RoPE, post-QK-norm) of the token at absolute position `pos` in `layer`.
   // All tokens of a forward batch are stored before any of them attends.
   virtual void store(int layer, int64_t pos, const float* k, const float* v) = 0;
+  // The layer's pages as the attention kernels read them (ops/kv_view.h); valid until the next
+  // store() or clear().
   virtual KvView view(int layer) const = 0;
 };
 

@@ -184,17 +184,16 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
         const KvView kv = caches[size_t(batch[size_t(it.t0)].seq)]->view(layer);
         AttentionQueries qs{&q_[it.t0 * qd],    qd, &q_pos_[size_t(it.t0)], it.t1 - it.t0,
                             &attn_[it.t0 * qd], qd};
-        attention_group_fast(shape, it.g, qs, kv.k, kv.v, kv.stride, kv.pos, kv.n,
-                             att_scratch_[size_t(ith)]);
+        attention_group_fast(shape, it.g, qs, kv, att_scratch_[size_t(ith)]);
       }
     });
     return;
   }
-  int64_t max_keys = 0;
+  size_t need = 0;
   for (KvCache* c : caches)
-    if (c) max_keys = std::max(max_keys, c->view(layer).n);
+    if (c) need = std::max(need, attention_scratch_floats(c->view(layer)));
   for (auto& sc : scratch_)
-    if (int64_t(sc.size()) < max_keys) sc.resize(size_t(max_keys));
+    if (sc.size() < need) sc.resize(need);
   // Reference: one work item per (token, query head); heads of a GQA group read one kv head.
   AttentionShape one = shape;
   one.n_heads = one.n_kv_heads = 1;
@@ -204,9 +203,8 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
       const int64_t t = int64_t(item) / nh, h = int64_t(item) % nh;
       const BatchToken& bt = batch[size_t(t)];
       const KvView kv = caches[size_t(bt.seq)]->view(layer);
-      const int64_t g = h / group;
-      herd::attention(one, &q_[t * qd + h * hd], bt.pos, kv.k + g * hd, kv.v + g * hd, kv.stride,
-                      kv.pos, kv.n, &attn_[t * qd + h * hd], scratch_[size_t(ith)].data());
+      herd::attention(one, &q_[t * qd + h * hd], bt.pos, kv, h / group, &attn_[t * qd + h * hd],
+                      scratch_[size_t(ith)].data());
     }
   });
 }

@@ -2,7 +2,10 @@
 // chunked masks computed from absolute positions (spec §3 step 7).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+
+#include "herd/ops/kv_view.h"
 
 namespace herd {
 
@@ -10,8 +13,8 @@ struct AttentionShape {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;  // GQA: query head h uses kv head h / (n_heads / n_kv_heads)
   int64_t head_dim = 0;
-  float scale = 0;          // 1/sqrt(head_dim)
-  int64_t chunk_size = 0;   // > 0: key allowed only if floor(kpos/c) == floor(qpos/c)
+  float scale = 0;         // 1/sqrt(head_dim)
+  int64_t chunk_size = 0;  // > 0: key allowed only if floor(kpos/c) == floor(qpos/c)
 };
 
 // True when a query at q_pos may attend to a key at k_pos.
@@ -20,11 +23,15 @@ inline bool attention_allowed(int64_t q_pos, int64_t k_pos, int64_t chunk_size) 
   return chunk_size <= 0 || k_pos / chunk_size == q_pos / chunk_size;
 }
 
-// q: [n_heads*head_dim]; k, v: n_keys rows of [n_kv_heads*head_dim] (row stride kv_stride
-// floats); key_pos[n_keys] absolute positions (any order). Masked keys are skipped.
-// out: [n_heads*head_dim]. scratch: at least n_keys floats.
-void attention(const AttentionShape& s, const float* q, int64_t q_pos, const float* k,
-               const float* v, int64_t kv_stride, const int64_t* key_pos, int64_t n_keys,
-               float* out, float* scratch);
+// q: [s.n_heads*head_dim]; out: the same. Query head h reads kv head
+// kv_head0 + h / (s.n_heads / s.n_kv_heads) of the view, so a caller passes either all heads
+// (s.n_kv_heads = the view's, kv_head0 = 0) or one GQA group (s.n_kv_heads = 1, kv_head0 = g).
+// Rows are read in row order through kv_load_row (dequantized, per-head scale applied); a row
+// counts iff attention_allowed(q_pos, kv.pos(r), s.chunk_size) — kKvEmpty rows never do — and
+// other rows are never read (they may hold garbage or NaN). A query with no allowed row gets
+// zeros. scratch: at least attention_scratch_floats(kv) floats.
+void attention(const AttentionShape& s, const float* q, int64_t q_pos, const KvView& kv,
+               int64_t kv_head0, float* out, float* scratch);
+size_t attention_scratch_floats(const KvView& kv);
 
 }  // namespace herd

@@ -1,8 +1,7 @@
-// The fast path's attention (--precision auto): the same masks and math as ops/attention.h,
-// with AVX-512 dot products and value accumulation when the active ISA has them (else the
-// reference). Each query's result depends only on that query and the cached keys/values, so it
-// is batch-invariant like the reference; it differs from the reference in rounding (FMA, lane
-// order), within the tolerance tests/ops/test_attention_fast.cc states.
+// The fast path's attention (--precision auto): the same masks and math as ops/attention.h, for
+// many queries of one sequence and one GQA group at a time, with AVX-512 dot products and value
+// accumulation when the active ISA has them (else the reference per query). Keys and values are
+// read in place from the paged, typed cache (ops/kv_view.h) and converted to f32 in registers.
 #pragma once
 
 #include <cstdint>
@@ -10,13 +9,9 @@
 
 #include "herd/ops/attention.h"
 #include "herd/ops/gemm.h"
+#include "herd/ops/kv_view.h"
 
 namespace herd {
-
-// One query token, all heads (same arguments as attention()).
-void attention_fast(const AttentionShape& s, const float* q, int64_t q_pos, const float* k,
-                    const float* v, int64_t kv_stride, const int64_t* key_pos, int64_t n_keys,
-                    float* out, float* scratch);
 
 // n query tokens of ONE sequence (a prefill block, or the one decode token).
 struct AttentionQueries {
@@ -35,24 +30,29 @@ struct AttentionScratch {
   AlignedBuffer<int32_t> i;          // pending key rows, masks, counts
   std::vector<const float*> q_rows;  // query heads scored against one pair of key blocks
   std::vector<float*> s_rows;        // where their scores go
-  std::vector<float> ref;            // scores of the reference fallback
+  std::vector<float> ref;            // scratch of the reference fallback
 };
 
 // Attention of the queries `qs` for the query heads of GQA group g (the heads that read kv head
-// g) over n_keys cached rows: k, v hold n_keys rows of [n_kv_heads*head_dim] floats, row stride
-// kv_stride; key_pos[j] is row j's absolute position, in any order (a chunked layer's ring).
-// Row j counts for query t iff attention_allowed(qs.pos[t], key_pos[j], s.chunk_size); other
-// rows are never read into an accumulator (they may hold stale data or NaN). A query with no
-// allowed row gets zeros, like attention().
+// g) over the rows of `kv` (ops/kv_view.h). Row r counts for query t iff
+// attention_allowed(qs.pos[t], kv.pos(r), s.chunk_size); kKvEmpty rows never do. Rows that do
+// not count are never read into an accumulator (they may hold stale data or NaN, scales too).
+// A query with no allowed row gets zeros, like attention().
+//
+// K and V are read in their stored type (KvType) and dequantized in registers to exactly the
+// f32 values kv_load_row gives (code * the row's scale for head g), so the only difference from
+// attention() is rounding: online softmax over steps of 16 allowed keys, FMA chains in another
+// order, a polynomial exp — within the tolerance tests/ops/test_attention_fast.cc states.
 //
 // Batch invariance: each query's result is a function of that query and the ordered list of its
-// allowed rows only. It is bitwise the same for any n, any position of the query among the
-// queries, and any number or placement of masked rows (n_keys differs between prefill and decode
-// for the same token). Rounding differs from attention() (online softmax over blocks of 16 allowed
-// keys, FMA chains, polynomial exp) within the tolerance tests/ops/test_attention_fast.cc states.
-// AVX-512 when active_isa() has it; otherwise attention() per query (also batch-invariant).
+// allowed rows (their positions and stored bytes) only. It is bitwise the same for any n, any
+// position of the query among the queries, and any number or placement of masked rows or pages
+// (n_pages differs between prefill and decode for the same token, and between sequences), so
+// prefill and decode agree bitwise. Keys go in blocks of 16 slots of one page (page_rows is a
+// multiple of 16); a query steps its softmax on exactly 16 allowed keys at a time, wherever they
+// came from. AVX-512 when active_isa() has it; otherwise attention() per query (also
+// batch-invariant). scratch: one per thread.
 void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
-                          const float* k, const float* v, int64_t kv_stride, const int64_t* key_pos,
-                          int64_t n_keys, AttentionScratch& scratch);
+                          const KvView& kv, AttentionScratch& scratch);
 
 }  // namespace herd

@@ -1,7 +1,10 @@
 // attention_group_fast: many queries of one sequence × the query heads of one GQA group, over the
-// cached keys in blocks of 16 storage rows (attention_fast.h states the contract).
+// cached keys in blocks of 16 consecutive slots of one page (attention_fast.h states the contract).
 //
-// Per block of keys the K rows of the group's kv head are transposed once into [head_dim][16], so
+// Keys and values are converted from their stored type while they are read (load16): bf16 by a
+// shift, int8 and fp8 e4m3 by an integer widen, a convert and the row's head scale, which gives
+// the same f32 values as kv_load_row. Per block of keys the K rows of the group's kv head are
+// converted and transposed once into [head_dim][16] (the 16 rows' scales folded in), so
 // one query head's 16 scores are vertical FMAs over head_dim (no horizontal sums), and every query
 // head of every query of the call reuses that copy. Softmax is online (running max m, sum l,
 // output o per query head), in steps of exactly 16 ALLOWED keys: each query compacts the allowed
@@ -36,31 +39,66 @@ HERD_AVX512 inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-// Bit j: row base + j exists and its position is in [lo, hi] (attention_allowed for a query at
-// hi whose chunk starts at lo).
-HERD_AVX512 inline __mmask16 block_mask(const int64_t* key_pos, int64_t base, int64_t n_keys,
-                                        int64_t lo, int64_t hi) {
-  const int64_t rem = n_keys - base;
-  const __mmask8 m0 = __mmask8(lanes(rem)), m1 = __mmask8(lanes(rem - 8));
+// Bit j: slot j of a 16-slot block with positions key_pos[0..16) is in [lo, hi]
+// (attention_allowed for a query at hi whose chunk starts at lo; kKvEmpty is above every hi).
+HERD_AVX512 inline __mmask16 block_mask(const int64_t* key_pos, int64_t lo, int64_t hi) {
   const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
-  const __m512i p0 = _mm512_maskz_loadu_epi64(m0, key_pos + base);
-  const __m512i p1 = _mm512_maskz_loadu_epi64(m1, key_pos + base + 8);
-  const __mmask8 a0 =
-      _mm512_mask_cmple_epi64_mask(_mm512_mask_cmpge_epi64_mask(m0, p0, vlo), p0, vhi);
-  const __mmask8 a1 =
-      _mm512_mask_cmple_epi64_mask(_mm512_mask_cmpge_epi64_mask(m1, p1, vlo), p1, vhi);
+  const __m512i p0 = _mm512_loadu_si512(key_pos), p1 = _mm512_loadu_si512(key_pos + 8);
+  const __mmask8 a0 = _mm512_mask_cmple_epi64_mask(_mm512_cmpge_epi64_mask(p0, vlo), p0, vhi);
+  const __mmask8 a1 = _mm512_mask_cmple_epi64_mask(_mm512_cmpge_epi64_mask(p1, vlo), p1, vhi);
   return __mmask16(unsigned(a0) | unsigned(a1) << 8);
 }
 
-// kt[d*16 + j] = k[j*stride + d] for d < hd, j < 16; rows j >= rows read as zero.
-HERD_AVX512 void transpose_block(const float* k, int64_t stride, int64_t rows, int64_t hd,
-                                 float* kt) {
+template <KvType T>
+constexpr int64_t kBytes = T == KvType::kF32    ? 4
+                           : T == KvType::kBF16 ? 2
+                                                : 1;
+template <KvType T>
+constexpr bool kScaled = T == KvType::kInt8 || T == KvType::kFp8E4M3;
+
+// Elements m of 16 consecutive stored values at p, as f32 (the rest zero), unscaled: the value
+// for f32 and bf16, the code for int8 and fp8 (the caller multiplies by the scale).
+template <KvType T>
+HERD_AVX512 inline __m512 load16(const uint8_t* p, __mmask16 m) {
+  if constexpr (T == KvType::kF32) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else if constexpr (T == KvType::kBF16) {  // bf16 is the top half of an f32
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  } else if constexpr (T == KvType::kInt8) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+  } else {  // fp8 e4m3 (OCP "fn"): s eeee mmm, bias 7, no infinities, |code| 0x7f is NaN
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
+    const __m512i mag = _mm512_and_si512(b, _mm512_set1_epi32(0x7f));
+    const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
+    // Normal: move eeee mmm under the f32 exponent/mantissa and rebias 7 -> 127.
+    __m512i bits = _mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23));
+    // Subnormal (eeee = 0): mmm * 2^-9, exact; done in float so no f32 denormal is involved.
+    const __m512 sub = _mm512_mul_ps(_mm512_cvtepi32_ps(mag), _mm512_set1_ps(0x1p-9f));
+    bits = _mm512_mask_mov_epi32(bits, _mm512_cmplt_epi32_mask(mag, _mm512_set1_epi32(8)),
+                                 _mm512_castps_si512(sub));
+    bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7f)),
+                                 _mm512_set1_epi32(0x7fc00000));
+    return _mm512_castsi512_ps(_mm512_or_si512(bits, sign));
+  }
+}
+
+// kt[d*16 + j] = element d of the row at k + j*stride (bytes) times scale[j*scale_stride]
+// (no scale when `scale` is null), for d < hd, j < 16.
+template <KvType T>
+HERD_AVX512 void transpose_block(const uint8_t* k, int64_t stride, const float* scale,
+                                 int64_t scale_stride, int64_t hd, float* kt) {
+  __m512 sv = _mm512_set1_ps(1.0f);
+  if constexpr (kScaled<T>) {
+    const __m512i j = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    sv = _mm512_i32gather_ps(_mm512_mullo_epi32(j, _mm512_set1_epi32(int32_t(scale_stride))), scale,
+                             4);
+  }
   for (int64_t d0 = 0; d0 < hd; d0 += 16) {
     const __mmask16 m = lanes(hd - d0);
     __m512 r[16], t[16];
 #pragma GCC unroll 16
-    for (int j = 0; j < 16; ++j)
-      r[j] = j < rows ? _mm512_maskz_loadu_ps(m, k + j * stride + d0) : _mm512_setzero_ps();
+    for (int j = 0; j < 16; ++j) r[j] = load16<T>(k + j * stride + d0 * kBytes<T>, m);
 #pragma GCC unroll 16
     for (int j = 0; j < 16; j += 2) {  // 2x2 blocks of floats
       t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
@@ -89,8 +127,10 @@ HERD_AVX512 void transpose_block(const float* k, int64_t stride, int64_t rows, i
     }
     const int64_t w = std::min<int64_t>(16, hd - d0);
 #pragma GCC unroll 16
-    for (int c = 0; c < 16; ++c)
+    for (int c = 0; c < 16; ++c) {
+      if constexpr (kScaled<T>) r[c] = _mm512_mul_ps(r[c], sv);
       if (c < w) _mm512_store_ps(kt + (d0 + c) * 16, r[c]);
+    }
   }
 }
 
@@ -140,18 +180,20 @@ HERD_AVX512 void score_rows(const float* const* q, float* const* s, int64_t rows
     HERD_CASE(3)
     HERD_CASE(4)
     HERD_CASE(5)
-    HERD_CASE(6) HERD_CASE(7)
+    HERD_CASE(6)
+    HERD_CASE(7)
 #undef HERD_CASE
         default : break;
   }
 }
 
 // o[h][d0 + ...] = o * alpha[h] + sum over j < cnt (in order) of p[h][j] * v_j, for H heads and
-// C 16-float column chunks starting at d0. One multiply then one FMA per key, per element,
-// whatever the tile, so tiling never changes the result.
-template <int H, int C>
+// C 16-float column chunks starting at d0; v_j is the row at vrow[j] times vscale[j] (scaled
+// types). One multiply then one FMA per key, per element, whatever the tile, so tiling never
+// changes the result.
+template <KvType T, int H, int C>
 HERD_AVX512 void pv_tile(float* o, int64_t o_stride, const float* p, const float* alpha,
-                         const float* v, int64_t kv_stride, const int32_t* idx, int cnt, int64_t d0,
+                         const uint8_t* const* vrow, const float* vscale, int cnt, int64_t d0,
                          int64_t hd) {
   __mmask16 m[C];
 #pragma GCC unroll 16
@@ -165,10 +207,13 @@ HERD_AVX512 void pv_tile(float* o, int64_t o_stride, const float* p, const float
       acc[h][c] = _mm512_mul_ps(_mm512_load_ps(o + h * o_stride + d0 + 16 * c), a);
   }
   for (int j = 0; j < cnt; ++j) {
-    const float* vj = v + int64_t(idx[j]) * kv_stride + d0;
+    const uint8_t* vj = vrow[j] + d0 * kBytes<T>;
     __m512 vv[C];
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], vj + 16 * c);
+    for (int c = 0; c < C; ++c) {
+      vv[c] = load16<T>(vj + 16 * c * kBytes<T>, m[c]);
+      if constexpr (kScaled<T>) vv[c] = _mm512_mul_ps(vv[c], _mm512_set1_ps(vscale[j]));
+    }
 #pragma GCC unroll 16
     for (int h = 0; h < H; ++h) {
       const __m512 pj = _mm512_set1_ps(p[h * 16 + j]);
@@ -182,22 +227,21 @@ HERD_AVX512 void pv_tile(float* o, int64_t o_stride, const float* p, const float
     for (int c = 0; c < C; ++c) _mm512_store_ps(o + h * o_stride + d0 + 16 * c, acc[h][c]);
 }
 
-template <int H>
+template <KvType T, int H>
 HERD_AVX512 void pv_heads(float* o, int64_t o_stride, const float* p, const float* alpha,
-                          const float* v, int64_t kv_stride, const int32_t* idx, int cnt,
-                          int64_t hd) {
+                          const uint8_t* const* vrow, const float* vscale, int cnt, int64_t hd) {
   int64_t d0 = 0;
   for (; d0 + 64 <= hd; d0 += 64)
-    pv_tile<H, 4>(o, o_stride, p, alpha, v, kv_stride, idx, cnt, d0, hd);
+    pv_tile<T, H, 4>(o, o_stride, p, alpha, vrow, vscale, cnt, d0, hd);
   switch ((hd - d0 + 15) / 16) {
     case 1:
-      pv_tile<H, 1>(o, o_stride, p, alpha, v, kv_stride, idx, cnt, d0, hd);
+      pv_tile<T, H, 1>(o, o_stride, p, alpha, vrow, vscale, cnt, d0, hd);
       break;
     case 2:
-      pv_tile<H, 2>(o, o_stride, p, alpha, v, kv_stride, idx, cnt, d0, hd);
+      pv_tile<T, H, 2>(o, o_stride, p, alpha, vrow, vscale, cnt, d0, hd);
       break;
     case 3:
-      pv_tile<H, 3>(o, o_stride, p, alpha, v, kv_stride, idx, cnt, d0, hd);
+      pv_tile<T, H, 3>(o, o_stride, p, alpha, vrow, vscale, cnt, d0, hd);
       break;
     default:
       break;
@@ -208,24 +252,27 @@ HERD_AVX512 void pv_heads(float* o, int64_t o_stride, const float* p, const floa
 // kept as 16 lanes, lane j summing the j-th key of every step, reduced once at the end), o, and
 // the compacted scores waiting for a step. Per query: the pending rows' key indices and count.
 struct State {
-  int64_t G, hd, hdp;
-  float* kt;          // [2][hdp*16] transposed key blocks
-  float* s;           // [n*G][32] scores of the current block pair
-  float* pend;        // [n*G][32] pending scores (allowed lanes only, in key order)
-  float* o;           // [n*G][hdp]
-  float* l;           // [n*G][16]
-  float* m;           // [n*G]
-  float* p;           // [G][16] probabilities of one step
-  float* alpha;       // [G] rescale of one step
-  int32_t* pidx;      // [n][32] pending key rows
-  int32_t* cnt;       // [n]
-  int32_t* mask;      // [2][n] allowed lanes of the block pair
-  int32_t* step_idx;  // [16]
+  const KvView* kv;
+  int64_t g, G, hd, hdp;
+  float* kt;                // [2][hdp*16] transposed key blocks
+  float* s;                 // [n*G][32] scores of the current block pair
+  float* pend;              // [n*G][32] pending scores (allowed lanes only, in key order)
+  float* o;                 // [n*G][hdp]
+  float* l;                 // [n*G][16]
+  float* m;                 // [n*G]
+  float* p;                 // [G][16] probabilities of one step
+  float* alpha;             // [G] rescale of one step
+  int32_t* pidx;            // [n][32] pending key rows
+  int32_t* cnt;             // [n]
+  int32_t* mask;            // [2][n] allowed lanes of the block pair
+  int32_t* step_idx;        // [16]
+  const uint8_t* vrow[16];  // V of kv head g of the rows of one step, and their scales
+  float vscale[16];
 };
 
 // One online-softmax step of query t over cnt (<= 16) keys: scores sc[h*32 + j], rows idx[j].
-HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32_t* idx, int cnt,
-                              const float* v, int64_t kv_stride) {
+template <KvType T>
+HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32_t* idx, int cnt) {
   const int64_t G = st.G;
   const __mmask16 valid = lanes(cnt);
   for (int64_t h = 0; h < G; ++h) {
@@ -245,22 +292,28 @@ HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32
     st.alpha[h] = alpha;
     st.m[row] = m_new;
   }
+  // Where each key's V row (kv head g) lives: its page, found once per step for all heads.
+  const KvView& kv = *st.kv;
+  for (int j = 0; j < cnt; ++j) {
+    st.vrow[j] = static_cast<const uint8_t*>(kv.v_row(idx[j])) + st.g * st.hd * kBytes<T>;
+    if constexpr (kScaled<T>) st.vscale[j] = kv.v_scales(idx[j])[st.g];
+  }
   float* o = st.o + t * G * st.hdp;
   for (int64_t h = 0; h < G; h += 4) {  // heads share the V loads
     float* oh = o + h * st.hdp;
     const float *ph = st.p + h * 16, *ah = st.alpha + h;
     switch (std::min<int64_t>(4, G - h)) {
       case 1:
-        pv_heads<1>(oh, st.hdp, ph, ah, v, kv_stride, idx, cnt, st.hd);
+        pv_heads<T, 1>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
         break;
       case 2:
-        pv_heads<2>(oh, st.hdp, ph, ah, v, kv_stride, idx, cnt, st.hd);
+        pv_heads<T, 2>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
         break;
       case 3:
-        pv_heads<3>(oh, st.hdp, ph, ah, v, kv_stride, idx, cnt, st.hd);
+        pv_heads<T, 3>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
         break;
       default:
-        pv_heads<4>(oh, st.hdp, ph, ah, v, kv_stride, idx, cnt, st.hd);
+        pv_heads<T, 4>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
         break;
     }
   }
@@ -268,8 +321,8 @@ HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32
 
 // Feeds query t's allowed lanes `mask` of one block (scores sc[h*32 + j], rows base + j) to its
 // pending list, stepping when 16 have gathered.
-HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, int32_t base,
-                         const float* v, int64_t kv_stride) {
+template <KvType T>
+HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, int32_t base) {
   if (!mask) return;
   const int64_t G = st.G;
   const __m512i rows =
@@ -278,7 +331,7 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   int c = st.cnt[t];
   if (c == 0 && mask == 0xFFFF) {  // the common case; compacting would copy it unchanged
     _mm512_storeu_si512(st.step_idx, rows);
-    softmax_step(st, t, sc, st.step_idx, 16, v, kv_stride);
+    softmax_step<T>(st, t, sc, st.step_idx, 16);
     return;
   }
   float* pend = st.pend + t * G * 32;
@@ -289,7 +342,7 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   _mm512_storeu_si512(pidx + c, _mm512_maskz_compress_epi32(mask, rows));
   c += std::popcount(unsigned(mask));
   if (c >= 16) {
-    softmax_step(st, t, pend, pidx, 16, v, kv_stride);
+    softmax_step<T>(st, t, pend, pidx, 16);
     for (int64_t h = 0; h < G; ++h)
       _mm512_storeu_ps(pend + h * 32, _mm512_loadu_ps(pend + h * 32 + 16));
     _mm512_storeu_si512(pidx, _mm512_loadu_si512(pidx + 16));
@@ -298,14 +351,15 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   st.cnt[t] = c;
 }
 
+template <KvType T>
 HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, int64_t G,
-                              const AttentionQueries& qs, const float* k, const float* v,
-                              int64_t kv_stride, const int64_t* key_pos, int64_t n_keys,
+                              const AttentionQueries& qs, const KvView& kv,
                               AttentionScratch& scratch) {
   const int64_t hd = sh.head_dim, n = qs.n, hdp = (hd + 15) / 16 * 16;
   const int64_t rows = n * G;
   State st;
-  st.G = G, st.hd = hd, st.hdp = hdp;
+  st.kv = &kv;
+  st.g = g, st.G = G, st.hd = hd, st.hdp = hdp;
   const int64_t G16 = (G + 15) / 16 * 16;
   float* f = scratch.f.ensure(
       size_t(2 * hdp * 16 + rows * (32 + 32 + hdp + 16) + (rows + 15) / 16 * 16 + G * 16 + G16));
@@ -333,21 +387,32 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
   const float** qrow = scratch.q_rows.data();
   float** srow = scratch.s_rows.data();
 
-  const float* kg = k + g * hd;
-  const float* vg = v + g * hd;
+  const KvPageLayout& L = kv.layout;
+  const int64_t k_stride = L.kv_dim * kBytes<T>;  // bytes between K rows of a page
   auto chunk_lo = [&](int64_t t) {
     return sh.chunk_size > 0 ? qs.pos[t] / sh.chunk_size * sh.chunk_size : INT64_MIN;
   };
+  // Block b is rows [16b, 16b + 16): 16 consecutive slots of one page (page_rows % 16 == 0).
+  auto block_pos = [&](int64_t b) {
+    return kv.page_pos(b * kBlock / L.page_rows) + kv.slot(b * kBlock);
+  };
   // Next block at or after b with an allowed key for some query; its masks into mask[0..n).
-  const int64_t n_blocks = (n_keys + kBlock - 1) / kBlock;
+  const int64_t n_blocks = kv.n_rows() / kBlock;
   auto next_block = [&](int64_t b, int32_t* mask) {
     for (; b < n_blocks; ++b) {
+      const int64_t* pos = block_pos(b);
       int32_t any = 0;
-      for (int64_t t = 0; t < n; ++t)
-        any |= mask[t] = block_mask(key_pos, b * kBlock, n_keys, chunk_lo(t), qs.pos[t]);
+      for (int64_t t = 0; t < n; ++t) any |= mask[t] = block_mask(pos, chunk_lo(t), qs.pos[t]);
       if (any) break;
     }
     return b;
+  };
+  // Block b's K rows of kv head g, converted, scaled and transposed into kt.
+  auto transpose = [&](int64_t b, float* kt) {
+    const int64_t r = b * kBlock;
+    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g * hd * kBytes<T>;
+    const float* ks = kScaled<T> ? kv.k_scales(r) + g : nullptr;
+    transpose_block<T>(k, k_stride, ks, L.n_kv_heads, hd, kt);
   };
 
   // Blocks go in pairs so the score tiles have 8 FMA chains at 4 query heads.
@@ -357,10 +422,8 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
     const int64_t b1 = next_block(b0 + 1, st.mask + n);
     const int nb = b1 < n_blocks ? 2 : 1;
     b = b1 + 1;
-    transpose_block(kg + b0 * kBlock * kv_stride, kv_stride, n_keys - b0 * kBlock, hd, st.kt);
-    if (nb == 2)
-      transpose_block(kg + b1 * kBlock * kv_stride, kv_stride, n_keys - b1 * kBlock, hd,
-                      st.kt + hdp * 16);
+    transpose(b0, st.kt);
+    if (nb == 2) transpose(b1, st.kt + hdp * 16);
     int64_t nr = 0;
     for (int64_t t = 0; t < n; ++t) {
       if (!(st.mask[t] | (nb == 2 ? st.mask[n + t] : 0))) continue;
@@ -375,15 +438,13 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
       score_rows<1>(qrow, srow, nr, st.kt, hdp * 16, hd, sh.scale);
     for (int64_t t = 0; t < n; ++t) {
       const float* sc = st.s + t * G * 32;
-      consume(st, t, sc, __mmask16(st.mask[t]), int32_t(b0 * kBlock), vg, kv_stride);
-      if (nb == 2)
-        consume(st, t, sc + 16, __mmask16(st.mask[n + t]), int32_t(b1 * kBlock), vg, kv_stride);
+      consume<T>(st, t, sc, __mmask16(st.mask[t]), int32_t(b0 * kBlock));
+      if (nb == 2) consume<T>(st, t, sc + 16, __mmask16(st.mask[n + t]), int32_t(b1 * kBlock));
     }
   }
 
   for (int64_t t = 0; t < n; ++t) {
-    if (st.cnt[t] > 0)
-      softmax_step(st, t, st.pend + t * G * 32, st.pidx + t * 32, st.cnt[t], vg, kv_stride);
+    if (st.cnt[t] > 0) softmax_step<T>(st, t, st.pend + t * G * 32, st.pidx + t * 32, st.cnt[t]);
     float* out = qs.out + t * qs.out_stride + h0 * hd;
     for (int64_t h = 0; h < G; ++h) {
       const int64_t row = t * G + h;
@@ -404,25 +465,35 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
 }  // namespace
 
 void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
-                          const float* k, const float* v, int64_t kv_stride, const int64_t* key_pos,
-                          int64_t n_keys, AttentionScratch& scratch) {
+                          const KvView& kv, AttentionScratch& scratch) {
   // The heads of group g are those attention() sends to kv head g.
   const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
   const int64_t h0 = g * group, G = std::min(s.n_heads, h0 + group) - h0;
   if (qs.n <= 0 || G <= 0) return;
-  if (active_isa() >= Isa::kAvx512) {
-    group_avx512(s, g, h0, G, qs, k, v, kv_stride, key_pos, n_keys, scratch);
-    return;
+  // Blocks of 16 keys must not straddle pages (kv_view.h promises page_rows % 16 == 0; a view
+  // that breaks it still gets a correct answer from the reference).
+  if (active_isa() >= Isa::kAvx512 && kv.layout.page_rows % kBlock == 0) {
+    switch (kv.layout.type) {
+      case KvType::kF32:
+        return group_avx512<KvType::kF32>(s, g, h0, G, qs, kv, scratch);
+      case KvType::kBF16:
+        return group_avx512<KvType::kBF16>(s, g, h0, G, qs, kv, scratch);
+      case KvType::kInt8:
+        return group_avx512<KvType::kInt8>(s, g, h0, G, qs, kv, scratch);
+      case KvType::kFp8E4M3:
+        return group_avx512<KvType::kFp8E4M3>(s, g, h0, G, qs, kv, scratch);
+    }
   }
-  // The reference per query, for just this group's heads (one kv head at k + g*head_dim).
+  // The reference per query, for just this group's heads (kv head g of the view).
   AttentionShape one = s;
   one.n_heads = G;
   one.n_kv_heads = 1;
-  if (scratch.ref.size() < size_t(n_keys)) scratch.ref.resize(size_t(n_keys));
+  const size_t need = attention_scratch_floats(kv);
+  if (scratch.ref.size() < need) scratch.ref.resize(need);
   const int64_t off = h0 * s.head_dim;
   for (int64_t t = 0; t < qs.n; ++t)
-    attention(one, qs.q + t * qs.q_stride + off, qs.pos[t], k + g * s.head_dim, v + g * s.head_dim,
-              kv_stride, key_pos, n_keys, qs.out + t * qs.out_stride + off, scratch.ref.data());
+    attention(one, qs.q + t * qs.q_stride + off, qs.pos[t], kv, g, qs.out + t * qs.out_stride + off,
+              scratch.ref.data());
 }
 
 }  // namespace herd
