@@ -74,7 +74,7 @@ class TextDecoder {
   std::vector<float> inv_freq_;
   // Activations, reused across calls (grown, never shrunk): llama2.c's RunState.
   std::vector<float> h_, xn_, q_, k_, v_, attn_, ffn_out_, gate_, up_, router_, xe_, ye_;
-  std::vector<std::vector<float>> scratch_;  // per-thread attention scores (reference)
+  std::vector<std::vector<float>> scratch_;  // per thread: attention_scratch_floats (reference)
   struct AttItem {
     int64_t t0, t1, g;  // batch tokens [t0, t1) of one sequence, kv head g
   };

@@ -10,8 +10,9 @@
 // output o per query head), in steps of exactly 16 ALLOWED keys: each query compacts the allowed
 // lanes of its blocks into a pending list and steps when 16 have gathered (and once more at the
 // end). Which masked rows exist, and where, therefore never changes the steps a query takes, and
-// each query's arithmetic is the same for any batch: bitwise batch invariance. Masked rows only
-// ever reach score lanes that are discarded, never m, l or o.
+// each query's arithmetic is the same for any batch or paging: bitwise batch invariance. A masked
+// row's K (and scale) only ever reaches score lanes that are discarded, never m, l or o, and its
+// V is never loaded (pv_tile reads the rows of a step's pending list only).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -183,7 +184,8 @@ HERD_AVX512 void score_rows(const float* const* q, float* const* s, int64_t rows
     HERD_CASE(6)
     HERD_CASE(7)
 #undef HERD_CASE
-        default : break;
+    default:
+      break;
   }
 }
 
