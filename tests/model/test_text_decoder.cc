@@ -92,7 +92,11 @@ TEST_P(Decoder, BatchInvariantAcrossSequences) {
   ASSERT_TRUE(s1.append_last(t1, alone1.data()).is_ok());
   ASSERT_TRUE(s2.append_last(t2, alone2.data()).is_ok());
   // Together, interleaved in one batch.
-  SequenceKvCache c1(dec.config(), 64), c2(dec.config(), 64);
+  const KvCacheSpec spec = KvCacheSpec::make(dec.config(), KvType::kF32, 16, 64);
+  KvPagePool g(spec.global, 8), ch(spec.chunked, 8);
+  SequenceKv c1(spec, g, &ch, 64), c2(spec, g, &ch, 64);
+  ASSERT_TRUE(c1.prepare(int64_t(t1.size())).is_ok());
+  ASSERT_TRUE(c2.prepare(int64_t(t2.size())).is_ok());
   KvCache* caches[] = {&c1, &c2};
   std::vector<BatchToken> batch;
   for (size_t i = 0; i < std::max(t1.size(), t2.size()); ++i) {

@@ -1,55 +1,40 @@
 #include "herd/cli/chat_session.h"
 
-#include <algorithm>
-
 #include "herd/tokenizer/chat_format.h"
 
 namespace herd::cli {
 
-ChatSession::ChatSession(ModelSession& model, std::string system_prompt)
-    : model_(model), seq_(model.decoder()) {
+ChatSession::ChatSession(Engine& engine, std::string system_prompt) : engine_(engine) {
   if (!system_prompt.empty())
     messages_.push_back({{"role", "system"}, {"content", std::move(system_prompt)}});
 }
 
-Result<std::string> ChatSession::turn(const std::string& user_text, const GenerateOptions& opt,
-                                      std::FILE* out, GenerateStats* stats) {
+Result<std::string> ChatSession::turn(const std::string& user_text, const Request& base,
+                                      std::FILE* out, Completion* stats) {
   messages_.push_back({{"role", "user"}, {"content", user_text}});
-  auto rendered = render_chat(model_.tokenizer(), messages_);
+  auto rendered = render_chat(engine_.tokenizer(), messages_);
   if (!rendered) {
     messages_.erase(messages_.end() - 1);
     return rendered.status();
   }
-  const std::vector<int32_t>& ids = rendered->ids;
-  // Reuse the cache when the conversation so far is a prefix of the new prompt (it is, unless
-  // the template renders earlier turns differently); otherwise start over.
-  const bool prefix = evaluated_.size() < ids.size() &&
-                      std::equal(evaluated_.begin(), evaluated_.end(), ids.begin());
-  if (!prefix) {
-    seq_.reset();
-    evaluated_.clear();
-  }
-  std::vector<int32_t> fresh(ids.begin() + std::ptrdiff_t(evaluated_.size()), ids.end());
-  Utf8Printer printer(model_.tokenizer(), out);
-  std::vector<int32_t> generated;
-  auto st = generate(seq_, fresh, opt, [&](int32_t tok) {
-    generated.push_back(tok);
-    return printer.print(tok);
-  });
+  Request r;
+  r.prompt = rendered->ids;
+  r.max_tokens = base.max_tokens;
+  r.sampling = base.sampling;
+  r.stop_ids = base.stop_ids;
+  // Never more than the context: a long conversation gets a shorter reply, then an error.
+  r.max_tokens = std::min<int64_t>(
+      r.max_tokens, std::max<int64_t>(1, engine_.scheduler().context() - int64_t(r.prompt.size())));
+  Utf8Printer printer(engine_.tokenizer(), out);
+  r.on_token = [&](int32_t tok) { return printer.print(tok); };
+  auto done = engine_.run(std::move(r));
   printer.finish();
-  if (!st) {
-    seq_.reset();
-    evaluated_.clear();
+  if (!done) {
     messages_.erase(messages_.end() - 1);
-    return st.status();
+    return done.status();
   }
-  evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
-  // The cache holds every generated token but possibly the last one (never evaluated).
-  const size_t held = size_t(seq_.n_past()) - evaluated_.size();
-  evaluated_.insert(evaluated_.end(), generated.begin(),
-                    generated.begin() + std::ptrdiff_t(std::min(held, generated.size())));
   messages_.push_back({{"role", "assistant"}, {"content", printer.text()}});
-  if (stats) *stats = *st;
+  if (stats) *stats = *done;
   return printer.text();
 }
 

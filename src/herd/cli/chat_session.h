@@ -1,30 +1,28 @@
-// A multi-turn conversation over one KV cache: each turn renders the whole conversation with the
-// Llama 4 chat format and evaluates only the tokens the cache does not hold yet.
+// A multi-turn conversation: each turn renders the whole conversation with the Llama 4 chat
+// format and submits it to the engine's scheduler, whose prefix cache finds the earlier turns'
+// pages, so only the new tokens are evaluated.
 #pragma once
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 
-#include "herd/cli/model_session.h"
-#include "herd/runtime/generate.h"
+#include "herd/cli/engine_flags.h"
 
 namespace herd::cli {
 
 class ChatSession {
  public:
-  ChatSession(ModelSession& model, std::string system_prompt);
+  ChatSession(Engine& engine, std::string system_prompt);
 
-  // Adds a user message, generates the assistant reply (printed to `out` as it comes, may be
-  // null), adds it to the conversation and returns it.
-  Result<std::string> turn(const std::string& user_text, const GenerateOptions& opt,
-                           std::FILE* out, GenerateStats* stats = nullptr);
+  // Adds a user message, generates the assistant reply with the settings of `base`
+  // (max_tokens, sampling, stop ids), printed to `out` as it comes (may be null), adds it to the
+  // conversation and returns it.
+  Result<std::string> turn(const std::string& user_text, const Request& base, std::FILE* out,
+                           Completion* stats = nullptr);
 
  private:
-  ModelSession& model_;
-  Sequence seq_;
-  std::vector<int32_t> evaluated_;  // tokens the cache holds, in order
+  Engine& engine_;
   nlohmann::ordered_json messages_ = nlohmann::ordered_json::array();
 };
 

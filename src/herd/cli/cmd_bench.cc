@@ -8,20 +8,21 @@
 #include <cstdio>
 
 #include "herd/cli/command.h"
+#include "herd/cli/engine_flags.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
 #include "herd/model/weight_bytes.h"
-#include "herd/runtime/sequence.h"
-#include "herd/runtime/sampler.h"
+#include "herd/ops/kv_quant.h"
 #include "herd/runtime/bandwidth_probe.h"
+#include "herd/runtime/sampler.h"
 
 namespace herd::cli {
 namespace {
 
 struct Options {
-  std::string model, quant = "bf16", precision = "auto";
+  EngineFlags engine;
   int64_t prompt_tokens = 512, gen_tokens = 128;
-  int repeats = 3, threads = 0;
+  int repeats = 3;
   bool json = false, probe = false;
 };
 
@@ -42,7 +43,7 @@ int64_t peak_rss_bytes() {
 }
 
 int run_probe(const Options& o) {
-  ThreadPool pool(o.threads);
+  ThreadPool pool(o.engine.threads);
   const double gbs = probe_read_bandwidth(pool);
   if (o.json)
     std::printf("{\"bandwidth_gb_s\": %.3f, \"threads\": %d, \"bytes\": %zu, \"passes\": 5}\n", gbs,
@@ -54,103 +55,108 @@ int run_probe(const Options& o) {
 
 int run_bench(const Options& o) {
   if (o.probe) return run_probe(o);
-  if (o.model.empty()) return report(Status::error("--model is required (or --probe)"));
-  if (o.precision != "f32" && o.precision != "auto")
-    return report(make_error("--precision {}: expected auto or f32", o.precision));
-  const auto quant = parse_quant_mode(o.quant);
-  if (!quant)
-    return report(make_error("--quant {}: expected bf16, int8, int4 or int4-all", o.quant));
-  auto t0 = std::chrono::steady_clock::now();
-  auto model = load_model(o.model);
-  if (!model) return report(model.status());
-  ThreadPool pool(o.threads);
+  if (o.engine.model.empty()) return report(Status::error("--model is required (or --probe)"));
+  auto opt = o.engine.options();
+  if (!opt) return report(opt.status());
+  opt->tokenizer = false;
+  opt->progress = !o.json;
+  // One prompt of P tokens in one slice (as llama-bench's pp), or N sequences of generation.
+  opt->sched.step_tokens = std::max<int64_t>({o.prompt_tokens, opt->sched.max_seqs, 1});
+  opt->sched.context = 0;
   // Load time includes the conversion to the run format (none for a pre-quantized model).
-  const Precision precision = o.precision == "auto" ? Precision::kAuto : Precision::kF32;
-  if (precision == Precision::kAuto) {
-    QuantOptions q;
-    q.mode = *quant;
-    q.progress = !o.json;
-    if (Status s = prepare_run_weights(*model, q, pool); !s) return report(s);
-  } else if (Status s = prepare_reference_weights(*model, pool); !s) {
-    return report(s);
-  }
-  const double load_s = seconds_since(t0);
+  auto engine = Engine::open(*opt);
+  if (!engine) return report(engine.status());
+  Engine& e = **engine;
+  const double load_s = e.load_seconds();
+  const LoadedModel& model = e.model();
+  const Precision precision = e.decoder().precision();
   // What actually runs: a pre-quantized model keeps its own format ("fp8" for FP8 experts).
-  const std::string quant_used = precision == Precision::kAuto ? model->run_format : o.quant;
-  TextDecoder dec(*model, pool, precision);
-  const int64_t V = dec.vocab_size();
+  const std::string quant_used = precision == Precision::kAuto ? model.run_format : o.engine.quant;
+  const int64_t V = e.decoder().vocab_size(), N = opt->sched.max_seqs;
+  Scheduler& sched = e.scheduler();
   Xoshiro256 rng(1234);
   auto random_tokens = [&](int64_t n) {
     std::vector<int32_t> t(static_cast<size_t>(n));
     for (auto& x : t) x = int32_t(rng.next() % uint64_t(V));
     return t;
   };
-  std::vector<float> logits(static_cast<size_t>(V));
   std::vector<double> pp, tg;
   // One warm-up round of each (page faults of the mmap, caches), then the measured repeats.
   for (int r = 0; r <= o.repeats; ++r) {
     if (o.prompt_tokens > 0) {
-      Sequence seq(dec, std::max<int64_t>(o.prompt_tokens, 1));
-      auto toks = random_tokens(o.prompt_tokens);
+      Request req;
+      req.prompt = random_tokens(o.prompt_tokens);
+      req.logits_positions = {o.prompt_tokens - 1};
+      req.reuse_prefix = false;
       auto t1 = std::chrono::steady_clock::now();
-      Status s = seq.append_last(toks, logits.data());
-      if (!s) return report(s);
+      auto done = e.run(std::move(req));
+      if (!done) return report(done.status());
       if (r > 0) pp.push_back(double(o.prompt_tokens) / seconds_since(t1));
     }
     if (o.gen_tokens > 0) {
-      Sequence seq(dec, 1);
-      auto toks = random_tokens(o.gen_tokens);
-      auto t1 = std::chrono::steady_clock::now();
-      for (int32_t tok : toks) {
-        Status s = seq.append_last({&tok, 1}, logits.data());
-        if (!s) return report(s);
+      // N sequences, each from an empty cache: one token of prompt, then gen_tokens - 1 decode
+      // steps, all N stepped together (llama-bench's tg is N = 1). Every step is one forward.
+      int64_t evaluated = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        Request req;
+        req.prompt = random_tokens(1);
+        req.max_tokens = o.gen_tokens;
+        req.reuse_prefix = false;
+        req.on_finish = [&](const Completion& c) {
+          evaluated += 1 + c.decode_steps;
+          if (c.reason == FinishReason::kError)
+            std::fprintf(stderr, "herd: error: %s\n", c.error.message().c_str());
+        };
+        if (auto id = sched.submit(std::move(req)); !id) return report(id.status());
       }
-      if (r > 0) tg.push_back(double(o.gen_tokens) / seconds_since(t1));
+      auto t1 = std::chrono::steady_clock::now();
+      if (Status s = sched.run_until_idle(); !s) return report(s);
+      if (r > 0) tg.push_back(double(evaluated) / seconds_since(t1));
     }
   }
   const double prefill = median(pp), decode = median(tg);
-  const int64_t bpt = decode_bytes_per_token(*model);
+  const int64_t bpt = decode_bytes_per_token(model);
   if (o.json) {
     std::printf(
         "{\"model\": \"%s\", \"quant\": \"%s\", \"precision\": \"%s\", \"threads\": %d, "
         "\"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"repeats\": %d, \"prefill_tok_s\": %.4f, "
         "\"decode_tok_s\": %.4f, \"peak_rss_bytes\": %lld, \"load_s\": %.4f, "
-        "\"bytes_per_token\": %lld}\n",
-        o.model.c_str(), quant_used.c_str(), o.precision.c_str(), pool.size(),
-        (long long)o.prompt_tokens, (long long)o.gen_tokens, o.repeats, prefill, decode,
-        (long long)peak_rss_bytes(), load_s, (long long)bpt);
+        "\"bytes_per_token\": %lld, \"parallel\": %lld, \"aggregate_decode_tok_s\": %.4f, "
+        "\"kv_type\": \"%s\"}\n",
+        o.engine.model.c_str(), quant_used.c_str(), o.engine.precision.c_str(), e.pool().size(),
+        (long long)o.prompt_tokens, (long long)o.gen_tokens, o.repeats, prefill,
+        N == 1 ? decode : decode / double(N), (long long)peak_rss_bytes(), load_s, (long long)bpt,
+        (long long)N, decode, kv_type_name(sched.kv_spec().global.type));
   } else {
-    std::printf("model %s  quant %s  precision %s  threads %d\n", o.model.c_str(), quant_used.c_str(),
-                o.precision.c_str(), pool.size());
+    std::printf("model %s  quant %s  precision %s  threads %d  parallel %lld  kv %s\n",
+                o.engine.model.c_str(), quant_used.c_str(), o.engine.precision.c_str(),
+                e.pool().size(), (long long)N, kv_type_name(sched.kv_spec().global.type));
     std::printf("load          %.2f s\n", load_s);
-    std::printf("prefill pp%-4lld %.2f tok/s (median of %d)\n", (long long)o.prompt_tokens,
-                prefill, o.repeats);
-    std::printf("decode  tg%-4lld %.2f tok/s (median of %d)\n", (long long)o.gen_tokens, decode,
+    std::printf("prefill pp%-4lld %.2f tok/s (median of %d)\n", (long long)o.prompt_tokens, prefill,
                 o.repeats);
-    std::printf("bytes/token   %.1f MB -> %.2f GB/s effective\n", double(bpt) / 1e6,
-                double(bpt) * decode / 1e9);
+    std::printf("decode  tg%-4lld %.2f tok/s aggregate over %lld sequences (median of %d)\n",
+                (long long)o.gen_tokens, decode, (long long)N, o.repeats);
+    std::printf("bytes/token   %.1f MB -> %.2f GB/s effective (one sequence)\n", double(bpt) / 1e6,
+                double(bpt) * (N == 1 ? decode : 0.0) / 1e9);
     std::printf("peak RSS      %.1f MB\n", double(peak_rss_bytes()) / 1e6);
   }
   return 0;
 }
 
-CommandRegistrar reg("bench", "Measure prefill and decode speed", [](CLI::App& app,
-                                                                    std::function<int()>& run) {
-  auto o = std::make_shared<Options>();
-  app.add_option("-m,--model", o->model, "Model directory");
-  app.add_flag("--probe", o->probe, "Measure the memory read bandwidth instead (roofline)");
-  app.add_option("-p,--prompt-tokens", o->prompt_tokens, "Prefill test length (0 = skip)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("-n,--gen-tokens", o->gen_tokens, "Decode test length (0 = skip)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("-r,--repeats", o->repeats, "Measured repetitions")->check(CLI::PositiveNumber);
-  app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
-  app.add_option("--precision", o->precision, "auto or f32");
-  app.add_option("--quant", o->quant,
-                 "Run format with --precision auto: bf16, int8, int4, int4-all");
-  app.add_flag("--json", o->json, "Print one JSON object");
-  run = [o] { return run_bench(*o); };
-});
+CommandRegistrar reg(
+    "bench", "Measure prefill and decode speed", [](CLI::App& app, std::function<int()>& run) {
+      auto o = std::make_shared<Options>();
+      o->engine.add_to(app, /*model_required=*/false);
+      app.add_flag("--probe", o->probe, "Measure the memory read bandwidth instead (roofline)");
+      app.add_option("-p,--prompt-tokens", o->prompt_tokens, "Prefill test length (0 = skip)")
+          ->check(CLI::NonNegativeNumber);
+      app.add_option("-n,--gen-tokens", o->gen_tokens, "Decode test length (0 = skip)")
+          ->check(CLI::NonNegativeNumber);
+      app.add_option("-r,--repeats", o->repeats, "Measured repetitions")
+          ->check(CLI::PositiveNumber);
+      app.add_flag("--json", o->json, "Print one JSON object");
+      run = [o] { return run_bench(*o); };
+    });
 
 }  // namespace
 }  // namespace herd::cli

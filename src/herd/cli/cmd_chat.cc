@@ -12,26 +12,24 @@ namespace herd::cli {
 namespace {
 
 struct Options {
-  std::string model, system;
+  std::string system;
   EngineFlags engine;
   int64_t n_predict = 512;
   SamplingFlags sampling;
-  int threads = 0;
 };
 
 int run_chat(const Options& o) {
-  auto precision = o.engine.parsed_precision();
-  if (!precision) return report(precision.status());
-  auto quant = o.engine.parsed_quant();
-  if (!quant) return report(quant.status());
-  auto session = ModelSession::open(o.model, o.threads, *precision, *quant);
-  if (!session) return report(session.status());
-  GenerateOptions gen;
-  gen.max_tokens = o.n_predict;
-  gen.sampling = (*session)->sampling_defaults();
-  o.sampling.apply(gen.sampling);
-  gen.stop_ids = (*session)->stop_ids();
-  auto chat = std::make_unique<ChatSession>(**session, o.system);
+  auto opt = o.engine.options();
+  if (!opt) return report(opt.status());
+  auto engine = Engine::open(*opt);
+  if (!engine) return report(engine.status());
+  Engine& e = **engine;
+  Request base;
+  base.max_tokens = o.n_predict;
+  base.sampling = e.sampling_defaults();
+  o.sampling.apply(base.sampling);
+  base.stop_ids = e.stop_ids();
+  auto chat = std::make_unique<ChatSession>(e, o.system);
   const bool tty = isatty(0);
   std::string line;
   for (;;) {
@@ -39,10 +37,10 @@ int run_chat(const Options& o) {
     if (!std::getline(std::cin, line)) break;
     if (line.empty()) continue;
     if (line == "/reset") {
-      chat = std::make_unique<ChatSession>(**session, o.system);
+      chat = std::make_unique<ChatSession>(e, o.system);
       continue;
     }
-    auto reply = chat->turn(line, gen, stdout);
+    auto reply = chat->turn(line, base, stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (!reply) return report(reply.status());
@@ -50,17 +48,16 @@ int run_chat(const Options& o) {
   return 0;
 }
 
-CommandRegistrar reg("chat", "Interactive chat (Llama 4 chat format)", [](CLI::App& app,
-                                                                         std::function<int()>& run) {
-  auto o = std::make_shared<Options>();
-  app.add_option("-m,--model", o->model, "Model directory")->required();
-  app.add_option("-s,--system", o->system, "System prompt");
-  app.add_option("-n,--n-predict", o->n_predict, "Most tokens per reply")->check(CLI::NonNegativeNumber);
-  app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
-  o->sampling.add_to(app);
-  o->engine.add_to(app);
-  run = [o] { return run_chat(*o); };
-});
+CommandRegistrar reg("chat", "Interactive chat (Llama 4 chat format)",
+                     [](CLI::App& app, std::function<int()>& run) {
+                       auto o = std::make_shared<Options>();
+                       app.add_option("-s,--system", o->system, "System prompt");
+                       app.add_option("-n,--n-predict", o->n_predict, "Most tokens per reply")
+                           ->check(CLI::NonNegativeNumber);
+                       o->sampling.add_to(app);
+                       o->engine.add_to(app);
+                       run = [o] { return run_chat(*o); };
+                     });
 
 }  // namespace
 }  // namespace herd::cli

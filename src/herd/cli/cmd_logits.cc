@@ -22,31 +22,20 @@
 #include "herd/base/mapped_file.h"
 #include "herd/base/thread_pool.h"
 #include "herd/cli/command.h"
-#include "herd/cli/model_session.h"
+#include "herd/cli/engine_flags.h"
 #include "herd/cli/token_list.h"
 #include "herd/model/text.h"
-#include "herd/runtime/sequence.h"
 
 namespace herd::cli {
 namespace {
 
 struct Options {
-  std::string model, tokens, tokens_file, positions, precision = "f32", quant = "bf16", output;
+  std::string tokens, tokens_file, positions, output;
   std::string greedy_out, expert_stats;
+  EngineFlags engine;
   int greedy = 0;
   bool all = false;
-  int threads = 0;
-  int64_t ubatch = 512;
 };
-
-// First index of the largest value (llama.cpp's greedy sampler and logits.mjs break ties the
-// same way).
-int32_t argmax(const float* row, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (row[i] > row[best]) best = i;
-  return int32_t(best);
-}
 
 Status write_json(const std::string& path, const nlohmann::json& j) {
   std::ofstream out(path, std::ios::trunc);
@@ -72,12 +61,6 @@ int run_logits(const Options& o) {
     tokens = std::move(r).value();
   }
   if (tokens.empty()) return report(Status::error("no tokens to evaluate"));
-  // f32 by default: this is the conformance interface; --precision auto checks the fast path.
-  EngineFlags engine{o.precision, o.quant};
-  auto precision = engine.parsed_precision();
-  if (!precision) return report(precision.status());
-  auto quant = engine.parsed_quant();
-  if (!quant) return report(quant.status());
   const int64_t n = int64_t(tokens.size());
   std::vector<int64_t> want;
   if (o.all) {
@@ -88,58 +71,60 @@ int run_logits(const Options& o) {
     want = std::move(r).value();
   }
   if (o.greedy < 0) return report(make_error("--greedy {}: must be >= 0", o.greedy));
-  auto model = load_model(o.model);
-  if (!model) return report(model.status());
-  ThreadPool pool(o.threads);
-  if (Status s = prepare_weights(*model, *precision, *quant, pool); !s) return report(s);
-  TextDecoder decoder(*model, pool, *precision);
-  Sequence seq(decoder, o.ubatch);
-  // Rows are computed in ascending position order, then written in the order asked for. The
-  // greedy continuation also needs the last prompt position's row.
+  auto opt = o.engine.options();
+  if (!opt) return report(opt.status());
+  opt->tokenizer = false;
+  opt->sched.max_seqs = 1;
+  opt->sched.context = 0;
+  auto engine = Engine::open(*opt);
+  if (!engine) return report(engine.status());
+  Engine& e = **engine;
+  // Rows are computed in ascending position order, then written in the order asked for.
   std::vector<int64_t> sorted(want);
-  if (o.greedy > 0) sorted.push_back(n - 1);
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  const int64_t V = decoder.vocab_size();
+  const int64_t V = e.decoder().vocab_size();
   std::vector<float> logits(sorted.size() * size_t(V));
-  auto row_of = [&](int64_t p) {
-    return &logits[size_t(std::lower_bound(sorted.begin(), sorted.end(), p) - sorted.begin()) *
-                   size_t(V)];
+  auto index_of = [&](int64_t p) {
+    auto it = std::lower_bound(sorted.begin(), sorted.end(), p);
+    return it != sorted.end() && *it == p ? it - sorted.begin() : -1;
   };
+  auto row_of = [&](int64_t p) { return &logits[size_t(index_of(p)) * size_t(V)]; };
 
   // Expert counts from the "expert" trace: one column of chosen expert ids per MoE layer.
-  const int64_t E = decoder.config().num_local_experts;
+  const int64_t E = e.decoder().config().num_local_experts;
   std::map<int, std::vector<int64_t>> counts;
   int64_t traced_tokens = 0;
-  TraceFn trace;
   if (!o.expert_stats.empty())
-    trace = [&](std::string_view name, int layer, const float* data, int64_t rows, int64_t) {
-      if (name != "expert") return;
-      auto& c = counts[layer];
-      c.resize(size_t(E));
-      for (int64_t r = 0; r < rows; ++r) {
-        const auto e = int64_t(data[r]);
-        if (e >= 0 && e < E) ++c[size_t(e)];
-      }
-    };
+    e.scheduler().set_trace(
+        [&](std::string_view name, int layer, const float* data, int64_t rows, int64_t) {
+          if (name != "expert") return;
+          auto& c = counts[layer];
+          c.resize(size_t(E));
+          for (int64_t r = 0; r < rows; ++r) {
+            const auto x = int64_t(data[r]);
+            if (x >= 0 && x < E) ++c[size_t(x)];
+          }
+        });
 
-  Status s = seq.append(tokens, sorted, logits.data(), trace);
-  if (!s) return report(s);
-  traced_tokens += n;
-
+  // Greedy: argmax of the raw logits, ties to the lowest id (the sampler at temperature 0).
   std::vector<int32_t> greedy;
-  if (o.greedy > 0) {
-    std::vector<float> step(row_of(n - 1), row_of(n - 1) + V);
-    for (;;) {
-      greedy.push_back(argmax(step.data(), V));
-      if (int(greedy.size()) == o.greedy) break;
-      const int64_t last = 0;
-      s = seq.append(std::span<const int32_t>(&greedy.back(), 1),
-                     std::span<const int64_t>(&last, 1), step.data(), trace);
-      if (!s) return report(s);
-      ++traced_tokens;
-    }
-  }
+  Request req;
+  req.prompt = tokens;
+  req.logits_positions = sorted;
+  req.max_tokens = o.greedy;
+  req.reuse_prefix = false;
+  req.on_logits = [&](int64_t pos, const float* row) {
+    if (pos < n && index_of(pos) >= 0) std::copy_n(row, V, row_of(pos));
+  };
+  req.on_token = [&](int32_t tok) {
+    greedy.push_back(tok);
+    return true;
+  };
+  auto done = e.run(std::move(req));
+  if (!done) return report(done.status());
+  traced_tokens = n + done->decode_steps;
+  Status s;
 
   std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
   if (!out) return report(make_error("{}: cannot create output file", o.output));
@@ -168,7 +153,10 @@ int run_logits(const Options& o) {
 CommandRegistrar reg("logits", "Write raw float32 logits for a token sequence",
                      [](CLI::App& app, std::function<int()>& run) {
                        auto o = std::make_shared<Options>();
-                       app.add_option("-m,--model", o->model, "Model directory")->required();
+                       // f32 by default: this is the conformance interface; --precision
+                       // auto checks the fast path.
+                       o->engine.precision = "f32";
+                       o->engine.add_to(app);
                        app.add_option("--tokens", o->tokens, "Token ids, comma separated");
                        app.add_option("--tokens-file", o->tokens_file,
                                       "File with token ids (JSON array or separated by commas / "
@@ -177,11 +165,7 @@ CommandRegistrar reg("logits", "Write raw float32 logits for a token sequence",
                        app.add_option("--positions", o->positions,
                                       "Positions, comma separated; negative counts from the end "
                                       "(default -1)");
-                       app.add_option("--precision", o->precision, "f32 (reference, default) or auto (fast kernels)");
-                       app.add_option("--quant", o->quant, "With auto: bf16, int8, int4, int4-all");
                        app.add_option("-o,--output", o->output, "Output file")->required();
-                       app.add_option("-t,--threads", o->threads, "Threads (default: cores)");
-                       app.add_option("--ubatch", o->ubatch, "Tokens per forward call");
                        app.add_option("--greedy", o->greedy,
                                       "After the prompt, decode N tokens greedily (argmax, "
                                       "ties to the lowest id) and write their ids to the "

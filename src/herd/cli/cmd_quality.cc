@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "herd/cli/command.h"
-#include "herd/cli/model_session.h"
+#include "herd/cli/engine_flags.h"
 #include "herd/runtime/sampler.h"
 #include "herd/runtime/sequence.h"
 
@@ -47,14 +47,19 @@ double kl_divergence(const float* p_logits, const float* q_logits, int64_t V) {
 }
 
 int run_quality(const Options& o) {
-  auto q = EngineFlags{"auto", o.quant}.parsed_quant();
+  auto q = parse_quant(o.quant);
   if (!q) return report(q.status());
-  auto model = load_model(o.model);
-  if (!model) return report(model.status());
-  ThreadPool pool(o.threads);
-  if (Status s = prepare_weights(*model, Precision::kF32, *q, pool); !s) return report(s);
-  if (Status s = prepare_weights(*model, Precision::kAuto, *q, pool); !s) return report(s);
-  TextDecoder ref(*model, pool, Precision::kF32), fast(*model, pool, Precision::kAuto);
+  EngineOptions eo;
+  eo.model_dir = o.model;
+  eo.threads = o.threads;
+  eo.quant = *q;
+  eo.tokenizer = false;
+  eo.with_reference = true;
+  eo.sched.max_seqs = 1;
+  auto engine = Engine::open(eo);
+  if (!engine) return report(engine.status());
+  const LoadedModel* model = &(*engine)->model();
+  TextDecoder &ref = *(*engine)->reference(), &fast = (*engine)->decoder();
   const int64_t V = ref.vocab_size(), n = o.positions;
   Xoshiro256 rng(o.seed);
   std::vector<int32_t> tokens(static_cast<size_t>(n));
@@ -93,13 +98,15 @@ int run_quality(const Options& o) {
   const double top1 = double(m.agree) / double(m.n), kl = m.kl_sum / double(m.n);
   const double margin = m.margins[m.margins.size() / 2];
   if (o.json)
-    std::printf("{\"quant\": \"%s\", \"positions\": %lld, \"top1_agreement\": %.6f, "
-                "\"mean_kl\": %.6g, \"median_margin\": %.6f, \"router_agreement\": %.6f}\n",
-                model->run_format.c_str(), (long long)m.n, top1, kl, margin, route);
+    std::printf(
+        "{\"quant\": \"%s\", \"positions\": %lld, \"top1_agreement\": %.6f, "
+        "\"mean_kl\": %.6g, \"median_margin\": %.6f, \"router_agreement\": %.6f}\n",
+        model->run_format.c_str(), (long long)m.n, top1, kl, margin, route);
   else
-    std::printf("%s vs f32: %lld positions, top-1 agreement %.2f%%, mean KL %.3g, median "
-                "top-1/top-2 margin %.3f, same expert chosen %.2f%%\n",
-                model->run_format.c_str(), (long long)m.n, 100 * top1, kl, margin, 100 * route);
+    std::printf(
+        "%s vs f32: %lld positions, top-1 agreement %.2f%%, mean KL %.3g, median "
+        "top-1/top-2 margin %.3f, same expert chosen %.2f%%\n",
+        model->run_format.c_str(), (long long)m.n, 100 * top1, kl, margin, 100 * route);
   return 0;
 }
 

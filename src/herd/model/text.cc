@@ -80,7 +80,13 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   };
 
   // 1. Embedding lookup; no scaling (spec §3 step 1).
-  per_token(n, [&](int64_t t) { dequantize_row(w.embed, batch[size_t(t)].token, &h_[t * H]); });
+  per_token(n, [&](int64_t t) {
+    const BatchToken& b = batch[size_t(t)];
+    if (b.embedding)
+      std::copy_n(b.embedding, H, &h_[t * H]);
+    else
+      dequantize_row(w.embed, b.token, &h_[t * H]);
+  });
   emit("embed", -1, h_.data(), H);
 
   for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {

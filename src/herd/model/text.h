@@ -25,6 +25,9 @@ struct BatchToken {
   int64_t pos = 0;      // absolute position in its sequence
   int seq = 0;          // index into the caches span passed to forward()
   bool logits = false;  // produce a logits row for this token
+  // When set, hidden_size floats used as this position's input instead of the token's embedding
+  // (early-fusion vision: image patches). `token` still names the position (e.g. <|patch|>).
+  const float* embedding = nullptr;
 };
 
 // Observes named intermediates ("attn_norm", "attn_out", "ffn_out", "l_out", ...) by layer, so

@@ -1,94 +1,226 @@
 #include "herd/runtime/kv_cache.h"
 
 #include <algorithm>
-#include <cstring>
+
+#include "herd/ops/kv_quant.h"
 
 namespace herd {
 
-SequenceKvCache::SequenceKvCache(const Llama4TextConfig& cfg, int64_t max_batch)
-    : kv_dim_(cfg.kv_dim()), n_kv_heads_(cfg.num_key_value_heads), head_dim_(cfg.head_dim) {
-  layers_.resize(size_t(cfg.num_hidden_layers));
-  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-    const LayerKind& kind = cfg.layer_kind(i);
-    // A query at p needs keys back to floor(p/c)*c >= p-c+1; the batch writes up to p+max_batch-1.
-    if (kind.chunked)
-      layers_[size_t(i)].ring = cfg.attention_chunk_size + std::max<int64_t>(max_batch, 1);
+KvCacheSpec KvCacheSpec::make(const Llama4TextConfig& cfg, KvType type, int64_t page_rows,
+                              int64_t max_slice) {
+  KvCacheSpec s;
+  const int64_t L = cfg.num_hidden_layers;
+  s.chunk = cfg.attention_chunk_size;
+  s.max_slice = std::max<int64_t>(max_slice, 1);
+  s.chunked_layer.resize(size_t(L));
+  s.kind_index.resize(size_t(L));
+  int64_t n_global = 0, n_chunked = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    const bool c = cfg.layer_kind(i).chunked;
+    s.chunked_layer[size_t(i)] = c;
+    s.kind_index[size_t(i)] = int32_t(c ? n_chunked++ : n_global++);
+  }
+  KvPageLayout base;
+  base.type = type;
+  base.page_rows = page_rows;
+  base.kv_dim = cfg.kv_dim();
+  base.n_kv_heads = cfg.num_key_value_heads;
+  base.head_dim = cfg.head_dim;
+  s.global = s.chunked = base;
+  s.global.layers = n_global;
+  s.chunked.layers = n_chunked;
+  return s;
+}
+
+int64_t KvCacheSpec::window_pages() const {
+  if (chunked.layers == 0) return 0;
+  return (chunk - 1 + max_slice + page_rows() - 1) / page_rows() + 1;
+}
+
+int64_t KvCacheSpec::chunked_pages(int64_t tokens) const {
+  if (chunked.layers == 0) return 0;
+  return std::min(window_pages(), pages_for(tokens));
+}
+
+SequenceKv::SequenceKv(const KvCacheSpec& spec, KvPagePool& global, KvPagePool* chunked,
+                       int64_t reserve_tokens)
+    : spec_(spec), global_(global), chunked_(spec.chunked.layers > 0 ? chunked : nullptr) {
+  const size_t g = size_t(spec.global_pages(reserve_tokens) + 1);
+  const size_t c = size_t(spec.window_pages() + 1);
+  g_ids_.reserve(g);
+  g_ptrs_.reserve(g);
+  c_ids_.reserve(c);
+  c_ptrs_.reserve(c);
+  tokens_.reserve(size_t(reserve_tokens));
+  keys_.reserve(g);
+}
+
+PrefixMatch SequenceKv::match_prefix(std::span<const int32_t> prompt, int64_t max_tokens) const {
+  PrefixMatch m;
+  const int64_t P = spec_.page_rows();
+  max_tokens = std::min<int64_t>({max_tokens, int64_t(prompt.size()), no_publish_from_});
+  uint64_t parent = 0;
+  std::vector<int32_t> found;
+  std::vector<uint64_t> keys;
+  for (int64_t i = 0; (i + 1) * P <= max_tokens; ++i) {
+    const auto toks = prompt.subspan(size_t(i * P), size_t(P));
+    const PageKey k = page_key(parent, toks);
+    const int32_t id = global_.peek(k, toks);
+    if (id < 0) break;
+    found.push_back(id);
+    keys.push_back(k.key);
+    parent = k.key;
+  }
+  // Shorten until the chunked window at the reuse point is cached too (at a chunk boundary the
+  // window is empty, so this always ends).
+  for (int64_t n = int64_t(found.size()); n > 0; --n) {
+    const int64_t R = n * P;
+    std::vector<int32_t> cids;
+    int64_t first = 0;
+    if (chunked_) {
+      const int64_t lo = spec_.chunk > 0 ? R / spec_.chunk * spec_.chunk : 0;
+      first = lo / P;
+      for (int64_t i = first; i < n; ++i) {
+        const auto toks = prompt.subspan(size_t(i * P), size_t(P));
+        const int32_t id = chunked_->peek({keys[size_t(i)], i ? keys[size_t(i - 1)] : 0}, toks);
+        if (id < 0) break;
+        cids.push_back(id);
+      }
+      if (int64_t(cids.size()) != n - first) continue;
+    }
+    m.tokens = R;
+    m.global_ids.assign(found.begin(), found.begin() + n);
+    m.keys.assign(keys.begin(), keys.begin() + n);
+    m.chunked_ids = std::move(cids);
+    m.chunked_first = first;
+    for (int32_t id : m.global_ids) m.revived += global_.refs(id) == 0;
+    for (int32_t id : m.chunked_ids) m.revived += chunked_->refs(id) == 0;
+    break;
+  }
+  return m;
+}
+
+void SequenceKv::adopt(const PrefixMatch& m, std::span<const int32_t> prompt) {
+  if (n_past_ != 0 || m.tokens == 0) return;
+  for (int32_t id : m.global_ids) {
+    global_.ref(id);
+    g_ids_.push_back(id);
+    g_ptrs_.push_back(global_.data(id));
+  }
+  for (int32_t id : m.chunked_ids) {
+    chunked_->ref(id);
+    c_ids_.push_back(id);
+    c_ptrs_.push_back(chunked_->data(id));
+  }
+  c_first_ = m.chunked_first;
+  keys_ = m.keys;
+  tokens_.assign(prompt.begin(), prompt.begin() + m.tokens);
+  n_past_ = m.tokens;
+}
+
+Status SequenceKv::prepare(int64_t n) {
+  const int64_t P = spec_.page_rows();
+  const int64_t end_page = spec_.pages_for(n_past_ + n);  // pages [0, end_page) needed
+  const int64_t need_g = std::max<int64_t>(0, end_page - int64_t(g_ids_.size()));
+  int64_t need_c = 0;
+  int64_t first = 0;
+  if (chunked_) {
+    const int64_t lo = spec_.chunk > 0 ? n_past_ / spec_.chunk * spec_.chunk : 0;
+    first = lo / P;
+    const int64_t have_end = c_ids_.empty() ? first : c_first_ + int64_t(c_ids_.size());
+    need_c = end_page - std::max(first, have_end);
+  }
+  if (global_.free_pages() + global_.cached() < need_g)
+    return make_error("KV cache full: {} more pages of global-layer KV needed, {} available",
+                      need_g, global_.free_pages() + global_.cached());
+  if (chunked_) {
+    // Release what has left the window first: those pages may serve this very step.
+    int64_t drop = 0;
+    while (drop < int64_t(c_ids_.size()) && c_first_ + drop < first) ++drop;
+    for (int64_t i = 0; i < drop; ++i) chunked_->unref(c_ids_[size_t(i)]);
+    c_ids_.erase(c_ids_.begin(), c_ids_.begin() + drop);
+    c_ptrs_.erase(c_ptrs_.begin(), c_ptrs_.begin() + drop);
+    c_first_ = c_ids_.empty() ? first : c_first_ + drop;
+    if (chunked_->free_pages() + chunked_->cached() < need_c)
+      return make_error("KV cache full: {} more pages of chunked-layer KV needed, {} available",
+                        need_c, chunked_->free_pages() + chunked_->cached());
+    for (int64_t i = 0; i < need_c; ++i) {
+      const int32_t id = chunked_->take();
+      c_ids_.push_back(id);
+      c_ptrs_.push_back(chunked_->data(id));
+    }
+  }
+  for (int64_t i = 0; i < need_g; ++i) {
+    const int32_t id = global_.take();
+    g_ids_.push_back(id);
+    g_ptrs_.push_back(global_.data(id));
+  }
+  return Status::ok();
+}
+
+void SequenceKv::commit(std::span<const int32_t> tokens) {
+  const int64_t P = spec_.page_rows();
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  n_past_ += int64_t(tokens.size());
+  // Publish each page that is now full, in order (the chain needs its parent's key).
+  for (int64_t i = int64_t(keys_.size()); (i + 1) * P <= n_past_; ++i) {
+    if ((i + 1) * P > no_publish_from_) break;
+    const auto toks = std::span<const int32_t>(tokens_).subspan(size_t(i * P), size_t(P));
+    const PageKey k = page_key(i ? keys_[size_t(i - 1)] : 0, toks);
+    keys_.push_back(k.key);
+    global_.publish(g_ids_[size_t(i)], k, toks);
+    if (chunked_ && i >= c_first_ && i < c_first_ + int64_t(c_ids_.size()))
+      chunked_->publish(c_ids_[size_t(i - c_first_)], k, toks);
   }
 }
 
-KvPageLayout SequenceKvCache::layout(int64_t page_rows) const {
-  KvPageLayout l;
-  l.type = KvType::kF32;
-  l.page_rows = page_rows;
-  l.kv_dim = kv_dim_;
-  l.n_kv_heads = n_kv_heads_;
-  l.head_dim = head_dim_;
-  l.layers = 1;
-  return l;
+void SequenceKv::release() {
+  for (int32_t id : g_ids_) global_.unref(id);
+  if (chunked_)
+    for (int32_t id : c_ids_) chunked_->unref(id);
+  g_ids_.clear();
+  g_ptrs_.clear();
+  c_ids_.clear();
+  c_ptrs_.clear();
+  tokens_.clear();
+  keys_.clear();
+  c_first_ = 0;
+  n_past_ = 0;
+  no_publish_from_ = INT64_MAX;
 }
 
-// Reallocates L's page with `cap` slots (a multiple of 16), keeping the slots it had.
-void SequenceKvCache::grow(Layer& L, int64_t cap) {
-  const KvPageLayout nl = layout(cap), ol = layout(L.cap);
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, nl.page_bytes()));
-  std::memset(p, 0, nl.page_bytes());
-  auto* pos = reinterpret_cast<int64_t*>(p);
-  std::fill_n(pos, cap, kKvEmpty);
-  if (L.page) {
-    const uint8_t* o = L.page.get();
-    std::memcpy(pos, o, size_t(L.cap) * sizeof(int64_t));
-    const size_t rows = size_t(L.cap * kv_dim_) * sizeof(float);
-    std::memcpy(p + nl.k_off(0), o + ol.k_off(0), rows);
-    std::memcpy(p + nl.v_off(0), o + ol.v_off(0), rows);
-  }
-  L.page.reset(p);
-  L.page_ptr = p;
-  L.cap = cap;
+size_t SequenceKv::bytes() const {
+  return g_ids_.size() * spec_.global.page_bytes() +
+         (chunked_ ? c_ids_.size() * spec_.chunked.page_bytes() : 0);
 }
 
-void SequenceKvCache::store(int layer, int64_t pos, const float* k, const float* v) {
-  Layer& L = layers_[size_t(layer)];
-  auto round16 = [](int64_t x) { return (x + 15) / 16 * 16; };
-  int64_t slot;
-  if (L.ring > 0) {
-    slot = pos % L.ring;
-    // Grow lazily up to the ring size so short sequences stay small.
-    if (slot >= L.cap) grow(L, std::min(round16(L.ring), std::max(round16(slot + 1), 2 * L.cap)));
-  } else {
-    slot = L.n++;
-    if (slot >= L.cap) grow(L, std::max<int64_t>(64, 2 * L.cap));
-  }
-  const KvPageLayout l = layout(L.cap);
-  uint8_t* p = L.page.get();
-  const size_t row = size_t(kv_dim_) * sizeof(float);
-  std::memcpy(p + l.k_off(0) + size_t(slot) * row, k, row);
-  std::memcpy(p + l.v_off(0) + size_t(slot) * row, v, row);
-  reinterpret_cast<int64_t*>(p)[slot] = pos;
+void SequenceKv::store(int layer, int64_t pos, const float* k, const float* v) {
+  const bool c = spec_.chunked_layer[size_t(layer)] && chunked_;
+  const KvPageLayout& L = c ? spec_.chunked : spec_.global;
+  const int64_t page = pos / L.page_rows, slot = pos % L.page_rows;
+  uint8_t* base = c ? c_ptrs_[size_t(page - c_first_)] : g_ptrs_[size_t(page)];
+  reinterpret_cast<int64_t*>(base)[slot] = pos;
+  const int64_t j = spec_.kind_index[size_t(layer)];
+  const size_t eb = kv_type_bytes(L.type), row = size_t(slot * L.kv_dim) * eb;
+  float* ks = kv_type_scaled(L.type)
+                  ? reinterpret_cast<float*>(base + L.ks_off(j)) + slot * L.n_kv_heads
+                  : nullptr;
+  float* vs = kv_type_scaled(L.type)
+                  ? reinterpret_cast<float*>(base + L.vs_off(j)) + slot * L.n_kv_heads
+                  : nullptr;
+  kv_store_row(L.type, k, L.n_kv_heads, L.head_dim, base + L.k_off(j) + row, ks);
+  kv_store_row(L.type, v, L.n_kv_heads, L.head_dim, base + L.v_off(j) + row, vs);
 }
 
-KvView SequenceKvCache::view(int layer) const {
-  const Layer& L = layers_[size_t(layer)];
+KvView SequenceKv::view(int layer) const {
+  const bool c = spec_.chunked_layer[size_t(layer)] && chunked_;
   KvView v;
-  v.layout = layout(L.cap);
-  v.pages = &L.page_ptr;
-  v.n_pages = L.page ? 1 : 0;
-  v.layer = 0;
+  v.layout = c ? spec_.chunked : spec_.global;
+  const auto& ptrs = c ? c_ptrs_ : g_ptrs_;
+  v.pages = ptrs.data();
+  v.n_pages = int64_t(ptrs.size());
+  v.layer = spec_.kind_index[size_t(layer)];
   return v;
-}
-
-void SequenceKvCache::clear() {
-  for (Layer& L : layers_) {
-    L.n = L.cap = 0;
-    L.page.reset();
-    L.page_ptr = nullptr;
-  }
-}
-
-size_t SequenceKvCache::bytes() const {
-  size_t b = 0;
-  for (const Layer& L : layers_)
-    if (L.page) b += 2 * layout(L.cap).kv_bytes();
-  return b;
 }
 
 }  // namespace herd

@@ -1,8 +1,10 @@
-// One sequence's decoding state: its KV cache and position. Prefill is split into micro-batches
-// of at most n_ubatch tokens (the cache's chunk ring is sized for that).
+// One sequence on its own pages: the simplest way to run the decoder (tests, `herd quality`, the
+// non-finite diagnosis). Prefill is split into micro-batches of at most n_ubatch tokens. The
+// scheduler (runtime/scheduler.h) drives many sequences over shared pools with the same pieces.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "herd/model/text.h"
@@ -12,7 +14,9 @@ namespace herd {
 
 class Sequence {
  public:
-  Sequence(TextDecoder& decoder, int64_t n_ubatch = 512);
+  // kv_type: how K/V are stored (f32 keeps the reference exact). page_rows: a multiple of 16.
+  explicit Sequence(TextDecoder& decoder, int64_t n_ubatch = 512, KvType kv_type = KvType::kF32,
+                    int64_t page_rows = 32);
 
   // Appends tokens at the next positions. For each i in `want` (indices into `tokens`,
   // ascending) one vocab-size row of logits is written to `out`, in order.
@@ -21,16 +25,18 @@ class Sequence {
   // Appends tokens and writes the logits of the last one (the usual prefill/decode step).
   Status append_last(std::span<const int32_t> tokens, float* out);
 
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past() const { return kv_->n_past(); }
   TextDecoder& decoder() { return decoder_; }
-  void reset();
-  const SequenceKvCache& cache() const { return cache_; }
+  void reset() { kv_->release(); }
+  const SequenceKv& cache() const { return *kv_; }
+  const KvCacheSpec& spec() const { return spec_; }
 
  private:
   TextDecoder& decoder_;
   int64_t n_ubatch_;
-  SequenceKvCache cache_;
-  int64_t n_past_ = 0;
+  KvCacheSpec spec_;
+  std::unique_ptr<KvPagePool> global_, chunked_;  // private, growable
+  std::unique_ptr<SequenceKv> kv_;
 };
 
 }  // namespace herd

@@ -1,0 +1,114 @@
+#include "herd/runtime/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "herd/model/run_weights.h"
+
+namespace herd {
+
+namespace {
+int64_t available_memory_bytes() {
+  const long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? int64_t(pages) * size : int64_t(1) << 32;
+}
+}  // namespace
+
+int64_t kv_pages_for_bytes(const KvCacheSpec& spec, int64_t bytes) {
+  return std::max<int64_t>(1, bytes / int64_t(std::max<size_t>(spec.global.page_bytes(), 1)));
+}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Engine> e(new Engine());
+  HERD_ASSIGN_OR_RETURN(e->model_, load_model(opt.model_dir));
+  const Llama4TextConfig& t = e->model_.config.text;
+  if (opt.tokenizer) {
+    HERD_ASSIGN_OR_RETURN(e->tokenizer_, Tokenizer::load(opt.model_dir));
+    if (e->tokenizer_->vocab_size() > t.vocab_size)
+      return make_error("{}: tokenizer has {} tokens but config.json vocab_size is {}",
+                        opt.model_dir, e->tokenizer_->vocab_size(), t.vocab_size);
+  }
+  HERD_ASSIGN_OR_RETURN(GenerationConfig gen, load_generation_config(opt.model_dir));
+  auto add_stop = [&](int64_t id) {
+    if (id >= 0 && id < t.vocab_size &&
+        std::find(e->stop_ids_.begin(), e->stop_ids_.end(), int32_t(id)) == e->stop_ids_.end())
+      e->stop_ids_.push_back(int32_t(id));
+  };
+  for (int64_t id : t.eos_token_id) add_stop(id);
+  for (int64_t id : gen.eos_token_id) add_stop(id);
+  if (gen.do_sample.value_or(false)) {
+    e->sampling_.temperature = gen.temperature.value_or(1.0f);
+    e->sampling_.top_p = gen.top_p.value_or(1.0f);
+    e->sampling_.top_k = gen.top_k.value_or(0);
+    e->sampling_.min_p = gen.min_p.value_or(0.0f);
+  }
+  e->pool_ = std::make_unique<ThreadPool>(opt.threads);
+  if (opt.precision == Precision::kF32 || opt.with_reference)
+    HERD_TRY(prepare_reference_weights(e->model_, *e->pool_));
+  if (opt.precision == Precision::kAuto) {
+    QuantOptions q;
+    q.mode = opt.quant;
+    q.progress = opt.progress;
+    HERD_TRY(prepare_run_weights(e->model_, q, *e->pool_));
+  }
+  e->decoder_ = std::make_unique<TextDecoder>(e->model_, *e->pool_, opt.precision);
+  if (opt.with_reference)
+    e->reference_ = std::make_unique<TextDecoder>(e->model_, *e->pool_, Precision::kF32);
+
+  SchedulerOptions so = opt.sched;
+  so.kv_type = opt.kv_type.value_or(e->decoder_->precision() == Precision::kF32 ? KvType::kF32
+                                                                                : KvType::kBF16);
+  const int64_t ctx =
+      so.context > 0 ? std::min(so.context, t.max_position_embeddings) : t.max_position_embeddings;
+  // Global-layer pages: what was asked, else enough for every sequence at full context, capped
+  // at half of the memory available now (the pool is reserved, not touched, until used).
+  const KvCacheSpec spec = KvCacheSpec::make(t, so.kv_type, std::max<int64_t>(so.page_rows, 16),
+                                             std::max(so.step_tokens, so.max_seqs));
+  int64_t bytes = opt.kv_bytes;
+  if (bytes <= 0) {
+    const int64_t want = std::max<int64_t>(so.max_seqs, 1) * spec.global_pages(ctx) *
+                         int64_t(spec.global.page_bytes());
+    bytes = std::min(want, available_memory_bytes() / 2);
+  }
+  so.global_pages = kv_pages_for_bytes(spec, bytes);
+  e->scheduler_ = std::make_unique<Scheduler>(*e->decoder_, so);
+  e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return e;
+}
+
+std::vector<int32_t> Engine::encode_prompt(const std::string& text, bool add_bos) const {
+  std::vector<int32_t> ids;
+  const auto& bos = model_.config.text.bos_token_id;
+  if (add_bos && !bos.empty()) ids.push_back(int32_t(bos[0]));
+  if (tokenizer_) {
+    auto body = tokenizer_->encode(text, /*allow_special=*/false);
+    ids.insert(ids.end(), body.begin(), body.end());
+  }
+  return ids;
+}
+
+Result<Completion> Engine::run(Request r) {
+  Completion done;
+  bool finished = false;
+  auto user_finish = std::move(r.on_finish);
+  r.on_finish = [&](const Completion& c) {
+    done = c;
+    finished = true;
+    if (user_finish) user_finish(c);
+  };
+  HERD_ASSIGN_OR_RETURN(int64_t id, scheduler_->submit(std::move(r)));
+  (void)id;
+  while (!finished) {
+    HERD_ASSIGN_OR_RETURN(bool did, scheduler_->step());
+    if (!did && !finished) return make_error("request does not fit in the KV pool");
+  }
+  if (done.reason == FinishReason::kError) return done.error;
+  return done;
+}
+
+}  // namespace herd

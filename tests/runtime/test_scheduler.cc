@@ -1,0 +1,305 @@
+// Continuous batching (runtime/scheduler.h): sequences stepped together give bitwise the logits
+// they give alone; joining, leaving, cancelling, admission and prefix reuse keep the page pools
+// exact.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+
+#include "herd/ops/weight.h"
+#include "herd/runtime/scheduler.h"
+#include "runtime/runtime_test_util.h"
+
+namespace herd {
+namespace {
+
+using testutil::ModelCase;
+
+ThreadPool& test_pool() {
+  static ThreadPool pool(2);
+  return pool;
+}
+
+struct SeqRun {
+  std::map<int64_t, std::vector<float>> logits;  // by position
+  std::vector<int32_t> tokens;
+  Completion done;
+  bool finished = false;
+};
+
+// Request whose every logits row and token lands in `run`.
+Request traced(std::vector<int32_t> prompt, int64_t max_tokens, int64_t V, SeqRun& run) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.on_logits = [&run, V](int64_t pos, const float* row) { run.logits[pos].assign(row, row + V); };
+  r.on_token = [&run](int32_t t) {
+    run.tokens.push_back(t);
+    return true;
+  };
+  r.on_finish = [&run](const Completion& c) {
+    run.done = c;
+    run.finished = true;
+  };
+  return r;
+}
+
+SchedulerOptions options(const ModelCase& c, int64_t max_seqs, int64_t step_tokens) {
+  SchedulerOptions o;
+  o.max_seqs = max_seqs;
+  o.step_tokens = step_tokens;
+  o.kv_type = c.quant == "f32" ? KvType::kF32 : KvType::kBF16;
+  o.page_rows = 16;
+  o.context = 4096;
+  return o;
+}
+
+void expect_same(const SeqRun& a, const SeqRun& b, const std::string& what) {
+  ASSERT_TRUE(a.finished && b.finished) << what;
+  EXPECT_EQ(a.tokens, b.tokens) << what;
+  ASSERT_EQ(a.logits.size(), b.logits.size()) << what;
+  for (const auto& [pos, row] : a.logits) {
+    auto it = b.logits.find(pos);
+    ASSERT_NE(it, b.logits.end()) << what << " position " << pos;
+    ASSERT_EQ(std::memcmp(row.data(), it->second.data(), row.size() * sizeof(float)), 0)
+        << what << ": logits differ at position " << pos;
+  }
+}
+
+class Batching : public ::testing::TestWithParam<std::string> {};
+
+// 16 sequences of different prompt lengths (one longer than a slice, several crossing the chunk
+// of 16), joining at different steps and finishing at different steps, on one scheduler: each
+// one's logits (prompt rows asked for, and every decode step) and tokens are bitwise those of
+// running it alone.
+TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
+  const ModelCase c{"tiny", 16, GetParam()};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), testutil::precision_of(c));
+  const int64_t V = dec.vocab_size(), slice = 24;
+  struct Spec {
+    int64_t prompt, max_tokens, join_step;
+  };
+  std::vector<Spec> specs;
+  for (int i = 0; i < 16; ++i) specs.push_back({1 + (i * 13) % 61, 2 + (i * 7) % 11, (i % 4) * 3});
+  specs[3].prompt = 70;  // longer than a slice (24) and crossing four chunk boundaries
+  auto prompt_of = [&](int i) {
+    return testutil::lcg_tokens(specs[size_t(i)].prompt, V, uint32_t(100 + i));
+  };
+  auto wanted = [&](int i) {  // a few prompt rows besides the last
+    std::vector<int64_t> w;
+    for (int64_t p = 0; p + 1 < specs[size_t(i)].prompt; p += 5) w.push_back(p);
+    return w;
+  };
+
+  std::vector<SeqRun> together(16);
+  Scheduler sched(dec, options(c, 16, slice));
+  int64_t step = 0;
+  for (int joined = 0; joined < 16 || sched.running() + sched.waiting() > 0; ++step) {
+    for (int i = 0; i < 16; ++i)
+      if (specs[size_t(i)].join_step == step) {
+        Request r = traced(prompt_of(i), specs[size_t(i)].max_tokens, V, together[size_t(i)]);
+        r.logits_positions = wanted(i);
+        ASSERT_TRUE(sched.submit(std::move(r)).is_ok());
+        ++joined;
+      }
+    auto did = sched.step();
+    ASSERT_TRUE(did.is_ok()) << did.status().message();
+    ASSERT_LT(step, 1000);
+  }
+  EXPECT_EQ(sched.global_pool().in_use(), 0);
+
+  for (int i = 0; i < 16; ++i) {
+    SeqRun alone;
+    Scheduler one(dec, options(c, 1, 512));
+    Request r = traced(prompt_of(i), specs[size_t(i)].max_tokens, V, alone);
+    r.logits_positions = wanted(i);
+    ASSERT_TRUE(one.submit(std::move(r)).is_ok());
+    ASSERT_TRUE(one.run_until_idle().is_ok());
+    EXPECT_EQ(alone.done.reason, together[size_t(i)].done.reason);
+    expect_same(alone, together[size_t(i)], "sequence " + std::to_string(i));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, Batching, ::testing::Values("f32", "bf16", "int8", "int4-all"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& ch : s)
+                             if (ch == '-') ch = '_';
+                           return s;
+                         });
+
+TEST(Scheduler, CancelMidPrefillAndMidDecodeReturnsEveryPage) {
+  const ModelCase c{"tiny", 16, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  Scheduler sched(dec, options(c, 4, 16));
+  const int64_t free0 = sched.global_pool().free_pages() + sched.global_pool().cached();
+  SeqRun a, b, keep;
+  auto ia = sched.submit(traced(testutil::lcg_tokens(100, V, 1), 50, V, a));  // long prefill
+  auto ib = sched.submit(traced(testutil::lcg_tokens(5, V, 2), 50, V, b));
+  auto ik = sched.submit(traced(testutil::lcg_tokens(7, V, 3), 6, V, keep));
+  ASSERT_TRUE(ia.is_ok() && ib.is_ok() && ik.is_ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(sched.step().is_ok());
+  EXPECT_LT(a.logits.size(), 1u);  // still prefilling (100 tokens at ≤ 16 per step)
+  EXPECT_GT(b.tokens.size(), 0u);  // decoding
+  EXPECT_GT(sched.global_pool().in_use(), 0);
+  sched.cancel(*ia);
+  sched.cancel(*ib);
+  ASSERT_TRUE(sched.step().is_ok());
+  EXPECT_TRUE(a.finished && b.finished);
+  EXPECT_EQ(a.done.reason, FinishReason::kCancelled);
+  EXPECT_EQ(b.done.reason, FinishReason::kCancelled);
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(keep.done.reason, FinishReason::kLength);
+  EXPECT_EQ(keep.tokens.size(), 6u);
+  EXPECT_EQ(sched.global_pool().in_use(), 0);
+  EXPECT_EQ(sched.global_pool().free_pages() + sched.global_pool().cached(), free0);
+  ASSERT_NE(sched.chunked_pool(), nullptr);
+  EXPECT_EQ(sched.chunked_pool()->in_use(), 0);
+}
+
+TEST(Scheduler, OversizeRequestsFailClearlyAndOthersAreUnaffected) {
+  const ModelCase c{"tiny", 16, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  SchedulerOptions o = options(c, 4, 32);
+  o.context = 256;
+  o.global_pages = 10;  // 160 tokens of global-layer KV
+  Scheduler sched(dec, o);
+  SeqRun ok_run, alone;
+  ASSERT_TRUE(sched.submit(traced(testutil::lcg_tokens(20, V, 5), 8, V, ok_run)).is_ok());
+  SeqRun r1, r2, r3;
+  auto over_ctx = sched.submit(traced(testutil::lcg_tokens(250, V, 6), 10, V, r1));
+  ASSERT_FALSE(over_ctx.is_ok());
+  EXPECT_NE(over_ctx.status().message().find("exceeds the context of 256"), std::string::npos)
+      << over_ctx.status().message();
+  auto over_pool = sched.submit(traced(testutil::lcg_tokens(150, V, 7), 50, V, r2));
+  ASSERT_FALSE(over_pool.is_ok());
+  EXPECT_NE(over_pool.status().message().find("KV pages"), std::string::npos)
+      << over_pool.status().message();
+  std::vector<int32_t> bad = testutil::lcg_tokens(5, V, 8);
+  bad[2] = int32_t(V + 3);
+  auto bad_token = sched.submit(traced(bad, 4, V, r3));
+  ASSERT_FALSE(bad_token.is_ok());
+  EXPECT_NE(bad_token.status().message().find("index 2"), std::string::npos);
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  Scheduler one(dec, options(c, 1, 512));
+  ASSERT_TRUE(one.submit(traced(testutil::lcg_tokens(20, V, 5), 8, V, alone)).is_ok());
+  ASSERT_TRUE(one.run_until_idle().is_ok());
+  expect_same(alone, ok_run, "the valid request");
+  EXPECT_FALSE(r1.finished || r2.finished || r3.finished);
+}
+
+// Requests that fit only one at a time wait in the queue and run in turn.
+TEST(Scheduler, RequestThatFitsLaterWaits) {
+  const ModelCase c{"tiny", 16, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  SchedulerOptions o = options(c, 4, 32);
+  o.global_pages = 6;  // one 80-token sequence at a time
+  Scheduler sched(dec, o);
+  SeqRun a, b;
+  ASSERT_TRUE(sched.submit(traced(testutil::lcg_tokens(60, V, 1), 20, V, a)).is_ok());
+  ASSERT_TRUE(sched.submit(traced(testutil::lcg_tokens(60, V, 2), 20, V, b)).is_ok());
+  ASSERT_TRUE(sched.step().is_ok());
+  EXPECT_EQ(sched.running(), 1);
+  EXPECT_EQ(sched.waiting(), 1);
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(a.tokens.size(), 20u);
+  EXPECT_EQ(b.tokens.size(), 20u);
+  EXPECT_EQ(sched.global_pool().in_use(), 0);
+}
+
+// A second request sharing a 2,000-token prefix evaluates only its own tokens, and its output is
+// bitwise that of a cold run; the first request's pages come back from the cache.
+TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
+  const ModelCase c{"tiny", 256, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  std::vector<int32_t> shared = testutil::lcg_tokens(2000, V, 42);
+  auto with_tail = [&](uint32_t seed, int64_t n) {
+    std::vector<int32_t> p = shared;
+    auto tail = testutil::lcg_tokens(n, V, seed);
+    p.insert(p.end(), tail.begin(), tail.end());
+    return p;
+  };
+  Scheduler sched(dec, options(c, 2, 512));
+  SeqRun first, second, cold;
+  ASSERT_TRUE(sched.submit(traced(with_tail(1, 37), 4, V, first)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(first.done.reused_tokens, 0);
+  ASSERT_TRUE(sched.submit(traced(with_tail(2, 23), 6, V, second)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(second.done.reused_tokens, 2000);  // 2000 = 125 pages of 16
+  EXPECT_EQ(second.done.prompt_tokens, 2023);
+  Scheduler fresh(dec, options(c, 1, 512));
+  Request r = traced(with_tail(2, 23), 6, V, cold);
+  r.reuse_prefix = false;
+  ASSERT_TRUE(fresh.submit(std::move(r)).is_ok());
+  ASSERT_TRUE(fresh.run_until_idle().is_ok());
+  EXPECT_EQ(cold.done.reused_tokens, 0);
+  // The reused run computes logits from position 2000 on; compare those and the tokens.
+  for (auto it = cold.logits.begin(); it != cold.logits.end();)
+    it = it->first < 2000 ? cold.logits.erase(it) : std::next(it);
+  expect_same(cold, second, "reused vs cold");
+  EXPECT_EQ(sched.global_pool().in_use(), 0);
+  EXPECT_GT(sched.global_pool().cached(), 0);
+}
+
+// The next turn of a chat: the new prompt is the previous prompt, the reply and new text. Every
+// full page of the previous turn (prompt and evaluated reply tokens) is reused.
+TEST(Scheduler, NextChatTurnReusesPreviousTurn) {
+  const ModelCase c{"tiny", 64, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  Scheduler sched(dec, options(c, 1, 64));
+  SeqRun t1, t2;
+  auto p1 = testutil::lcg_tokens(150, V, 77);
+  ASSERT_TRUE(sched.submit(traced(p1, 20, V, t1)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  ASSERT_EQ(t1.tokens.size(), 20u);
+  std::vector<int32_t> p2 = p1;
+  p2.insert(p2.end(), t1.tokens.begin(), t1.tokens.end());
+  auto more = testutil::lcg_tokens(30, V, 78);
+  p2.insert(p2.end(), more.begin(), more.end());
+  ASSERT_TRUE(sched.submit(traced(p2, 5, V, t2)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  // 150 + 19 evaluated reply tokens (the last reply token was sampled, never evaluated) = 169:
+  // 10 full pages of 16.
+  EXPECT_EQ(t2.done.reused_tokens, 160);
+}
+
+// A batch position can carry an embedding row instead of a token id: the embeddings of real
+// tokens give bitwise the logits of the tokens.
+TEST(Scheduler, EmbeddingInputEqualsTokenInput) {
+  const ModelCase c{"tiny", 16, "int8"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size(), H = dec.config().hidden_size;
+  auto prompt = testutil::lcg_tokens(30, V, 9);
+  SeqRun by_token, by_embed;
+  Scheduler sched(dec, options(c, 2, 512));
+  Request a = traced(prompt, 5, V, by_token);
+  Request b = traced(prompt, 5, V, by_embed);
+  for (int64_t p : {3, 4, 5, 17}) {
+    b.embedding_positions.push_back(p);
+    std::vector<float> row(static_cast<size_t>(H));
+    dequantize_row(m.run.embed, prompt[size_t(p)], row.data());
+    b.embeddings.insert(b.embeddings.end(), row.begin(), row.end());
+    b.prompt[size_t(p)] = 0;  // the id no longer decides the input
+  }
+  a.logits_positions = b.logits_positions = {2, 3, 10, 20};
+  ASSERT_TRUE(sched.submit(std::move(a)).is_ok());
+  ASSERT_TRUE(sched.submit(std::move(b)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  expect_same(by_token, by_embed, "embedding input");
+}
+
+}  // namespace
+}  // namespace herd
