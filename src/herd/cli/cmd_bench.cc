@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "herd/cli/command.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
 #include "herd/model/weight_bytes.h"
@@ -140,14 +141,17 @@ CommandRegistrar reg("bench", "Measure prefill and decode speed", [](CLI::App& a
   app.add_option("-m,--model", o->model, "Model directory");
   app.add_flag("--probe", o->probe, "Measure the memory read bandwidth instead (roofline)");
   app.add_option("-p,--prompt-tokens", o->prompt_tokens, "Prefill test length (0 = skip)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(int_in(0, 1 << 20, "0 = skip"));
   app.add_option("-n,--gen-tokens", o->gen_tokens, "Decode test length (0 = skip)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("-r,--repeats", o->repeats, "Measured repetitions")->check(CLI::PositiveNumber);
-  app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
-  app.add_option("--precision", o->precision, "auto or f32");
+      ->check(int_in(0, 1 << 20, "0 = skip"));
+  app.add_option("-r,--repeats", o->repeats, "Measured repetitions")->check(int_in(1, 10000));
+  app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
+      ->check(threads_flag());
+  app.add_option("--precision", o->precision, "auto or f32")
+      ->check(CLI::IsMember({"auto", "f32"}));
   app.add_option("--quant", o->quant,
-                 "Run format with --precision auto: bf16, int8, int4, int4-all");
+                 "Run format with --precision auto: bf16, int8, int4, int4-all")
+      ->check(CLI::IsMember({"bf16", "int8", "int4", "int4-all"}));
   app.add_flag("--json", o->json, "Print one JSON object");
   run = [o] { return run_bench(*o); };
 });

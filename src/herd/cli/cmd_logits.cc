@@ -22,6 +22,7 @@
 #include "herd/base/mapped_file.h"
 #include "herd/base/thread_pool.h"
 #include "herd/cli/command.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/cli/model_session.h"
 #include "herd/cli/token_list.h"
 #include "herd/model/text.h"
@@ -169,23 +170,28 @@ CommandRegistrar reg("logits", "Write raw float32 logits for a token sequence",
                      [](CLI::App& app, std::function<int()>& run) {
                        auto o = std::make_shared<Options>();
                        app.add_option("-m,--model", o->model, "Model directory")->required();
-                       app.add_option("--tokens", o->tokens, "Token ids, comma separated");
+                       app.add_option("--tokens", o->tokens, "Token ids, comma separated")
+                           ->check(int_list_flag());
                        app.add_option("--tokens-file", o->tokens_file,
                                       "File with token ids (JSON array or separated by commas / "
                                       "whitespace)");
                        app.add_flag("--all", o->all, "Logits at every position");
                        app.add_option("--positions", o->positions,
                                       "Positions, comma separated; negative counts from the end "
-                                      "(default -1)");
+                                      "(default -1)")
+                           ->check(int_list_flag());
                        app.add_option("--precision", o->precision, "f32 (reference, default) or auto (fast kernels)");
                        app.add_option("--quant", o->quant, "With auto: bf16, int8, int4, int4-all");
                        app.add_option("-o,--output", o->output, "Output file")->required();
-                       app.add_option("-t,--threads", o->threads, "Threads (default: cores)");
-                       app.add_option("--ubatch", o->ubatch, "Tokens per forward call");
+                       app.add_option("-t,--threads", o->threads, "Threads (default: cores)")
+                           ->check(threads_flag());
+                       app.add_option("--ubatch", o->ubatch, "Tokens per forward call")
+                           ->check(int_in(1, 1 << 20));
                        app.add_option("--greedy", o->greedy,
                                       "After the prompt, decode N tokens greedily (argmax, "
                                       "ties to the lowest id) and write their ids to the "
-                                      "--greedy-out JSON file");
+                                      "--greedy-out JSON file")
+                           ->check(int_in(0, 1 << 24, "0 = off"));
                        app.add_option("--greedy-out", o->greedy_out,
                                       "JSON side file for --greedy (default OUTPUT.json)");
                        app.add_option("--expert-stats", o->expert_stats,

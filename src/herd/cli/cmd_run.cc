@@ -6,8 +6,10 @@
 #include "herd/base/thread_pool.h"
 #include "herd/cli/chat_session.h"
 #include "herd/cli/command.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/cli/model_session.h"
 #include "herd/runtime/generate.h"
+#include "herd/runtime/request_check.h"
 
 namespace herd::cli {
 namespace {
@@ -16,6 +18,7 @@ struct Options {
   std::string model, prompt;
   EngineFlags engine;
   int64_t n_predict = 128;
+  int64_t ctx = 0;  // 0 = the model's max_position_embeddings
   SamplingFlags sampling;
   int threads = 0;
   bool no_bos = false, chat = false;
@@ -36,12 +39,16 @@ int run_generate(const Options& o) {
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  const int64_t context = context_limit(s.model().config.text.max_position_embeddings, o.ctx);
   GenerateOptions gen;
   gen.max_tokens = o.n_predict;
   gen.sampling = s.sampling_defaults();
   o.sampling.apply(gen.sampling);
   gen.stop_ids = s.stop_ids();
   if (o.chat) {  // the prompt is one user message in the chat format
+    // The rendered prompt is only known inside the turn; at least the reply must fit.
+    if (Status c = check_generation_length(0, o.n_predict, context, RequestNaming::kCliFlags); !c)
+      return report(c);
     ChatSession chat(s, o.system);
     GenerateStats st;
     auto reply = chat.turn(o.prompt, gen, stdout, &st);
@@ -52,6 +59,10 @@ int run_generate(const Options& o) {
   }
   std::vector<int32_t> prompt = s.encode_prompt(o.prompt, !o.no_bos);
   if (prompt.empty()) return report(Status::error("the prompt is empty (no tokens to evaluate)"));
+  if (Status c = check_generation_length(int64_t(prompt.size()), o.n_predict, context,
+                                         RequestNaming::kCliFlags);
+      !c)
+    return report(c);
 
   Sequence seq(s.decoder());
   Utf8Printer printer(s.tokenizer(), stdout);
@@ -80,8 +91,13 @@ CommandRegistrar reg("run", "Generate text from a prompt", [](CLI::App& app,
   auto o = std::make_shared<Options>();
   app.add_option("-m,--model", o->model, "Model directory")->required();
   app.add_option("-p,--prompt", o->prompt, "Prompt text")->required();
-  app.add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
-  app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  app.add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
+      ->check(int_in(1, kMaxTokensFlag));
+  app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
+      ->check(threads_flag());
+  app.add_option("--ctx", o->ctx,
+                 "Most tokens of prompt plus reply (default and maximum: max_position_embeddings)")
+      ->check(int_in(1, kMaxTokensFlag));
   o->engine.add_to(app);
   app.add_flag("--no-bos", o->no_bos, "Do not prepend <|begin_of_text|>");
   app.add_flag("--chat", o->chat, "Send the prompt as a user message in the chat format");

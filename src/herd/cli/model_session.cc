@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "herd/cli/flag_checks.h"
 #include "herd/model/run_weights.h"
 
 namespace herd::cli {
@@ -28,6 +29,8 @@ Result<std::unique_ptr<ModelSession>> ModelSession::open(const std::string& dir,
     s->sampling_.top_p = gen.top_p.value_or(1.0f);
     s->sampling_.top_k = gen.top_k.value_or(0);
     s->sampling_.min_p = gen.min_p.value_or(0.0f);
+    if (Status st = check_sampling(s->sampling_, RequestNaming::kApiFields); !st)
+      return st.with_context(dir + "/generation_config.json");
   }
   s->pool_ = std::make_unique<ThreadPool>(threads);
   HERD_TRY(prepare_weights(s->model_, precision, quant, *s->pool_));
@@ -69,12 +72,16 @@ Status prepare_weights(LoadedModel& m, Precision p, QuantMode q, ThreadPool& poo
 }
 
 void SamplingFlags::add_to(CLI::App& app) {
-  app.add_option("--temp", temperature, "Temperature (0 = greedy)");
-  app.add_option("--top-k", top_k, "Top-k (0 = off)");
-  app.add_option("--top-p", top_p, "Top-p nucleus (1 = off)");
-  app.add_option("--min-p", min_p, "Min-p (0 = off)");
-  app.add_option("--repeat-penalty", repetition_penalty, "Repetition penalty (1 = off)");
-  app.add_option("--seed", seed, "Random seed");
+  // Ranges: runtime/request_check.h (the rules the server will use too).
+  app.add_option("--temp", temperature, "Temperature (0 = greedy)")
+      ->check(sampling_flag(RequestField::kTemperature));
+  app.add_option("--top-k", top_k, "Top-k (0 = off)")->check(sampling_flag(RequestField::kTopK));
+  app.add_option("--top-p", top_p, "Top-p nucleus (1 = off)")
+      ->check(sampling_flag(RequestField::kTopP));
+  app.add_option("--min-p", min_p, "Min-p (0 = off)")->check(sampling_flag(RequestField::kMinP));
+  app.add_option("--repeat-penalty", repetition_penalty, "Repetition penalty (1 = off)")
+      ->check(sampling_flag(RequestField::kRepetitionPenalty));
+  app.add_option("--seed", seed, "Random seed")->check(uint64_flag());
 }
 
 void SamplingFlags::apply(SamplingParams& p) const {
