@@ -1,6 +1,7 @@
 // `herd verify -m DIR`: every stored tensor scanned for NaN / infinity (io/tensor_scan.h), in
 // parallel over the mmap. Prints one line per tensor that holds any (name, file, dtype, how
-// many, the first element's index) and exits 1; a clean checkpoint prints one summary line.
+// many, the first element's index) and exits 1; a clean checkpoint prints "all finite". A summary
+// line (bytes, seconds, GB/s) goes to stdout too.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -33,11 +34,12 @@ int run_verify(const Options& o) {
         "{}\n",
         b.name, b.file, dtype_name(b.dtype), shape_str(b.shape), b.count, b.count == 1 ? "" : "s",
         b.first_index);
-  fmt::print(stderr,
-             "herd verify: {} tensors ({} of a float type), {:.2f} GB in {:.3f} s ({:.2f} GB/s, "
-             "{} threads)\n",
-             r.tensors, r.scanned_tensors, double(r.scanned_bytes) / 1e9, s,
-             s > 0 ? double(r.scanned_bytes) / 1e9 / s : 0.0, pool.size());
+  // The summary is part of the result (stdout), so a failing run's stderr is its one error line.
+  fmt::print(
+      "herd verify: {} tensors ({} of a float type), {:.2f} GB in {:.3f} s ({:.2f} GB/s, "
+      "{} threads)\n",
+      r.tensors, r.scanned_tensors, double(r.scanned_bytes) / 1e9, s,
+      s > 0 ? double(r.scanned_bytes) / 1e9 / s : 0.0, pool.size());
   if (!r.bad.empty())
     return report(make_error("{}: {} tensor{} hold non-finite values (listed on stdout)", o.model,
                              r.bad.size(), r.bad.size() == 1 ? "" : "s"));
