@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 namespace herd {
@@ -187,9 +188,15 @@ TEST(Config, Errors) {
 }
 
 TEST(Config, MissingConfigFile) {
-  auto r = load_config(::testing::TempDir() + "/herd_no_such_model_dir");
+  const std::string missing = ::testing::TempDir() + "/herd_no_such_model_dir";
+  auto r = load_config(missing);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status().message().find("config.json"), std::string::npos);
+  EXPECT_EQ(r.status().message(), "model directory " + missing + " does not exist");
+  const std::string empty = ::testing::TempDir() + "/herd_empty_model_dir";
+  std::filesystem::create_directories(empty);
+  r = load_config(empty);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), empty + ": no config.json in the model directory");
 }
 
 TEST(Config, JsonRoundTrip) {

@@ -79,6 +79,10 @@ TEST(Load, BadFilesGiveErrorsNamingTheProblem) {
   EXPECT_NE(r.status().message().find("single byte"), std::string::npos);
   r = Tokenizer::load("/nonexistent-dir");
   ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("/nonexistent-dir: does not exist"), std::string::npos)
+      << r.status().message();
+  r = Tokenizer::load(::testing::TempDir());
+  ASSERT_FALSE(r);
   EXPECT_NE(r.status().message().find("no tokenizer.model"), std::string::npos);
   r = Tokenizer::from_hf_json("{not json", "t.json");
   ASSERT_FALSE(r);

@@ -18,6 +18,8 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile();
 
+  // Only a regular file is opened; a FIFO, device, directory or symlink loop is an error naming
+  // the path, never a wait.
   static Result<MappedFile> open(const std::string& path);
 
   const uint8_t* data() const { return data_; }
@@ -30,8 +32,14 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Whole-file helpers for small files (config.json, index, tokenizer).
+// Whole-file helpers for small files (config.json, index, tokenizer). read_text_file opens
+// regular files only, like MappedFile::open.
 Result<std::string> read_text_file(const std::string& path);
+// "a directory", "a FIFO", ... for a st_mode (for messages that say what is there instead).
+const char* file_kind_name(unsigned mode);
+// True when anything is at `path`, even a dangling symlink or a loop (lstat succeeds): such a
+// path is opened, and fails with a message, rather than treated as absent.
+bool path_present(const std::string& path);
 Status write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace herd

@@ -1,6 +1,10 @@
 #include "herd/base/thread_pool.h"
 
+#include "herd/base/log.h"
+
+#include <algorithm>
 #include <fstream>
+#include <system_error>
 #include <set>
 #include <string>
 #include <utility>
@@ -27,8 +31,19 @@ int ThreadPool::physical_cores() {
 }
 
 ThreadPool::ThreadPool(int n_threads) {
-  n_threads_ = n_threads > 0 ? n_threads : physical_cores();
-  for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+  n_threads_ = std::min(n_threads > 0 ? n_threads : physical_cores(), kMaxThreads);
+  for (int i = 1; i < n_threads_; ++i) {
+    try {
+      threads_.emplace_back([this, i] { worker(i); });
+    } catch (const std::system_error& e) {
+      // Workers only ever see indices below n_threads_, so shrinking here is safe: none has
+      // been handed a job yet.
+      log(LogLevel::kWarn, "thread pool: could not start thread {} of {} ({}); using {}", i + 1,
+          n_threads_, e.what(), i);
+      n_threads_ = i;
+      break;
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {

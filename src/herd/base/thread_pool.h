@@ -17,7 +17,13 @@ namespace herd {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);  // n_threads <= 0: physical cores
+  // The most threads a pool starts, whatever is asked (the CLI's --threads documents it): far
+  // above any machine herd targets, low enough that a typo cannot exhaust the process limit.
+  static constexpr int kMaxThreads = 1024;
+
+  // n_threads <= 0: physical cores; above kMaxThreads: kMaxThreads. When the system refuses a
+  // thread (EAGAIN: process or memory limits) the pool keeps the ones it got and warns.
+  explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

@@ -9,6 +9,7 @@
 
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
 #include "herd/model/weight_bytes.h"
@@ -149,11 +150,10 @@ CommandRegistrar reg(
       o->engine.add_to(app, /*model_required=*/false);
       app.add_flag("--probe", o->probe, "Measure the memory read bandwidth instead (roofline)");
       app.add_option("-p,--prompt-tokens", o->prompt_tokens, "Prefill test length (0 = skip)")
-          ->check(CLI::NonNegativeNumber);
+          ->check(int_in(0, 1 << 20, "0 = skip"));
       app.add_option("-n,--gen-tokens", o->gen_tokens, "Decode test length (0 = skip)")
-          ->check(CLI::NonNegativeNumber);
-      app.add_option("-r,--repeats", o->repeats, "Measured repetitions")
-          ->check(CLI::PositiveNumber);
+          ->check(int_in(0, 1 << 20, "0 = skip"));
+      app.add_option("-r,--repeats", o->repeats, "Measured repetitions")->check(int_in(1, 10000));
       app.add_flag("--json", o->json, "Print one JSON object");
       run = [o] { return run_bench(*o); };
     });

@@ -7,6 +7,8 @@
 
 #include "herd/cli/chat_session.h"
 #include "herd/cli/command.h"
+#include "herd/cli/flag_checks.h"
+#include "herd/runtime/request_check.h"
 
 namespace herd::cli {
 namespace {
@@ -24,6 +26,10 @@ int run_chat(const Options& o) {
   auto engine = Engine::open(*opt);
   if (!engine) return report(engine.status());
   Engine& e = **engine;
+  if (Status c = check_generation_length(0, o.n_predict, e.scheduler().context(),
+                                         RequestNaming::kCliFlags);
+      !c)
+    return report(c);
   Request base;
   base.max_tokens = o.n_predict;
   base.sampling = e.sampling_defaults();
@@ -53,7 +59,7 @@ CommandRegistrar reg("chat", "Interactive chat (Llama 4 chat format)",
                        auto o = std::make_shared<Options>();
                        app.add_option("-s,--system", o->system, "System prompt");
                        app.add_option("-n,--n-predict", o->n_predict, "Most tokens per reply")
-                           ->check(CLI::NonNegativeNumber);
+                           ->check(int_in(1, kMaxTokensFlag));
                        o->sampling.add_to(app);
                        o->engine.add_to(app);
                        run = [o] { return run_chat(*o); };

@@ -11,6 +11,7 @@
 #include "herd/model/config.h"
 #include "herd/model/param_count.h"
 #include "herd/model/tensor_table.h"
+#include "herd/model/weights.h"
 
 namespace herd::cli {
 namespace {
@@ -159,6 +160,13 @@ CommandRegistrar reg("info", "Describe a model directory (config, layers, parame
                            fmt::print("{}\n", to_json(*cfg, pc, *w).dump(2));
                          else
                            print_text(*dir, *cfg, pc, *w);
+                         // The checks `run` makes (every table tensor present with its shape
+                         // and dtype), so info never describes a checkpoint run refuses
+                         // without saying so. Views only: nothing is converted.
+                         if (w->present) {
+                           std::fflush(stdout);
+                           if (auto m = load_model(*dir); !m) return report(m.status());
+                         }
                          return 0;
                        };
                      });

@@ -23,6 +23,7 @@
 #include "herd/base/thread_pool.h"
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/cli/token_list.h"
 #include "herd/model/text.h"
 
@@ -157,19 +158,22 @@ CommandRegistrar reg("logits", "Write raw float32 logits for a token sequence",
                        // auto checks the fast path.
                        o->engine.precision = "f32";
                        o->engine.add_to(app);
-                       app.add_option("--tokens", o->tokens, "Token ids, comma separated");
+                       app.add_option("--tokens", o->tokens, "Token ids, comma separated")
+                           ->check(int_list_flag());
                        app.add_option("--tokens-file", o->tokens_file,
                                       "File with token ids (JSON array or separated by commas / "
                                       "whitespace)");
                        app.add_flag("--all", o->all, "Logits at every position");
                        app.add_option("--positions", o->positions,
                                       "Positions, comma separated; negative counts from the end "
-                                      "(default -1)");
+                                      "(default -1)")
+                           ->check(int_list_flag());
                        app.add_option("-o,--output", o->output, "Output file")->required();
                        app.add_option("--greedy", o->greedy,
                                       "After the prompt, decode N tokens greedily (argmax, "
                                       "ties to the lowest id) and write their ids to the "
-                                      "--greedy-out JSON file");
+                                      "--greedy-out JSON file")
+                           ->check(int_in(0, 1 << 24, "0 = off"));
                        app.add_option("--greedy-out", o->greedy_out,
                                       "JSON side file for --greedy (default OUTPUT.json)");
                        app.add_option("--expert-stats", o->expert_stats,

@@ -8,6 +8,7 @@
 
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/runtime/sampler.h"
 #include "herd/runtime/sequence.h"
 
@@ -116,9 +117,11 @@ CommandRegistrar reg("quality", "Compare the fast path with the f32 reference (t
                        app.add_option("-m,--model", o->model, "Model directory")->required();
                        app.add_option("--quant", o->quant, "bf16, int8, int4 or int4-all");
                        app.add_option("-n,--positions", o->positions, "Positions compared")
-                           ->check(CLI::PositiveNumber);
-                       app.add_option("-t,--threads", o->threads, "Threads");
-                       app.add_option("--seed", o->seed, "Seed of the random token sequence");
+                           ->check(int_in(1, 1 << 20));
+                       app.add_option("-t,--threads", o->threads, "Threads")
+                           ->check(threads_flag());
+                       app.add_option("--seed", o->seed, "Seed of the random token sequence")
+                           ->check(uint64_flag());
                        app.add_flag("--json", o->json, "Print one JSON object");
                        run = [o] { return run_quality(*o); };
                      });

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "herd/cli/command.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/model/run_weights.h"
 
 namespace herd::cli {
@@ -49,9 +50,11 @@ CommandRegistrar reg(
       app.add_option("-m,--model", o->model, "Model directory")->required();
       app.add_option("--to", o->to, "bf16, int8, int4 or int4-all")->default_str("int4");
       app.add_option("-o,--output", o->output, "Output directory")->required();
-      app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+      app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
+          ->check(threads_flag());
       app.add_option("--shards", o->shards,
-                     "Safetensors files to write (default: about 4 GB each)");
+                     "Safetensors files to write (default: about 4 GB each)")
+          ->check(int_in(1, 99999));
       app.add_flag("-q,--quiet", o->quiet, "No progress bar");
       run = [o] { return run_quantize(*o); };
     });

@@ -7,6 +7,8 @@
 #include "herd/cli/chat_session.h"
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
+#include "herd/cli/flag_checks.h"
+#include "herd/runtime/request_check.h"
 
 namespace herd::cli {
 namespace {
@@ -35,6 +37,11 @@ int run_generate(const Options& o) {
   o.sampling.apply(req.sampling);
   req.stop_ids = e.stop_ids();
   if (o.chat) {  // the prompt is one user message in the chat format
+    // The rendered prompt is only known inside the turn; at least the reply must fit.
+    if (Status c = check_generation_length(0, o.n_predict, e.scheduler().context(),
+                                           RequestNaming::kCliFlags);
+        !c)
+      return report(c);
     ChatSession chat(e, o.system);
     Completion c;
     auto reply = chat.turn(o.prompt, req, stdout, &c);
@@ -46,6 +53,10 @@ int run_generate(const Options& o) {
   req.prompt = e.encode_prompt(o.prompt, !o.no_bos);
   if (req.prompt.empty())
     return report(Status::error("the prompt is empty (no tokens to evaluate)"));
+  if (Status c = check_generation_length(int64_t(req.prompt.size()), o.n_predict,
+                                         e.scheduler().context(), RequestNaming::kCliFlags);
+      !c)
+    return report(c);
   Utf8Printer printer(e.tokenizer(), stdout);
   req.on_token = [&](int32_t tok) { return printer.print(tok); };
   auto c = e.run(std::move(req));
@@ -74,7 +85,7 @@ CommandRegistrar reg("run", "Generate text from a prompt",
                        auto o = std::make_shared<Options>();
                        app.add_option("-p,--prompt", o->prompt, "Prompt text")->required();
                        app.add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
-                           ->check(CLI::NonNegativeNumber);
+                           ->check(int_in(1, kMaxTokensFlag));
                        o->engine.add_to(app);
                        app.add_flag("--no-bos", o->no_bos, "Do not prepend <|begin_of_text|>");
                        app.add_flag("--chat", o->chat,

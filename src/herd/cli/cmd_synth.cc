@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "herd/cli/command.h"
+#include "herd/cli/flag_checks.h"
 #include "herd/model/synth.h"
 
 namespace herd::cli {
@@ -19,10 +20,11 @@ CommandRegistrar reg(
           ->check(CLI::IsMember(synth_preset_names()))
           ->default_str("tiny");
       app.add_option("-o,--output", opt->out_dir, "Output directory")->required();
-      app.add_option("--seed", opt->seed, "Random seed (same seed = same bytes)");
+      app.add_option("--seed", opt->seed, "Random seed (same seed = same bytes)")
+          ->check(uint64_flag());
       app.add_option("--shards", opt->shards,
                      "Number of safetensors shards (1 = model.safetensors; default per preset)")
-          ->check(CLI::Range(1, 99999));
+          ->check(int_in(1, 99999));
       app.add_flag("--text-only", opt->text_only,
                    "Write a flat Llama4ForCausalLM checkpoint without vision tensors");
       app.add_flag("--fp8", opt->fp8,
@@ -31,12 +33,18 @@ CommandRegistrar reg(
       app.add_option("--tokenizer", opt->tokenizer_dir,
                      "Copy tokenizer files from this directory (default: byte-level fallback)")
           ->check(CLI::ExistingDirectory);
-      app.add_option("--attention-chunk-size", *chunk, "Override attention_chunk_size");
-      app.add_option("--floor-scale", *floor, "Override floor_scale");
-      app.add_option("--layers", *layers, "Override num_hidden_layers");
-      app.add_option("--hidden", *hidden, "Override hidden_size (multiple of the head_dim)");
-      app.add_option("--experts", *experts, "Override num_local_experts");
-      app.add_option("--vocab", *vocab, "Override vocab_size (>= the tokenizer's size)");
+      // Ranges as config.json's (model/config_ranges.cc); the config check repeats them.
+      app.add_option("--attention-chunk-size", *chunk, "Override attention_chunk_size")
+          ->check(int_in(0, int64_t(1) << 31, "0 = no chunking"));
+      app.add_option("--floor-scale", *floor, "Override floor_scale")
+          ->check(real_in(0, 1e30, /*lo_open=*/true));
+      app.add_option("--layers", *layers, "Override num_hidden_layers")->check(int_in(1, 1 << 16));
+      app.add_option("--hidden", *hidden, "Override hidden_size (multiple of the head_dim)")
+          ->check(int_in(1, 1 << 20));
+      app.add_option("--experts", *experts, "Override num_local_experts")
+          ->check(int_in(1, 1 << 16));
+      app.add_option("--vocab", *vocab, "Override vocab_size (>= the tokenizer's size)")
+          ->check(int_in(1, (int64_t(1) << 31) - 1));
       run = [=] {
         SynthOptions o = *opt;
         if (*chunk >= 0) o.attention_chunk_size = *chunk;

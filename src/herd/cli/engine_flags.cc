@@ -1,5 +1,7 @@
 #include "herd/cli/engine_flags.h"
 
+#include "herd/cli/flag_checks.h"
+
 #include <algorithm>
 
 #include "herd/ops/kv_quant.h"
@@ -9,18 +11,25 @@ namespace herd::cli {
 void EngineFlags::add_to(CLI::App& app, bool model_required) {
   auto* m = app.add_option("-m,--model", model, "Model directory");
   if (model_required) m->required();
-  app.add_option("-t,--threads", threads, "Threads (default: physical cores)");
-  app.add_option("--precision", precision, "auto (fast kernels, default) or f32 (reference)");
-  app.add_option("--quant", quant, "Run format of BF16 weights: bf16, int8, int4, int4-all");
+  app.add_option("-t,--threads", threads, "Threads (default: physical cores)")
+      ->check(threads_flag());
+  app.add_option("--precision", precision, "auto (fast kernels, default) or f32 (reference)")
+      ->check(CLI::IsMember({"auto", "f32"}));
+  app.add_option("--quant", quant, "Run format of BF16 weights: bf16, int8, int4, int4-all")
+      ->check(CLI::IsMember({"bf16", "int8", "int4", "int4-all"}));
   app.add_option("--kv-type", kv_type,
                  "KV cache type: f32, bf16, int8, fp8-e4m3 (default: f32 with --precision f32, "
-                 "else bf16)");
+                 "else bf16)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8", "fp8-e4m3"}));
   app.add_option("--kv-size", kv_size,
                  "Global-layer KV pool in bytes (K/M/G suffixes; default: enough for the "
                  "context, at most half the free memory)");
-  app.add_option("--ctx", ctx, "Context limit in tokens (default: max_position_embeddings)");
-  app.add_option("--ubatch", ubatch, "Prompt tokens per forward step (prefill slice)");
-  app.add_option("--parallel", parallel, "Sequences stepped together");
+  app.add_option("--ctx", ctx,
+                 "Most tokens of prompt plus reply (default and maximum: max_position_embeddings)")
+      ->check(int_in(1, kMaxTokensFlag));
+  app.add_option("--ubatch", ubatch, "Prompt tokens per forward step (prefill slice)")
+      ->check(int_in(1, 1 << 20));
+  app.add_option("--parallel", parallel, "Sequences stepped together")->check(int_in(1, 4096));
 }
 
 Result<Precision> parse_precision(const std::string& s) {
@@ -86,12 +95,16 @@ Result<EngineOptions> EngineFlags::options() const {
 }
 
 void SamplingFlags::add_to(CLI::App& app) {
-  app.add_option("--temp", temperature, "Temperature (0 = greedy)");
-  app.add_option("--top-k", top_k, "Top-k (0 = off)");
-  app.add_option("--top-p", top_p, "Top-p nucleus (1 = off)");
-  app.add_option("--min-p", min_p, "Min-p (0 = off)");
-  app.add_option("--repeat-penalty", repetition_penalty, "Repetition penalty (1 = off)");
-  app.add_option("--seed", seed, "Random seed");
+  // Ranges: runtime/request_check.h (the rules the server will use too).
+  app.add_option("--temp", temperature, "Temperature (0 = greedy)")
+      ->check(sampling_flag(RequestField::kTemperature));
+  app.add_option("--top-k", top_k, "Top-k (0 = off)")->check(sampling_flag(RequestField::kTopK));
+  app.add_option("--top-p", top_p, "Top-p nucleus (1 = off)")
+      ->check(sampling_flag(RequestField::kTopP));
+  app.add_option("--min-p", min_p, "Min-p (0 = off)")->check(sampling_flag(RequestField::kMinP));
+  app.add_option("--repeat-penalty", repetition_penalty, "Repetition penalty (1 = off)")
+      ->check(sampling_flag(RequestField::kRepetitionPenalty));
+  app.add_option("--seed", seed, "Random seed")->check(uint64_flag());
 }
 
 void SamplingFlags::apply(SamplingParams& p) const {

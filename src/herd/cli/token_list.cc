@@ -5,14 +5,25 @@
 #include <cstdlib>
 
 namespace herd::cli {
-namespace {
-// Splits on commas, whitespace and JSON brackets; every other character must be part of an int.
-Result<std::vector<int64_t>> parse_ints(const std::string& text, const std::string& source) {
+Result<std::vector<int64_t>> parse_int_list(const std::string& text, const std::string& source) {
+  // Splits on commas, whitespace and JSON brackets; every other character must be part of an
+  // int. Two commas with nothing between them ("1,,2"), or a comma with nothing before or after
+  // it, are an empty element: refused rather than silently dropped.
   std::vector<int64_t> out;
+  bool value_since_comma = false;
+  size_t last_comma = std::string::npos;
   size_t i = 0;
   while (i < text.size()) {
     char c = text[i];
-    if (std::isspace(static_cast<unsigned char>(c)) || c == ',' || c == '[' || c == ']') {
+    if (c == ',') {
+      if (!value_since_comma)
+        return make_error("{}: empty element at offset {} (in '{}')", source, i,
+                          text.substr(0, 40));
+      value_since_comma = false;
+      last_comma = i++;
+      continue;
+    }
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']') {
       ++i;
       continue;
     }
@@ -20,18 +31,24 @@ Result<std::vector<int64_t>> parse_ints(const std::string& text, const std::stri
     char* end = nullptr;
     errno = 0;
     long long v = std::strtoll(begin, &end, 10);
-    if (end == begin || errno == ERANGE)
+    if (end == begin)
       return make_error("{}: expected an integer at offset {} near '{}'", source, i,
                         text.substr(i, 12));
+    if (errno == ERANGE)
+      return make_error("{}: {} at offset {} is out of range", source,
+                        text.substr(i, size_t(end - begin)), i);
     out.push_back(v);
+    value_since_comma = true;
     i += size_t(end - begin);
   }
+  if (last_comma != std::string::npos && !value_since_comma)
+    return make_error("{}: empty element after the comma at offset {}", source, last_comma);
   return out;
 }
-}  // namespace
+
 
 Result<std::vector<int32_t>> parse_token_list(const std::string& text, const std::string& source) {
-  HERD_ASSIGN_OR_RETURN(auto v, parse_ints(text, source));
+  HERD_ASSIGN_OR_RETURN(auto v, parse_int_list(text, source));
   std::vector<int32_t> out;
   for (int64_t x : v) {
     if (x < 0 || x > INT32_MAX) return make_error("{}: token id {} out of range", source, x);
@@ -41,7 +58,7 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& text, const std
 }
 
 Result<std::vector<int64_t>> parse_position_list(const std::string& text, int64_t n) {
-  HERD_ASSIGN_OR_RETURN(auto v, parse_ints(text, "--positions"));
+  HERD_ASSIGN_OR_RETURN(auto v, parse_int_list(text, "--positions"));
   for (int64_t& p : v) {
     const int64_t orig = p;
     if (p < 0) p += n;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "herd/base/status.h"
+
 namespace herd {
 
 inline constexpr const char* kSafetensorsIndexName = "model.safetensors.index.json";
@@ -24,7 +26,13 @@ struct ModelDirFiles {
   bool has_weights() const { return safetensors_index || !safetensors.empty(); }
 };
 
-// Lists what is there; never fails on a missing file (callers decide what they need).
+// `-m DIR` is an existing directory: "model directory X does not exist", "X is a file, expected
+// the model directory", symlink loops and permission errors named.
+Status check_model_dir(const std::string& dir);
+
+// Lists what is there; never fails on a missing file (callers decide what they need). The index
+// and the *.safetensors entries are listed whatever they are (a FIFO, a directory, a dangling
+// link): opening them gives the error, so a broken file is never mistaken for an absent one.
 ModelDirFiles scan_model_dir(const std::string& dir);
 
 // Paths of the individual files, or nullopt.
@@ -34,7 +42,7 @@ std::optional<std::string> find_generation_config(const std::string& dir);
 std::optional<std::string> find_tokenizer_model(const std::string& dir);
 std::optional<std::string> find_tokenizer_json(const std::string& dir);
 
-// Every *.safetensors file directly in `dir`, sorted by name.
+// Every *.safetensors entry directly in `dir` (files or not, see scan_model_dir), sorted.
 std::vector<std::string> list_safetensors(const std::string& dir);
 
 }  // namespace herd

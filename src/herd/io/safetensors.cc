@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "herd/io/json_parse.h"
 #include "herd/quant/formats.h"
 
 namespace herd {
@@ -94,8 +95,9 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     return make_error("{}: header length {} exceeds the file size {} (truncated file?)", path, hlen,
                       size);
   const char* htext = reinterpret_cast<const char*>(p + 8);
-  json h = json::parse(htext, htext + hlen, nullptr, /*allow_exceptions=*/false);
-  if (h.is_discarded()) return make_error("{}: header is not valid JSON", path);
+  // A tensor named twice would silently resolve to one of its entries: refused.
+  HERD_ASSIGN_OR_RETURN(json h, parse_json(std::string_view(htext, hlen), path + ": header",
+                                          DuplicateKeys::kError));
   if (!h.is_object()) return make_error("{}: header JSON is not an object", path);
   const uint64_t data_size = size - 8 - hlen;
   const uint8_t* data = p + 8 + hlen;

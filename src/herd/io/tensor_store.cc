@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "herd/io/json_parse.h"
 #include "herd/io/model_dir.h"
 #include "herd/io/safetensors.h"
 
@@ -16,11 +17,14 @@ Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::string& di
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return make_error("{}: not a directory", dir);
   const fs::path index_path = fs::path(dir) / kSafetensorsIndexName;
-  if (fs::exists(index_path, ec)) {
+  // path_present, not exists: a FIFO, directory or symlink loop in a file's place is opened and
+  // refused with a message, never skipped as absent.
+  if (path_present(index_path.string())) {
     const std::string ip = index_path.string();
     HERD_ASSIGN_OR_RETURN(std::string text, read_text_file(ip));
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error("{}: not a valid JSON object", ip);
+    // A tensor mapped twice would silently go to one of two shards: refused.
+    HERD_ASSIGN_OR_RETURN(json j, parse_json(text, ip, DuplicateKeys::kError));
+    if (!j.is_object()) return make_error("{}: not a JSON object", ip);
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       return make_error("{}: missing object 'weight_map'", ip);
     std::map<std::string, std::vector<std::string>> by_shard;  // sorted: deterministic order
@@ -37,7 +41,7 @@ Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::string& di
     auto s = std::unique_ptr<TensorStore>(new TensorStore());
     for (auto& [shard, names] : by_shard) {
       const std::string sp = (fs::path(dir) / shard).string();
-      if (!fs::exists(sp, ec))
+      if (!path_present(sp))
         return make_error("{}: tensor '{}' maps to shard '{}', which does not exist", ip,
                           names.front(), sp);
       HERD_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(sp));
@@ -53,7 +57,7 @@ Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::string& di
     return s;
   }
   const fs::path single = fs::path(dir) / kSingleSafetensorsName;
-  if (fs::exists(single, ec)) return open_file(single.string());
+  if (path_present(single.string())) return open_file(single.string());
   std::vector<std::string> files = list_safetensors(dir);
   if (files.empty())
     return make_error("{}: no weights (expected {}, {} or *.safetensors files)", dir,

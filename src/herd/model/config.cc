@@ -1,9 +1,12 @@
 #include "herd/model/config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "herd/base/mapped_file.h"
+#include "herd/io/json_parse.h"
+#include "herd/io/model_dir.h"
 
 namespace herd {
 
@@ -23,16 +26,32 @@ struct Reader {
       if (required) return make_error("{}: missing required field '{}'", where, key);
       return Status::ok();
     }
-    const json& v = j[key];
-    if (v.is_number_integer() || v.is_number_unsigned()) {
+    return to_int(key, j[key], out);
+  }
+  // Integers beyond int64 (18446744073709551615 would wrap to -1) and floats that are not whole
+  // numbers are refused with the value as written.
+  Status to_int(const char* key, const json& v, int64_t* out) const {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+      return make_error("{}: field '{}' is {}, too large for an integer", where, key, v.dump());
+    if (v.is_number_integer()) {
       *out = v.get<int64_t>();
       return Status::ok();
     }
-    if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) {
-      *out = int64_t(v.get<double>());
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::trunc(d))
+        return make_error("{}: field '{}' is {}, expected an integer", where, key, v.dump());
+      *out = int64_t(d);
       return Status::ok();
     }
     return make_error("{}: field '{}' must be an integer, got {}", where, key, v.dump());
+  }
+  Status string_field(const char* key, std::string* out) const {
+    if (!has(key)) return Status::ok();
+    if (!j[key].is_string())
+      return make_error("{}: field '{}' must be a string, got {}", where, key, j[key].dump());
+    *out = j[key].get<std::string>();
+    return Status::ok();
   }
   Status num_field(const char* key, double* out, bool required) const {
     if (!has(key)) {
@@ -57,8 +76,10 @@ struct Reader {
     if (!has(key)) return Status::ok();
     const json& v = j[key];
     out->clear();
+    int64_t x = 0;
     if (v.is_number_integer()) {
-      out->push_back(v.get<int64_t>());
+      HERD_TRY(to_int(key, v, &x));
+      out->push_back(x);
       return Status::ok();
     }
     if (!v.is_array()) return make_error("{}: field '{}' must be a list of integers", where, key);
@@ -66,7 +87,8 @@ struct Reader {
       if (!e.is_number_integer())
         return make_error("{}: field '{}' must be a list of integers, got {}", where, key,
                           e.dump());
-      out->push_back(e.get<int64_t>());
+      HERD_TRY(to_int(key, e, &x));
+      out->push_back(x);
     }
     return Status::ok();
   }
@@ -83,8 +105,7 @@ Status parse_rope(const Reader& r, Llama4TextConfig& t) {
   Reader rr{*rp, r.where + ": rope_scaling"};
   HERD_TRY(rr.num_field("rope_theta", &t.rope_theta, false));
   std::string type = "default";
-  if (rr.has("rope_type")) type = (*rp)["rope_type"].get<std::string>();
-  else if (rr.has("type")) type = (*rp)["type"].get<std::string>();
+  HERD_TRY(rr.string_field(rr.has("rope_type") ? "rope_type" : "type", &type));
   if (type == "default") return Status::ok();
   if (type != "llama3")
     return make_error("{}: unsupported rope_type '{}' (Llama 4 uses llama3 or none)", rr.where,
@@ -99,10 +120,7 @@ Status parse_rope(const Reader& r, Llama4TextConfig& t) {
   s.high_freq_factor = float(v);
   HERD_TRY(rr.int_field("original_max_position_embeddings", &s.original_max_position_embeddings,
                         true));
-  if (s.factor <= 0 || s.low_freq_factor <= 0 || s.high_freq_factor < s.low_freq_factor ||
-      s.original_max_position_embeddings <= 0)
-    return make_error("{}: invalid llama3 scaling values", rr.where);
-  t.rope_scaling = s;
+  t.rope_scaling = s;  // ranges: check_config_ranges (config_ranges.cc)
   return Status::ok();
 }
 
@@ -139,7 +157,7 @@ Status parse_text(const Reader& r, Llama4TextConfig& t) {
   HERD_TRY(r.num_field("attn_scale", &t.attn_scale, false));
   HERD_TRY(r.bool_field("attention_bias", &t.attention_bias));
   HERD_TRY(r.bool_field("tie_word_embeddings", &t.tie_word_embeddings));
-  if (r.has("hidden_act")) t.hidden_act = r.j["hidden_act"].get<std::string>();
+  HERD_TRY(r.string_field("hidden_act", &t.hidden_act));
   HERD_TRY(r.int_list("bos_token_id", &t.bos_token_id));
   HERD_TRY(r.int_list("eos_token_id", &t.eos_token_id));
   if (r.has("pad_token_id")) {
@@ -171,6 +189,7 @@ Status parse_vision(const Reader& r, Llama4VisionConfig& v) {
 }  // namespace
 
 Status finalize_config(Llama4Config& cfg, const std::string& src) {
+  HERD_TRY(check_config_ranges(cfg, src));
   Llama4TextConfig& t = cfg.text;
   auto positive = [&](int64_t v, const char* name) -> Status {
     if (v <= 0) return make_error("{}: field '{}' must be positive, got {}", src, name, v);
@@ -194,8 +213,6 @@ Status finalize_config(Llama4Config& cfg, const std::string& src) {
   if (t.hidden_act != "silu")
     return make_error("{}: hidden_act '{}' not supported (Llama 4 uses silu)", src, t.hidden_act);
   if (t.attention_bias) return make_error("{}: attention_bias=true is not Llama 4", src);
-  if (t.attention_chunk_size < 0) return make_error("{}: attention_chunk_size < 0", src);
-  if (t.floor_scale <= 0) return make_error("{}: floor_scale must be positive", src);
   const int64_t L = t.num_hidden_layers;
   if (!t.no_rope_layers.empty() && int64_t(t.no_rope_layers.size()) != L)
     return make_error("{}: no_rope_layers has {} entries, num_hidden_layers is {}", src,
@@ -225,8 +242,7 @@ Status finalize_config(Llama4Config& cfg, const std::string& src) {
 }
 
 Result<Llama4Config> parse_config(const std::string& text, const std::string& src) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return make_error("{}: not valid JSON", src);
+  HERD_ASSIGN_OR_RETURN(json j, parse_json(text, src));
   if (!j.is_object()) return make_error("{}: top level must be an object", src);
   Llama4Config cfg;
   try {
@@ -292,9 +308,11 @@ Result<Llama4Config> parse_config(const std::string& text, const std::string& sr
 }
 
 Result<Llama4Config> load_config(const std::string& dir) {
+  HERD_TRY(check_model_dir(dir));
   std::string path = (std::filesystem::path(dir) / "config.json").string();
-  if (!std::filesystem::exists(path))
-    return make_error("{}: no config.json in the model directory", dir);
+  // path_present, not exists: a FIFO, directory or symlink loop named config.json is opened
+  // (and refused with what it is) rather than reported missing.
+  if (!path_present(path)) return make_error("{}: no config.json in the model directory", dir);
   HERD_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
   return parse_config(text, path);
 }
@@ -398,10 +416,10 @@ std::string config_to_json(const Llama4Config& cfg) {
 Result<GenerationConfig> load_generation_config(const std::string& dir) {
   std::string path = (std::filesystem::path(dir) / "generation_config.json").string();
   GenerationConfig g;
-  if (!std::filesystem::exists(path)) return g;
+  if (!path_present(path)) return g;
   HERD_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return make_error("{}: not a valid JSON object", path);
+  HERD_ASSIGN_OR_RETURN(json j, parse_json(text, path));
+  if (!j.is_object()) return make_error("{}: not a JSON object", path);
   Reader r{j, path};
   double d = 0;
   if (r.has("temperature")) { HERD_TRY(r.num_field("temperature", &d, false)); g.temperature = float(d); }

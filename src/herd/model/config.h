@@ -43,7 +43,7 @@ struct Llama4TextConfig {
   int64_t attention_chunk_size = 0;     // 0 = no chunking
   double rope_theta = 500000.0;
   std::optional<RopeScaling> rope_scaling;
-  int64_t max_position_embeddings = 0;
+  int64_t max_position_embeddings = 4096 * 32;  // transformers' default when absent
   double rms_norm_eps = 1e-5;
   bool use_qk_norm = false;
   bool attn_temperature_tuning = false;
@@ -99,6 +99,9 @@ Result<Llama4Config> parse_config(const std::string& json_text, const std::strin
 Result<Llama4Config> load_config(const std::string& model_dir);
 // Fills derived per-layer facts (spec §1.2) and checks consistency.
 Status finalize_config(Llama4Config& cfg, const std::string& source);
+// Every numeric field within its range (config_ranges.cc); errors name `source`, the field and
+// its value. Called by finalize_config.
+Status check_config_ranges(const Llama4Config& cfg, const std::string& source);
 // Serializes with the released key spelling (used by `herd synth`).
 std::string config_to_json(const Llama4Config& cfg);
 

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "herd/model/run_weights.h"
+#include "herd/runtime/request_check.h"
 
 namespace herd {
 
@@ -46,6 +47,8 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
     e->sampling_.top_p = gen.top_p.value_or(1.0f);
     e->sampling_.top_k = gen.top_k.value_or(0);
     e->sampling_.min_p = gen.min_p.value_or(0.0f);
+    if (Status st = check_sampling(e->sampling_, RequestNaming::kApiFields); !st)
+      return st.with_context(opt.model_dir + "/generation_config.json");
   }
   e->pool_ = std::make_unique<ThreadPool>(opt.threads);
   if (opt.precision == Precision::kF32 || opt.with_reference)

@@ -120,12 +120,17 @@ Result<Tokenizer> Tokenizer::from_hf_json_file(const std::string& path) {
 Result<Tokenizer> Tokenizer::load(const std::string& model_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  // Anything at a tokenizer's path is opened, so a FIFO, directory or symlink loop there is
+  // refused by name (MappedFile / read_text_file open regular files only) instead of skipped.
+  if (!fs::is_directory(model_dir, ec))
+    return make_error("model directory {}: {}", model_dir,
+                      path_present(model_dir) ? "not a directory" : "does not exist");
   for (const char* rel : {"tokenizer.model", "original/tokenizer.model"}) {
     fs::path p = fs::path(model_dir) / rel;
-    if (fs::is_regular_file(p, ec)) return from_tiktoken_file(p.string());
+    if (path_present(p.string())) return from_tiktoken_file(p.string());
   }
   fs::path json = fs::path(model_dir) / "tokenizer.json";
-  if (fs::is_regular_file(json, ec)) return from_hf_json_file(json.string());
+  if (path_present(json.string())) return from_hf_json_file(json.string());
   return make_error("{}: no tokenizer.model, original/tokenizer.model or tokenizer.json",
                     model_dir);
 }
