@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "herd/model/run_weights.h"
+#include "herd/runtime/nonfinite.h"
 #include "herd/runtime/request_check.h"
 
 namespace herd {
@@ -80,6 +81,16 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   }
   so.global_pages = kv_pages_for_bytes(spec, bytes);
   e->scheduler_ = std::make_unique<Scheduler>(*e->decoder_, so);
+  Engine* self = e.get();
+  e->scheduler_->set_nonfinite_diagnosis([self](std::span<const int32_t> tokens) {
+    // Only after a failure: the f32 reference weights (views for BF16 checkpoints) and one f32
+    // prefill of the sequence.
+    if (Status st = prepare_reference_weights(self->model_, *self->pool_); !st)
+      return "cannot locate the first non-finite activation: " + st.message();
+    auto origin = find_nonfinite_origin(self->model_, *self->pool_, tokens);
+    return origin ? origin->message()
+                  : "cannot locate the first non-finite activation: " + origin.status().message();
+  });
   e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return e;
 }

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "herd/runtime/nonfinite.h"
+
 namespace herd {
 
 namespace {
@@ -181,6 +183,20 @@ void Scheduler::finish(Seq& s, FinishReason r, Status error) {
 // Hands a logits row to the caller and, for the row that ends the prompt or a decode step,
 // samples the next token.
 void Scheduler::deliver(Seq& s, const float* row, int64_t pos, bool sample) {
+  if (s.done) return;
+  if (!all_finite(row, decoder_.vocab_size())) {
+    std::string msg =
+        fmt::format("request {}: the logits at position {} are not finite", s.id, pos);
+    if (diagnose_) {
+      // The tokens up to and including pos: the prompt, then the generated ones.
+      std::vector<int32_t> upto(
+          s.history.begin(),
+          s.history.begin() + std::min<int64_t>(pos + 1, int64_t(s.history.size())));
+      msg += ": " + diagnose_(upto);
+    }
+    finish(s, FinishReason::kError, Status::error(msg));
+    return;
+  }
   if (s.req.on_logits) s.req.on_logits(pos, row);
   if (!sample || s.done) return;
   if (s.c.generated >= s.req.max_tokens) {

@@ -92,6 +92,11 @@ class Scheduler {
   int64_t context() const { return context_; }
   // Observes every forward's named intermediates (herd logits --expert-stats).
   void set_trace(TraceFn trace) { trace_ = std::move(trace); }
+  // Every logits row is checked for NaN/Inf (runtime/nonfinite.h: tens of microseconds a row);
+  // a sequence whose row is not finite stops with an error that adds what this returns for its
+  // tokens up to that position (the engine re-runs them on the f32 path to name the layer).
+  using Diagnosis = std::function<std::string(std::span<const int32_t> tokens)>;
+  void set_nonfinite_diagnosis(Diagnosis d) { diagnose_ = std::move(d); }
 
  private:
   struct Seq;
@@ -115,6 +120,7 @@ class Scheduler {
   std::vector<float> logits_;
   std::vector<Seq*> prefill_order_;
   TraceFn trace_;
+  Diagnosis diagnose_;
 };
 
 }  // namespace herd
