@@ -249,6 +249,25 @@ TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
   expect_same(cold, second, "reused vs cold");
   EXPECT_EQ(sched.global_pool().in_use(), 0);
   EXPECT_GT(sched.global_pool().cached(), 0);
+
+  // Diverging inside a page: the first request's tokens 2000..2008 are shared too (2009 is not
+  // a page boundary); those rows are copied into a page of the third request's own.
+  std::vector<int32_t> third = with_tail(1, 9);
+  auto tail3 = testutil::lcg_tokens(20, V, 3);
+  third.insert(third.end(), tail3.begin(), tail3.end());
+  SeqRun t3, cold3;
+  ASSERT_TRUE(sched.submit(traced(third, 5, V, t3)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(t3.done.reused_tokens, 2009);
+  Scheduler fresh3(dec, options(c, 1, 512));
+  Request r3 = traced(third, 5, V, cold3);
+  r3.reuse_prefix = false;
+  ASSERT_TRUE(fresh3.submit(std::move(r3)).is_ok());
+  ASSERT_TRUE(fresh3.run_until_idle().is_ok());
+  for (auto it = cold3.logits.begin(); it != cold3.logits.end();)
+    it = it->first < 2009 ? cold3.logits.erase(it) : std::next(it);
+  expect_same(cold3, t3, "reused inside a page vs cold");
+  EXPECT_EQ(sched.global_pool().in_use(), 0);
 }
 
 // The next turn of a chat: the new prompt is the previous prompt, the reply and new text. Every

@@ -1,6 +1,7 @@
 #include "herd/runtime/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "herd/ops/kv_quant.h"
 
@@ -71,32 +72,59 @@ PrefixMatch SequenceKv::match_prefix(std::span<const int32_t> prompt, int64_t ma
     keys.push_back(k.key);
     parent = k.key;
   }
+  // The chunked pages [first, n) of the chain, or false when one is not cached.
+  auto chunked_chain = [&](int64_t first, int64_t n, std::vector<int32_t>& out) {
+    out.clear();
+    for (int64_t i = first; i < n; ++i) {
+      const auto toks = prompt.subspan(size_t(i * P), size_t(P));
+      const int32_t id = chunked_->peek({keys[size_t(i)], i ? keys[size_t(i - 1)] : 0}, toks);
+      if (id < 0) return false;
+      out.push_back(id);
+    }
+    return true;
+  };
+  auto window_first = [&](int64_t R) {
+    return (spec_.chunk > 0 ? R / spec_.chunk * spec_.chunk : 0) / P;
+  };
   // Shorten until the chunked window at the reuse point is cached too (at a chunk boundary the
   // window is empty, so this always ends).
   for (int64_t n = int64_t(found.size()); n > 0; --n) {
     const int64_t R = n * P;
     std::vector<int32_t> cids;
-    int64_t first = 0;
-    if (chunked_) {
-      const int64_t lo = spec_.chunk > 0 ? R / spec_.chunk * spec_.chunk : 0;
-      first = lo / P;
-      for (int64_t i = first; i < n; ++i) {
-        const auto toks = prompt.subspan(size_t(i * P), size_t(P));
-        const int32_t id = chunked_->peek({keys[size_t(i)], i ? keys[size_t(i - 1)] : 0}, toks);
-        if (id < 0) break;
-        cids.push_back(id);
-      }
-      if (int64_t(cids.size()) != n - first) continue;
-    }
+    const int64_t first = chunked_ ? window_first(R) : 0;
+    if (chunked_ && !chunked_chain(first, n, cids)) continue;
     m.tokens = R;
     m.global_ids.assign(found.begin(), found.begin() + n);
     m.keys.assign(keys.begin(), keys.begin() + n);
     m.chunked_ids = std::move(cids);
     m.chunked_first = first;
-    for (int32_t id : m.global_ids) m.revived += global_.refs(id) == 0;
-    for (int32_t id : m.chunked_ids) m.revived += chunked_->refs(id) == 0;
     break;
   }
+  // Then the rows of a cached page the prompt shares before it diverges.
+  const int64_t n = int64_t(m.global_ids.size());
+  if (n == int64_t(found.size()) && n * P < max_tokens) {
+    const auto rest = prompt.subspan(size_t(n * P), size_t(std::min(P, max_tokens - n * P)));
+    int64_t common = 0;
+    const int32_t g = global_.best_child(n ? keys[size_t(n - 1)] : 0, rest, &common);
+    std::vector<int32_t> cids;
+    int32_t c = -1;
+    bool ok = g >= 0;
+    if (ok && chunked_) {
+      const int64_t first = window_first(n * P + common);
+      c = chunked_->peek(global_.key_of(g), global_.page_tokens(g));
+      ok = c >= 0 && chunked_chain(first, n, cids);
+      if (ok) m.chunked_first = first;
+    }
+    if (ok) {
+      if (chunked_) m.chunked_ids = std::move(cids);
+      m.partial_global = g;
+      m.partial_chunked = c;
+      m.partial_rows = common;
+      m.tokens = n * P + common;
+    }
+  }
+  for (int32_t id : m.global_ids) m.revived += global_.refs(id) == 0;
+  for (int32_t id : m.chunked_ids) m.revived += chunked_->refs(id) == 0;
   return m;
 }
 
@@ -113,6 +141,22 @@ void SequenceKv::adopt(const PrefixMatch& m, std::span<const int32_t> prompt) {
     c_ptrs_.push_back(chunked_->data(id));
   }
   c_first_ = m.chunked_first;
+  // Copy-on-write of the page where the prompt diverges: its first rows, in a page of our own.
+  auto copy_rows = [&](KvPagePool& pool, int32_t src, std::vector<int32_t>& ids,
+                       std::vector<uint8_t*>& ptrs) {
+    pool.ref(src);  // so that taking a page cannot evict the source
+    const int32_t id = pool.take();
+    std::memcpy(pool.data(id), pool.data(src), pool.page_bytes());
+    std::fill_n(reinterpret_cast<int64_t*>(pool.data(id)) + m.partial_rows,
+                pool.layout().page_rows - m.partial_rows, kKvEmpty);
+    pool.unref(src);
+    ids.push_back(id);
+    ptrs.push_back(pool.data(id));
+  };
+  if (m.partial_global >= 0) {
+    copy_rows(global_, m.partial_global, g_ids_, g_ptrs_);
+    if (chunked_) copy_rows(*chunked_, m.partial_chunked, c_ids_, c_ptrs_);
+  }
   keys_ = m.keys;
   tokens_.assign(prompt.begin(), prompt.begin() + m.tokens);
   n_past_ = m.tokens;

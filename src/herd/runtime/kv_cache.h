@@ -11,7 +11,9 @@
 // Prefix reuse: every page that fills is published in its pool under the hash chain of the tokens
 // from position 0 (kv_pool.h). A new sequence adopts the longest chain of cached global pages
 // whose chunked window at the reuse point is cached too, so the chunked layers' state there is
-// exact; it then evaluates only the rest.
+// exact; it then evaluates only the rest. Where the prompt diverges inside a cached page, the
+// rows before the divergence are copied into a new page of its own (shared pages are never
+// written), so reuse is exact to the token.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +53,10 @@ struct PrefixMatch {
   int64_t chunked_first = 0;   // page index of chunked_ids[0]
   std::vector<uint64_t> keys;  // hash chain of the reused pages
   int64_t revived = 0;         // pages now cached (refs 0) that adopting moves back into use
+  // Where the prompt diverges inside a cached page, that page's first partial_rows rows are
+  // copied into a page of the sequence's own (copy-on-write): -1 when there is none.
+  int32_t partial_global = -1, partial_chunked = -1;
+  int64_t partial_rows = 0;
 };
 
 class SequenceKv final : public KvCache {

@@ -27,6 +27,7 @@ PageKey page_key(uint64_t parent, std::span<const int32_t> tokens) {
 KvPagePool::KvPagePool(const KvPageLayout& layout, int64_t n_pages, bool growable)
     : layout_(layout), growable_(growable) {
   index_.reserve(size_t(std::max<int64_t>(n_pages, 1)));
+  children_.reserve(size_t(std::max<int64_t>(n_pages, 1)));
   if (n_pages > 0) add_arena(n_pages);
 }
 
@@ -82,6 +83,12 @@ void KvPagePool::forget(int32_t id) {
   if (!m.indexed) return;
   auto it = index_.find(m.key);
   if (it != index_.end() && it->second == id) index_.erase(it);
+  auto [b, e] = children_.equal_range(m.parent);
+  for (auto c = b; c != e; ++c)
+    if (c->second == id) {
+      children_.erase(c);
+      break;
+    }
   m.indexed = false;
 }
 
@@ -137,6 +144,24 @@ void KvPagePool::publish(int32_t id, const PageKey& key, std::span<const int32_t
   std::copy(tokens.begin(), tokens.end(),
             tokens_.begin() + ptrdiff_t(size_t(id) * size_t(layout_.page_rows)));
   index_.emplace(key.key, id);
+  children_.emplace(key.parent, id);
+}
+
+int32_t KvPagePool::best_child(uint64_t parent, std::span<const int32_t> tokens,
+                               int64_t* common) const {
+  int32_t best = -1;
+  int64_t best_n = 0;
+  auto [b, e] = children_.equal_range(parent);
+  for (auto c = b; c != e; ++c) {
+    const auto own = tokens_of(c->second);
+    int64_t n = 0;
+    while (n < int64_t(tokens.size()) && n < int64_t(own.size()) &&
+           own[size_t(n)] == tokens[size_t(n)])
+      ++n;
+    if (n > best_n) best = c->second, best_n = n;
+  }
+  *common = best_n;
+  return best;
 }
 
 int32_t KvPagePool::peek(const PageKey& key, std::span<const int32_t> tokens) const {

@@ -63,6 +63,13 @@ class KvPagePool {
   // it would move a page back into use).
   int32_t acquire(const PageKey& key, std::span<const int32_t> tokens);
   int32_t peek(const PageKey& key, std::span<const int32_t> tokens) const;
+  // The indexed page under `parent` whose tokens share the longest prefix with `tokens` (for a
+  // prompt that diverges inside a page: its first rows are copied, never shared). -1 and 0 when
+  // none shares even one token.
+  int32_t best_child(uint64_t parent, std::span<const int32_t> tokens, int64_t* common) const;
+  // The indexed page's key (valid while indexed).
+  PageKey key_of(int32_t id) const { return {meta_[size_t(id)].key, meta_[size_t(id)].parent}; }
+  std::span<const int32_t> page_tokens(int32_t id) const { return tokens_of(id); }
 
  private:
   struct Meta {
@@ -92,6 +99,7 @@ class KvPagePool {
   // key -> page. Reserved for every page at construction (publishing allocates a node, once per
   // page_rows tokens at most; the page memory itself is never allocated after start-up).
   std::unordered_map<uint64_t, int32_t> index_;
+  std::unordered_multimap<uint64_t, int32_t> children_;  // parent key -> indexed pages
   int64_t in_use_ = 0;
 };
 
