@@ -17,6 +17,12 @@
 
 namespace herd::testutil {
 
+// One pool for every test of a binary (the models below are prepared with it).
+inline ThreadPool& test_pool() {
+  static ThreadPool pool(2);
+  return pool;
+}
+
 // "f32" (reference weights) or a --quant name for the fast path.
 struct ModelCase {
   std::string preset = "tiny";

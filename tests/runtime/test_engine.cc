@@ -6,43 +6,13 @@
 
 #include <filesystem>
 
-#include "herd/io/safetensors.h"
-#include "herd/model/weights.h"
 #include "model/synth_test_util.h"
 
 namespace herd {
 namespace {
 
-// A tiny text model whose embedding row of token 9 holds a NaN (column 3).
-std::string poisoned_model() {
-  SynthOptions o;
-  o.text_only = true;
-  o.shards = 1;
-  const std::string src = testutil::synth_dir("src", o);
-  const std::string dst = testutil::fresh_dir("dst");
-  auto store = TensorStore::open_dir(src);
-  EXPECT_TRUE(store.is_ok());
-  std::vector<TensorToWrite> ts;
-  std::vector<uint16_t> embed;
-  for (const auto& n : (*store)->names()) {
-    const TensorView* v = (*store)->find(n);
-    ts.push_back({n, v->dtype, v->shape, v->data, {}});
-    if (n == "model.embed_tokens.weight") {
-      const auto* p = reinterpret_cast<const uint16_t*>(v->data);
-      embed.assign(p, p + v->numel());
-      embed[size_t(9 * v->shape[1] + 3)] = 0x7FC0;
-      ts.back().data = embed.data();
-    }
-  }
-  EXPECT_TRUE(write_safetensors(dst + "/model.safetensors", ts).is_ok());
-  for (const char* f : {"config.json", "tokenizer.json", "generation_config.json"})
-    if (std::filesystem::exists(src + "/" + f))
-      std::filesystem::copy_file(src + "/" + f, dst + "/" + f);
-  return dst;
-}
-
 TEST(Engine, NonFiniteLogitsStopTheRequestAndNameTheLayer) {
-  const std::string dir = poisoned_model();
+  const std::string dir = testutil::nan_embedding_model(9, 3);
   for (const char* precision : {"auto", "f32"}) {
     EngineOptions eo;
     eo.model_dir = dir;

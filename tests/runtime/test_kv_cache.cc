@@ -15,11 +15,7 @@ namespace herd {
 namespace {
 
 using testutil::ModelCase;
-
-ThreadPool& test_pool() {
-  static ThreadPool pool(2);
-  return pool;
-}
+using testutil::test_pool;
 
 KvPageLayout layout(int64_t rows, int64_t layers, KvType t = KvType::kF32) {
   KvPageLayout l;

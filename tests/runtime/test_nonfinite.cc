@@ -101,27 +101,7 @@ TEST(NonFinite, NaNNormGainIsFoundAtItsLayer) {
 // A poisoned embedding row only shows where its token is used, and `herd verify`'s scanner
 // finds the same tensor on disk.
 TEST(NonFinite, NaNEmbeddingRowIsFoundAtItsPosition) {
-  const std::string src = testutil::synth_dir("src", tiny_text());
-  const std::string dst = testutil::fresh_dir("dst");
-  auto store = TensorStore::open_dir(src);
-  ASSERT_TRUE(store.is_ok());
-  std::vector<TensorToWrite> ts;
-  std::vector<uint16_t> embed;
-  for (const auto& n : (*store)->names()) {
-    const TensorView* v = (*store)->find(n);
-    ts.push_back({n, v->dtype, v->shape, v->data, {}});
-    if (n == "model.embed_tokens.weight") {
-      ASSERT_EQ(v->dtype, DType::BF16);
-      const auto* p = reinterpret_cast<const uint16_t*>(v->data);
-      embed.assign(p, p + v->numel());
-      const int64_t H = v->shape[1];
-      embed[size_t(9 * H + 3)] = 0x7FC0;  // NaN in token 9's row, column 3
-      ts.back().data = embed.data();
-    }
-  }
-  ASSERT_FALSE(embed.empty());
-  ASSERT_TRUE(write_safetensors(dst + "/model.safetensors", ts).is_ok());
-  std::filesystem::copy_file(src + "/config.json", dst + "/config.json");
+  const std::string dst = testutil::nan_embedding_model(9, 3);  // token 9's row, column 3
 
   auto m = load_model(dst);
   ASSERT_TRUE(m.is_ok()) << m.status().message();

@@ -14,11 +14,7 @@ namespace herd {
 namespace {
 
 using testutil::ModelCase;
-
-ThreadPool& test_pool() {
-  static ThreadPool pool(2);
-  return pool;
-}
+using testutil::test_pool;
 
 struct SeqRun {
   std::map<int64_t, std::vector<float>> logits;  // by position

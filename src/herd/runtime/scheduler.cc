@@ -239,13 +239,8 @@ Result<bool> Scheduler::step() {
   if (running_.empty()) return false;
 
   // 3. One batch: every decode token, then prompt slices within the budget.
-  struct Part {
-    Seq* s;
-    int64_t t0, n;  // batch rows [t0, t0+n)
-    bool prompt;
-  };
-  std::vector<Part> parts;
-  parts.reserve(running_.size());
+  std::vector<Part>& parts = parts_;
+  parts.clear();
   batch_.clear();
   caches_.clear();
   int64_t budget = opt_.step_tokens;

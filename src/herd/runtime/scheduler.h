@@ -114,7 +114,13 @@ class Scheduler {
   int64_t next_id_ = 1;
   int64_t outstanding_global_ = 0;  // pages running sequences may still take
   int64_t reserved_chunked_ = 0;    // Σ window pages of running sequences
-  // Per-step buffers, reused.
+  // Per-step buffers, reused (a steady decode step allocates nothing).
+  struct Part {
+    Seq* s;
+    int64_t t0, n;  // batch rows [t0, t0+n)
+    bool prompt;
+  };
+  std::vector<Part> parts_;
   std::vector<BatchToken> batch_;
   std::vector<KvCache*> caches_;
   std::vector<float> logits_;
