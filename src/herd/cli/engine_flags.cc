@@ -81,8 +81,8 @@ Result<EngineOptions> EngineFlags::options() const {
       return make_error("--kv-type {}: expected f32, bf16, int8 or fp8-e4m3", kv_type);
     o.kv_type = t;
   }
-  if (!kv_size.empty()) {
-    HERD_ASSIGN_OR_RETURN(o.kv_bytes, parse_bytes(kv_size));
+  if (kv_size) {
+    HERD_ASSIGN_OR_RETURN(o.kv_bytes, parse_bytes(*kv_size));
   }
   if (ctx < 0) return make_error("--ctx {}: must be >= 1 (0 = the model's limit)", ctx);
   if (ubatch < 1) return make_error("--ubatch {}: must be >= 1", ubatch);

@@ -22,7 +22,7 @@ struct EngineFlags {
   std::string precision = "auto";
   std::string quant = "bf16";
   std::string kv_type;  // empty: by precision
-  std::string kv_size;  // bytes, with an optional K/M/G suffix; empty: automatic
+  std::optional<std::string> kv_size;  // bytes, with an optional K/M/G suffix; unset: automatic
   int64_t ctx = 0;
   int64_t ubatch = 512;
   int64_t parallel = 1;
