@@ -40,7 +40,9 @@ std::string default_model_name(const std::string& dir) {
 int run_serve(Options o) {
   auto opt = o.engine.options();
   if (!opt) return report(opt.status());
-  opt->sched.max_queue = o.server.max_pending;
+  // The server bounds waiting work itself (429); every submit goes through the scheduler's
+  // queue before joining a batch, so that queue holds a whole batch plus the waiting ones.
+  opt->sched.max_queue = opt->sched.max_seqs + o.server.max_pending;
   opt->progress = false;
   o.server.max_seqs = opt->sched.max_seqs;
   o.server.max_body_bytes = size_t(o.max_body_mb) << 20;

@@ -182,9 +182,9 @@ Result<std::shared_ptr<Job>> HttpServer::Impl::prepare(const ApiRequest& r, int&
   const int64_t context = worker.context();
   if (prompt >= context)
     return make_error(
-        "messages: the prompt is {} tokens, the context is {} (at least one token "
+        "{}: the prompt is {} tokens, the context is {} (at least one token "
         "must be left to generate)",
-        prompt, context);
+        r.endpoint == Endpoint::kChat ? "messages" : "prompt", prompt, context);
   spec.max_tokens =
       r.max_tokens ? *r.max_tokens : std::min(opt.default_max_tokens, context - prompt);
   HERD_TRY(check_generation_length(prompt, spec.max_tokens, context, RequestNaming::kApiFields));
