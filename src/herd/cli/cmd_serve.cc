@@ -1,0 +1,113 @@
+// `herd serve`: the OpenAI-compatible HTTP server (server/). Opens the engine once, serves until
+// SIGINT/SIGTERM, then drains: new requests get 503, in-flight ones (streams too) finish.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "herd/base/log.h"
+#include "herd/cli/command.h"
+#include "herd/cli/engine_flags.h"
+#include "herd/cli/flag_checks.h"
+#include "herd/server/http_server.h"
+
+namespace herd::cli {
+namespace {
+
+struct Options {
+  EngineFlags engine;
+  server::ServerOptions server;
+  int64_t max_body_mb = 8;
+};
+
+// The signal handler only writes a byte; a normal thread reads it and shuts down (nothing the
+// shutdown does is async-signal-safe).
+int g_signal_pipe[2] = {-1, -1};
+
+void on_signal(int) {
+  const char c = 1;
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &c, 1);
+}
+
+std::string default_model_name(const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const size_t slash = d.rfind('/');
+  return slash == std::string::npos ? d : d.substr(slash + 1);
+}
+
+int run_serve(Options o) {
+  auto opt = o.engine.options();
+  if (!opt) return report(opt.status());
+  // The server bounds waiting work itself (429); every submit goes through the scheduler's
+  // queue before joining a batch, so that queue holds a whole batch plus the waiting ones.
+  opt->sched.max_queue = opt->sched.max_seqs + o.server.max_pending;
+  opt->progress = false;
+  o.server.max_seqs = opt->sched.max_seqs;
+  o.server.max_body_bytes = size_t(o.max_body_mb) << 20;
+  if (o.server.model_name.empty()) o.server.model_name = default_model_name(o.engine.model);
+  auto engine = Engine::open(*opt);
+  if (!engine) return report(engine.status());
+  if (!(*engine)->has_tokenizer())
+    return report(Status::error("-m: the model has no tokenizer; the server needs one"));
+
+  server::HttpServer srv(**engine, o.server);
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return report(Status::error("pipe: failed"));
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a client that goes away is a failed write, not a dead server
+  std::thread watcher([&srv] {
+    char c = 0;
+    while (read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    if (c == 2) return;  // the server stopped by itself
+    log(LogLevel::kInfo, "signal received: draining in-flight requests");
+    srv.shutdown();
+  });
+  Status s = srv.run();
+  // run() returned: after shutdown, or because binding failed; release the watcher either way.
+  const char stop = 2;
+  if (!s) {
+    [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &stop, 1);
+  }
+  watcher.join();
+  if (!s) return report(s);
+  log(LogLevel::kInfo, "drained; bye");
+  return 0;
+}
+
+CommandRegistrar reg("serve", "OpenAI-compatible HTTP server (chat, completions, streaming)",
+                     [](CLI::App& app, std::function<int()>& run) {
+                       auto o = std::make_shared<Options>();
+                       o->engine.parallel = 8;  // a server batches by default
+                       o->engine.add_to(app);
+                       app.add_option(
+                           "--host", o->server.host,
+                           "Address to listen on (default 127.0.0.1: this machine only)");
+                       app.add_option("--port", o->server.port, "TCP port (0: any free port)")
+                           ->check(int_in(0, 65535));
+                       app.add_option("--api-key", o->server.api_key,
+                                      "Require Authorization: Bearer KEY on /v1/ routes");
+                       app.add_option("--model-name", o->server.model_name,
+                                      "Model id clients send (default: the model folder's name)");
+                       app.add_option("--max-queue", o->server.max_pending,
+                                      "Sequences waiting beyond the batch before 429")
+                           ->check(int_in(0, 1 << 20));
+                       app.add_option("--max-body-mb", o->max_body_mb,
+                                      "Largest request body in MiB (bigger: 413)")
+                           ->check(int_in(1, 1024));
+                       app.add_option("--default-max-tokens", o->server.default_max_tokens,
+                                      "Reply limit when a request sets no max_tokens")
+                           ->check(int_in(1, kMaxTokensFlag));
+                       app.add_option("--http-threads", o->server.http_threads,
+                                      "HTTP worker threads (concurrent connections)")
+                           ->check(int_in(1, 4096));
+                       run = [o] { return run_serve(*o); };
+                     });
+
+}  // namespace
+}  // namespace herd::cli

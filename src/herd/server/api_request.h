@@ -1,0 +1,61 @@
+// OpenAI request bodies -> one internal struct (DESIGN.md server/). Parsing and validation are
+// pure functions of the body text, so the HTTP threads can run them, the unit tests can table
+// them and the fuzzer can hammer them; nothing here touches the engine.
+//
+// Every error is a 400 whose message names the field at fault ("messages[1].content: expected a
+// string or an array of content parts"), in the form request_check.h uses for sampling values.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "herd/base/status.h"
+#include "herd/runtime/sampler.h"
+
+namespace herd::server {
+
+enum class Endpoint { kChat, kCompletions };
+
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
+
+// Fields the client set; unset sampling fields keep generation_config.json's defaults.
+struct SamplingOverrides {
+  std::optional<float> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int> top_k;
+  std::optional<uint64_t> seed;
+  void apply(SamplingParams& p) const;
+};
+
+struct ApiRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  std::string model;                  // empty: the served model
+  nlohmann::ordered_json messages;    // chat: the messages array, content parts normalised
+  std::string prompt_text;            // completions: a string prompt
+  std::vector<int32_t> prompt_ids;    // completions: a token-id prompt
+  std::optional<int64_t> max_tokens;  // max_tokens / max_completion_tokens
+  SamplingOverrides sampling;
+  std::vector<std::string> stop;  // at most kMaxStopStrings, none empty
+  int n = 1;                      // choices, 1..kMaxChoices
+  bool logprobs = false;
+  int top_logprobs = 0;                         // 0..kMaxTopLogprobs
+  std::optional<nlohmann::ordered_json> tools;  // OpenAI "tools" array (validated)
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_name;  // kNamed: the function
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool echo = false;           // completions: not supported (rejected when true)
+};
+
+inline constexpr int kMaxChoices = 8;
+inline constexpr int kMaxTopLogprobs = 20;
+inline constexpr int kMaxStopStrings = 4;
+inline constexpr size_t kMaxStopBytes = 256;
+
+// Parses and validates a POST /v1/chat/completions or /v1/completions body.
+Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint);
+
+}  // namespace herd::server
