@@ -266,6 +266,40 @@ TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
   EXPECT_EQ(sched.global_pool().in_use(), 0);
 }
 
+// n choices of one prompt submitted together: the first prefills it, the others wait for its
+// pages and reuse them, and every choice equals its own cold run.
+TEST(Scheduler, ChoicesOfOnePromptPrefillItOnce) {
+  const ModelCase c{"tiny", 64, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  const auto prompt = testutil::lcg_tokens(300, V, 31);
+  Scheduler sched(dec, options(c, 4, 64));
+  std::vector<SeqRun> runs(3);
+  for (int i = 0; i < 3; ++i) {
+    Request r = traced(prompt, 6, V, runs[size_t(i)]);
+    r.sampling.temperature = 0.8f;
+    r.sampling.seed = uint64_t(i + 1);
+    ASSERT_TRUE(sched.submit(std::move(r)).is_ok());
+  }
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(runs[0].done.reused_tokens, 0);
+  for (int i = 1; i < 3; ++i) EXPECT_EQ(runs[size_t(i)].done.reused_tokens, 288) << i;  // 18 pages
+  for (int i = 0; i < 3; ++i) {
+    SeqRun cold;
+    Scheduler one(dec, options(c, 1, 512));
+    Request r = traced(prompt, 6, V, cold);
+    r.sampling.temperature = 0.8f;
+    r.sampling.seed = uint64_t(i + 1);
+    r.reuse_prefix = false;
+    ASSERT_TRUE(one.submit(std::move(r)).is_ok());
+    ASSERT_TRUE(one.run_until_idle().is_ok());
+    for (auto it = cold.logits.begin(); it != cold.logits.end();)
+      it = it->first < runs[size_t(i)].done.reused_tokens ? cold.logits.erase(it) : std::next(it);
+    expect_same(cold, runs[size_t(i)], "choice " + std::to_string(i));
+  }
+}
+
 // The next turn of a chat: the new prompt is the previous prompt, the reply and new text. Every
 // full page of the previous turn (prompt and evaluated reply tokens) is reused.
 TEST(Scheduler, NextChatTurnReusesPreviousTurn) {

@@ -164,6 +164,21 @@ bool Scheduler::admit(Seq& s) {
   return true;
 }
 
+bool Scheduler::waits_for_shared_prefill(const Seq& q) const {
+  if (!q.req.reuse_prefix) return false;
+  const auto& a = q.req.prompt;
+  for (const auto& sp : running_) {
+    const Seq& s = *sp;
+    const auto& b = s.req.prompt;
+    if (!s.req.reuse_prefix || s.fed >= int64_t(b.size())) continue;
+    int64_t common = 0;
+    const int64_t lim = int64_t(std::min(a.size(), b.size()));
+    while (common < lim && a[size_t(common)] == b[size_t(common)]) ++common;
+    if (common >= spec_.page_rows() && s.fed < common) return true;
+  }
+  return false;
+}
+
 void Scheduler::finish(Seq& s, FinishReason r, Status error) {
   if (s.done) return;
   s.done = true;
@@ -231,8 +246,11 @@ Result<bool> Scheduler::step() {
   auto gone = [](const std::unique_ptr<Seq>& s) { return s->done; };
   queue_.erase(std::remove_if(queue_.begin(), queue_.end(), gone), queue_.end());
   running_.erase(std::remove_if(running_.begin(), running_.end(), gone), running_.end());
-  // 2. Joiners, first come first served.
-  while (!queue_.empty() && int64_t(running_.size()) < opt_.max_seqs && admit(*queue_.front())) {
+  // 2. Joiners, first come first served. A request whose prompt shares at least a page with a
+  // prompt still being prefilled waits for it (a step or a few), then reuses its pages instead
+  // of evaluating the same tokens again (n choices of one prompt, concurrent chats).
+  while (!queue_.empty() && int64_t(running_.size()) < opt_.max_seqs &&
+         !waits_for_shared_prefill(*queue_.front()) && admit(*queue_.front())) {
     running_.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }

@@ -101,6 +101,7 @@ class Scheduler {
  private:
   struct Seq;
   bool admit(Seq& s);
+  bool waits_for_shared_prefill(const Seq& q) const;
   void finish(Seq& s, FinishReason r, Status error = Status::ok());
   void deliver(Seq& s, const float* logits_row, int64_t pos, bool sample);
 
