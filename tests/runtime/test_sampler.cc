@@ -161,5 +161,46 @@ TEST(Sampler, RepetitionPenaltyChangesArgmax) {
   EXPECT_EQ(s.sample(close.data(), 2, many), 0);  // 1.5 / 1.5 = 1.0 ties, first wins
 }
 
+// OpenAI's additive penalties count only generated tokens: logit -= presence·[c > 0] +
+// frequency·c. Worked on three logits where the argmax moves as the counts grow.
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountGeneratedTokens) {
+  const std::vector<float> l = {3.0f, 2.5f, 1.0f};
+  const std::vector<int32_t> prompt = {0, 0, 0, 0};  // the prompt never counts
+  SamplingParams pres;
+  pres.presence_penalty = 0.6f;  // 3.0 - 0.6 = 2.4 < 2.5
+  Sampler sp(pres);
+  EXPECT_EQ(sp.sample(l.data(), 3, prompt, {}), 0);
+  const std::vector<int32_t> once = {0}, thrice = {0, 0, 0};
+  EXPECT_EQ(sp.sample(l.data(), 3, prompt, once), 1);
+  EXPECT_EQ(sp.sample(l.data(), 3, prompt, thrice), 1);  // presence does not grow with count
+  SamplingParams freq;
+  freq.frequency_penalty = 0.2f;  // 3.0 - 0.2c: 2.8, 2.6, 2.4 against 2.5
+  Sampler sf(freq);
+  const std::vector<int32_t> twice = {0, 7, 0};  // out-of-range ids are ignored
+  EXPECT_EQ(sf.sample(l.data(), 3, {}, once), 0);
+  EXPECT_EQ(sf.sample(l.data(), 3, {}, twice), 0);
+  EXPECT_EQ(sf.sample(l.data(), 3, {}, thrice), 1);
+  // Negative penalties encourage repeats.
+  SamplingParams enc;
+  enc.frequency_penalty = -1.0f;
+  const std::vector<int32_t> one_two = {2}, four_twos = {2, 2, 2, 2};
+  EXPECT_EQ(Sampler(enc).sample(l.data(), 3, {}, one_two), 0);    // 1.0 + 1 = 2.0 < 3.0
+  EXPECT_EQ(Sampler(enc).sample(l.data(), 3, {}, four_twos), 2);  // 1.0 + 4 = 5.0 > 3.0
+}
+
+TEST(Sampler, LogitBiasIsAddedFirst) {
+  const std::vector<float> l = {1.0f, 0.5f, 0.0f};
+  SamplingParams p;
+  p.logit_bias = {{2, 1.5f}, {9, 100.0f}};  // 0 + 1.5 = 1.5 > 1.0; id 9 is outside: ignored
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {}), 2);
+  p.logit_bias = {{0, -100.0f}};
+  EXPECT_EQ(Sampler(p).sample(l.data(), 3, {}), 1);
+  // With sampling, a -100 bias removes a token in practice.
+  p.temperature = 1.0f;
+  p.seed = 5;
+  Sampler s(p);
+  for (int i = 0; i < 200; ++i) EXPECT_NE(s.sample(l.data(), 3, {}), 0);
+}
+
 }  // namespace
 }  // namespace herd

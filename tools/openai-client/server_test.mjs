@@ -219,8 +219,9 @@ async function main() {
     r = await raw(base, "/v1/chat/completions", { ...chatBody("hi"), response_format: { type: "json_object" } });
     assert.equal(r.status, 400);
     assert.match(r.json.error.message, /not supported/);
-    r = await raw(base, "/v1/chat/completions", { ...chatBody("hi"), presence_penalty: 1 });
+    r = await raw(base, "/v1/chat/completions", { ...chatBody("hi"), presence_penalty: 3 });
     assert.equal(r.status, 400);
+    assert.equal(r.json.error.param, "presence_penalty");
     r = await raw(base, "/v1/chat/completions", chatBody("x".repeat(2100)));
     assert.equal(r.status, 400);
     assert.match(r.json.error.message, /context/);

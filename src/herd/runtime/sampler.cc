@@ -43,23 +43,39 @@ double Xoshiro256::uniform() {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
-void Sampler::apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent) {
+void Sampler::apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent,
+                            std::span<const int32_t> generated) {
   // NaN would break the ordering below; it can never be a sensible choice, so it ranks last.
   cand_.resize(size_t(vocab));
   for (int64_t i = 0; i < vocab; ++i)
     cand_[size_t(i)] = {std::isnan(logits[i]) ? -INFINITY : logits[i], int32_t(i)};
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id >= 0 && id < vocab) cand_[size_t(id)].logit += bias;
   const float rp = params_.repetition_penalty;
-  if (rp == 1.0f || recent.empty()) return;
-  // CTRL-style penalty as in HF RepetitionPenaltyLogitsProcessor and llama.cpp's
-  // penalty_repeat: once per distinct previous token, positive logits are divided by the
-  // penalty and negative ones multiplied, so both become less likely.
-  penalised_.assign(recent.begin(), recent.end());
-  std::sort(penalised_.begin(), penalised_.end());
-  penalised_.erase(std::unique(penalised_.begin(), penalised_.end()), penalised_.end());
-  for (int32_t id : penalised_) {
-    if (id < 0 || id >= vocab) continue;
-    float& l = cand_[size_t(id)].logit;
-    l = l > 0 ? l / rp : l * rp;
+  if (rp != 1.0f && !recent.empty()) {
+    // CTRL-style penalty as in HF RepetitionPenaltyLogitsProcessor and llama.cpp's
+    // penalty_repeat: once per distinct previous token, positive logits are divided by the
+    // penalty and negative ones multiplied, so both become less likely.
+    penalised_.assign(recent.begin(), recent.end());
+    std::sort(penalised_.begin(), penalised_.end());
+    penalised_.erase(std::unique(penalised_.begin(), penalised_.end()), penalised_.end());
+    for (int32_t id : penalised_) {
+      if (id < 0 || id >= vocab) continue;
+      float& l = cand_[size_t(id)].logit;
+      l = l > 0 ? l / rp : l * rp;
+    }
+  }
+  const float pp = params_.presence_penalty, fp = params_.frequency_penalty;
+  if ((pp != 0.0f || fp != 0.0f) && !generated.empty()) {
+    penalised_.assign(generated.begin(), generated.end());
+    std::sort(penalised_.begin(), penalised_.end());
+    for (size_t i = 0; i < penalised_.size();) {
+      size_t j = i;
+      while (j < penalised_.size() && penalised_[j] == penalised_[i]) ++j;
+      const int32_t id = penalised_[i];
+      if (id >= 0 && id < vocab) cand_[size_t(id)].logit -= pp + fp * float(j - i);
+      i = j;
+    }
   }
 }
 
@@ -129,9 +145,10 @@ int32_t Sampler::draw(int64_t n) {
   return cand_[0].id;
 }
 
-int32_t Sampler::sample(const float* logits, int64_t vocab, std::span<const int32_t> recent) {
+int32_t Sampler::sample(const float* logits, int64_t vocab, std::span<const int32_t> recent,
+                        std::span<const int32_t> generated) {
   if (vocab <= 0) return -1;
-  apply_penalty(logits, vocab, recent);
+  apply_penalty(logits, vocab, recent, generated);
   if (!(params_.temperature > 0.0f)) {  // greedy, first index on ties
     int64_t best = 0;
     for (int64_t i = 1; i < vocab; ++i)

@@ -1,8 +1,9 @@
 // Token sampling from logits (DESIGN.md runtime/). Filters are applied in llama.cpp's default
-// order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw. Because the
-// probability filters run before temperature, they see the untempered distribution (as in
-// llama.cpp's common sampler chain). temperature <= 0 means greedy: argmax of the penalised
-// logits (first index on ties) — the filters never remove the top token, so they are skipped.
+// order (logit bias, then the penalties first): repetition penalty -> top-k -> top-p -> min-p ->
+// temperature -> draw. Because the probability filters run before temperature, they see the
+// untempered distribution (as in llama.cpp's common sampler chain). temperature <= 0 means greedy:
+// argmax of the penalised logits (first index on ties) — the filters never remove the top token, so
+// they are skipped.
 //
 // Reproducible: the random numbers come from xoshiro256** seeded by splitmix64 (no
 // std::*_distribution, whose output differs between standard libraries), candidates are ordered
@@ -11,6 +12,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace herd {
@@ -21,6 +23,12 @@ struct SamplingParams {
   float top_p = 1.0f;               // 1 = off; keeps the smallest prefix with mass >= top_p
   float min_p = 0.0f;               // 0 = off; keeps p >= min_p * p_max
   float repetition_penalty = 1.0f;  // 1 = off; HF / llama.cpp style (see Sampler::sample)
+  // OpenAI's additive penalties over the tokens generated so far (vLLM's semantics: the prompt
+  // does not count): logit -= presence·[count > 0] + frequency·count. 0 = off.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  // Added to the raw logits of these ids before anything else (OpenAI's logit_bias, -100..100).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
 };
 
@@ -42,7 +50,9 @@ class Sampler {
   // Picks one token id from logits[vocab]. recent_tokens: the tokens the repetition penalty
   // applies to (each distinct id once; ids outside [0, vocab) are ignored). Buffers are kept
   // between calls, so after the first call no heap allocation happens for the same vocab size.
-  int32_t sample(const float* logits, int64_t vocab, std::span<const int32_t> recent_tokens);
+  // generated: the tokens this sequence generated so far (presence / frequency penalties).
+  int32_t sample(const float* logits, int64_t vocab, std::span<const int32_t> recent_tokens,
+                 std::span<const int32_t> generated = {});
 
   const SamplingParams& params() const { return params_; }
 
@@ -51,7 +61,8 @@ class Sampler {
     float logit;
     int32_t id;
   };
-  void apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent);
+  void apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent,
+                     std::span<const int32_t> generated);
   int64_t keep_top_k(int64_t n, int64_t k);  // sorts the kept prefix; returns its size
   int64_t keep_top_p(int64_t n);             // requires sorted candidates
   int64_t keep_min_p(int64_t n);

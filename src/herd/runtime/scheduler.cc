@@ -90,6 +90,12 @@ Result<int64_t> Scheduler::submit(Request r) {
   }
   for (float x : r.embeddings)
     if (!std::isfinite(x)) return make_error("request: embeddings contain a non-finite value");
+  for (const auto& [id, bias] : r.sampling.logit_bias)
+    if (id < 0 || id >= cfg.vocab_size || !std::isfinite(bias))
+      return make_error(
+          "request: logit_bias for token {} is outside the vocabulary (size {}) or "
+          "not finite",
+          id, cfg.vocab_size);
   for (size_t i = 0; i < r.logits_positions.size(); ++i) {
     const int64_t p = r.logits_positions[i];
     if (p < 0 || p >= n || (i > 0 && p <= r.logits_positions[i - 1]))
@@ -218,7 +224,8 @@ void Scheduler::deliver(Seq& s, const float* row, int64_t pos, bool sample) {
     finish(s, FinishReason::kLength);
     return;
   }
-  const int32_t tok = s.sampler->sample(row, decoder_.vocab_size(), s.history);
+  const auto generated = std::span<const int32_t>(s.history).subspan(s.req.prompt.size());
+  const int32_t tok = s.sampler->sample(row, decoder_.vocab_size(), s.history, generated);
   if (std::find(s.req.stop_ids.begin(), s.req.stop_ids.end(), tok) != s.req.stop_ids.end()) {
     finish(s, FinishReason::kStop);
     return;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "herd/runtime/request_check.h"
@@ -315,19 +316,31 @@ Status parse_sampling(const ojson& body, ApiRequest& r) {
                                       std::numeric_limits<int64_t>::max()));
     r.sampling.seed = uint64_t(s);
   }
-  // The sampler has no additive penalties yet; accepting and ignoring them would silently
-  // change what the client asked for, so anything but 0 is refused.
-  for (const char* f : {"presence_penalty", "frequency_penalty"}) {
+  // OpenAI's additive penalties and logit_bias (runtime/sampler.h).
+  for (auto [f, out] : {std::pair{"presence_penalty", &r.sampling.presence_penalty},
+                        std::pair{"frequency_penalty", &r.sampling.frequency_penalty}}) {
     if (!has(body, f)) continue;
     HERD_ASSIGN_OR_RETURN(const double v, get_number(body, f));
     if (!(v >= -2 && v <= 2)) return make_error("{}: got {}, expected a number in [-2, 2]", f, v);
-    if (v != 0)
-      return make_error("{}: got {}, but only 0 is supported yet (repetition_penalty is)", f, v);
+    *out = float(v);
   }
   if (has(body, "logit_bias")) {
     const ojson& v = body["logit_bias"];
     if (!v.is_object()) return wrong_type("logit_bias", v, "an object");
-    if (!v.empty()) return make_error("logit_bias: not supported by this server yet");
+    if (v.size() > 1024) return make_error("logit_bias: {} entries, at most 1024", v.size());
+    for (const auto& [key, val] : v.items()) {
+      char* end = nullptr;
+      const long long id = std::strtoll(key.c_str(), &end, 10);
+      if (key.empty() || *end != '\0' || id < 0 || id > std::numeric_limits<int32_t>::max())
+        return make_error("logit_bias: key '{}' is not a token id", key);
+      if (!val.is_number())
+        return make_error("logit_bias.{}: got {}, expected a number in [-100, 100]", key,
+                          val.dump());
+      const double b = val.get<double>();
+      if (!(b >= -100 && b <= 100))
+        return make_error("logit_bias.{}: got {}, expected a number in [-100, 100]", key, b);
+      r.sampling.logit_bias.push_back({int32_t(id), float(b)});
+    }
   }
   return Status::ok();
 }
@@ -426,6 +439,9 @@ void SamplingOverrides::apply(SamplingParams& p) const {
   if (min_p) p.min_p = *min_p;
   if (repetition_penalty) p.repetition_penalty = *repetition_penalty;
   if (seed) p.seed = *seed;
+  if (presence_penalty) p.presence_penalty = *presence_penalty;
+  if (frequency_penalty) p.frequency_penalty = *frequency_penalty;
+  if (!logit_bias.empty()) p.logit_bias = logit_bias;
 }
 
 Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint) {

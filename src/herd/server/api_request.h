@@ -25,8 +25,10 @@ enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
 // Fields the client set; unset sampling fields keep generation_config.json's defaults.
 struct SamplingOverrides {
   std::optional<float> temperature, top_p, min_p, repetition_penalty;
+  std::optional<float> presence_penalty, frequency_penalty;
   std::optional<int> top_k;
   std::optional<uint64_t> seed;
+  std::vector<std::pair<int32_t, float>> logit_bias;
   void apply(SamplingParams& p) const;
 };
 
