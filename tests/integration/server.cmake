@@ -5,3 +5,10 @@ add_test(NAME server_openai_client
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/server/openai_client.sh $<TARGET_FILE:herd>
                  ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/server-openai)
 set_tests_properties(server_openai_client PROPERTIES LABELS "server;integration" TIMEOUT 300)
+
+# usage.prompt_tokens equals the official chat template's token count (Jinja2 + the real
+# tokenizer from ../shared/llama4) for system, multi-turn, content parts and tools.
+add_test(NAME server_prompt_tokens
+         COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/server/prompt_tokens_test.py $<TARGET_FILE:herd>
+                 ${CMAKE_SOURCE_DIR}/../shared/llama4 ${CMAKE_CURRENT_BINARY_DIR}/server-prompt-tokens)
+set_tests_properties(server_prompt_tokens PROPERTIES LABELS "server;integration" TIMEOUT 300)

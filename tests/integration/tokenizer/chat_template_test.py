@@ -16,38 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-try:
-    import jinja2
-    import jinja2.ext
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-except ImportError:
-    print("FAIL: python3-jinja2 is not installed (make deps)")
-    sys.exit(1)
+from jinja_render import render_jinja  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 tool, llama4 = sys.argv[1], Path(sys.argv[2])
-
-
-def render_jinja(case):
-    def raise_exception(msg):
-        raise jinja2.exceptions.TemplateError(msg)
-
-    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                          sort_keys=sort_keys)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[jinja2.ext.loopcontrols])
-    env.filters["tojson"] = tojson
-    env.globals["raise_exception"] = raise_exception
-    template = env.from_string((llama4 / "chat_template.jinja").read_text())
-    kwargs = dict(messages=case["messages"], bos_token="<|begin_of_text|>",
-                  add_generation_prompt=case.get("add_generation_prompt", True))
-    if "tools" in case:
-        kwargs["tools"] = case["tools"]
-    if "tools_in_user_message" in case:
-        kwargs["tools_in_user_message"] = case["tools_in_user_message"]
-    return template.render(**kwargs)
 
 
 def prompt_format_examples():
@@ -95,7 +67,7 @@ expected_prompt = {name: prompt for name, _, prompt in examples}
 failures = 0
 for case, res in zip(cases, results):
     name = case["name"]
-    want = render_jinja(case)
+    want = render_jinja(case, llama4)
     if "error" in res:
         print(f"{name}: herd failed: {res['error']}")
         failures += 1
