@@ -12,3 +12,4 @@ add_test(NAME server_prompt_tokens
          COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/server/prompt_tokens_test.py $<TARGET_FILE:herd>
                  ${CMAKE_SOURCE_DIR}/../shared/llama4 ${CMAKE_CURRENT_BINARY_DIR}/server-prompt-tokens)
 set_tests_properties(server_prompt_tokens PROPERTIES LABELS "server;integration" TIMEOUT 300)
+
