@@ -78,6 +78,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     train_docs, held_docs = corpus.split(corpus.documents())
     stream, starts = build_stream(train_docs, rng)
+    starts = [s for s in starts if s + args.seq + 1 <= len(stream)]  # whole windows only
     held_stream = [t for d in held_docs for t in corpus.encode_doc(d)]
 
     cfg = Config()
