@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
-MODEL ?= models/tiny
+MODEL ?= models/default
 PROMPT ?= Once upon a time
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev \
@@ -39,6 +39,8 @@ build-asan: apt-deps
 	  -DHERD_SANITIZE=ON -DHERD_BENCH=OFF
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
+# models/default is the trained model committed in the repository (tools/train/); any other
+# MODEL directory without a config.json gets a random-weight synth model. No training here.
 run: build
 	@[ -f $(MODEL)/config.json ] || $(BUILD)/herd synth --preset tiny -o $(MODEL)
 	$(BUILD)/herd run -m $(MODEL) -p "$(PROMPT)" -n 48 --seed 1
