@@ -5,7 +5,7 @@
 //
 // usage: node server_test.mjs HERD_BINARY MODEL_DIR
 import { spawn } from "node:child_process";
-import net from "node:net";
+import { freePort, metric } from "./serve_util.mjs";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
@@ -13,16 +13,6 @@ const [herd, modelDir] = process.argv.slice(2);
 const KEY = "test-key";
 const MODEL = "tiny";
 let failures = 0;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startServer(extra) {
   const port = await freePort();
@@ -50,12 +40,6 @@ async function check(name, fn) {
     failures++;
     console.log(`FAIL ${name}: ${e.stack || e}`);
   }
-}
-
-async function metric(base, name) {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name} (\\S+)$`, "m"));
-  return m ? Number(m[1]) : NaN;
 }
 
 async function raw(base, path, body, headers = {}) {

@@ -7,31 +7,15 @@
 // usage: node soak.mjs HERD_BINARY MODEL_DIR [DURATION_S] [CONCURRENCY]
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import net from "node:net";
+import { freePort, metric } from "./serve_util.mjs";
 
 const [herd, modelDir, durationArg, concArg] = process.argv.slice(2);
 const DURATION = Number(durationArg ?? 50) * 1000;
 const CONCURRENCY = Number(concArg ?? 8);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function rssKb(pid) {
   const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+)/m);
   return Number(m[1]);
-}
-
-async function metric(base, name) {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name} (\\S+)$`, "m"));
-  return m ? Number(m[1]) : NaN;
 }
 
 // Deterministic pseudo-random numbers (the run is reproducible for a given seed).
