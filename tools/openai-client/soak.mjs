@@ -97,11 +97,11 @@ async function main() {
   if (!up) { proc.kill("SIGKILL"); console.log("FAIL: server did not come up"); process.exit(1); }
   const checks = [];
   try {
-    // Warm-up: the same mix for a fifth of the run, so that thread stacks, allocator arenas and
+    // Warm-up: the same mix for a third of the run, so that thread stacks, allocator arenas and
     // the KV pages the prefix cache keeps are in place before the baseline is taken.
     const w0 = Date.now();
     await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (Date.now() - w0 < DURATION / 5) await oneRequest(base);
+      while (Date.now() - w0 < DURATION / 3) await oneRequest(base);
     }));
     const rss0 = rssKb(proc.pid);
     const t0 = Date.now();
