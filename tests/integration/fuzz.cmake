@@ -1,6 +1,6 @@
 # The request fuzz target (tests/fuzz/): built with clang apart from the gcc build, then run for
 # HERD_FUZZ_SECONDS on the seed corpus. Skipped (not failed) when clang++ is missing.
-set(HERD_FUZZ_SECONDS 20 CACHE STRING "Seconds `ctest -R fuzz_request` fuzzes for")
+set(HERD_FUZZ_SECONDS 60 CACHE STRING "Seconds `ctest -R fuzz_request` fuzzes for")
 find_program(HERD_CLANGXX clang++)
 if(HERD_CLANGXX)
   add_test(NAME fuzz_request
