@@ -62,6 +62,24 @@ void expect_same(const SeqRun& a, const SeqRun& b, const std::string& what) {
   }
 }
 
+// `reused` against the same request run cold on a fresh scheduler (prefix reuse off): the same
+// tokens, and bitwise the same logits from the first position `reused` evaluated.
+void expect_same_as_cold(TextDecoder& dec, const ModelCase& c, const std::vector<int32_t>& prompt,
+                         int64_t max_tokens, const SamplingParams& sampling, const SeqRun& reused,
+                         const std::string& what) {
+  SeqRun cold;
+  Scheduler one(dec, options(c, 1, 512));
+  Request r = traced(prompt, max_tokens, dec.vocab_size(), cold);
+  r.sampling = sampling;
+  r.reuse_prefix = false;
+  ASSERT_TRUE(one.submit(std::move(r)).is_ok());
+  ASSERT_TRUE(one.run_until_idle().is_ok());
+  EXPECT_EQ(cold.done.reused_tokens, 0);
+  for (auto it = cold.logits.begin(); it != cold.logits.end();)
+    it = it->first < reused.done.reused_tokens ? cold.logits.erase(it) : std::next(it);
+  expect_same(cold, reused, what);
+}
+
 class Batching : public ::testing::TestWithParam<std::string> {};
 
 // 16 sequences of different prompt lengths (one longer than a slice, several crossing the chunk
@@ -225,7 +243,7 @@ TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
     return p;
   };
   Scheduler sched(dec, options(c, 2, 512));
-  SeqRun first, second, cold;
+  SeqRun first, second;
   ASSERT_TRUE(sched.submit(traced(with_tail(1, 37), 4, V, first)).is_ok());
   ASSERT_TRUE(sched.run_until_idle().is_ok());
   EXPECT_EQ(first.done.reused_tokens, 0);
@@ -233,16 +251,7 @@ TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
   ASSERT_TRUE(sched.run_until_idle().is_ok());
   EXPECT_EQ(second.done.reused_tokens, 2000);  // 2000 = 125 pages of 16
   EXPECT_EQ(second.done.prompt_tokens, 2023);
-  Scheduler fresh(dec, options(c, 1, 512));
-  Request r = traced(with_tail(2, 23), 6, V, cold);
-  r.reuse_prefix = false;
-  ASSERT_TRUE(fresh.submit(std::move(r)).is_ok());
-  ASSERT_TRUE(fresh.run_until_idle().is_ok());
-  EXPECT_EQ(cold.done.reused_tokens, 0);
-  // The reused run computes logits from position 2000 on; compare those and the tokens.
-  for (auto it = cold.logits.begin(); it != cold.logits.end();)
-    it = it->first < 2000 ? cold.logits.erase(it) : std::next(it);
-  expect_same(cold, second, "reused vs cold");
+  expect_same_as_cold(dec, c, with_tail(2, 23), 6, {}, second, "reused vs cold");
   EXPECT_EQ(sched.global_pool().in_use(), 0);
   EXPECT_GT(sched.global_pool().cached(), 0);
 
@@ -251,18 +260,11 @@ TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
   std::vector<int32_t> third = with_tail(1, 9);
   auto tail3 = testutil::lcg_tokens(20, V, 3);
   third.insert(third.end(), tail3.begin(), tail3.end());
-  SeqRun t3, cold3;
+  SeqRun t3;
   ASSERT_TRUE(sched.submit(traced(third, 5, V, t3)).is_ok());
   ASSERT_TRUE(sched.run_until_idle().is_ok());
   EXPECT_EQ(t3.done.reused_tokens, 2009);
-  Scheduler fresh3(dec, options(c, 1, 512));
-  Request r3 = traced(third, 5, V, cold3);
-  r3.reuse_prefix = false;
-  ASSERT_TRUE(fresh3.submit(std::move(r3)).is_ok());
-  ASSERT_TRUE(fresh3.run_until_idle().is_ok());
-  for (auto it = cold3.logits.begin(); it != cold3.logits.end();)
-    it = it->first < 2009 ? cold3.logits.erase(it) : std::next(it);
-  expect_same(cold3, t3, "reused inside a page vs cold");
+  expect_same_as_cold(dec, c, third, 5, {}, t3, "reused inside a page vs cold");
   EXPECT_EQ(sched.global_pool().in_use(), 0);
 }
 
@@ -286,17 +288,10 @@ TEST(Scheduler, ChoicesOfOnePromptPrefillItOnce) {
   EXPECT_EQ(runs[0].done.reused_tokens, 0);
   for (int i = 1; i < 3; ++i) EXPECT_EQ(runs[size_t(i)].done.reused_tokens, 288) << i;  // 18 pages
   for (int i = 0; i < 3; ++i) {
-    SeqRun cold;
-    Scheduler one(dec, options(c, 1, 512));
-    Request r = traced(prompt, 6, V, cold);
-    r.sampling.temperature = 0.8f;
-    r.sampling.seed = uint64_t(i + 1);
-    r.reuse_prefix = false;
-    ASSERT_TRUE(one.submit(std::move(r)).is_ok());
-    ASSERT_TRUE(one.run_until_idle().is_ok());
-    for (auto it = cold.logits.begin(); it != cold.logits.end();)
-      it = it->first < runs[size_t(i)].done.reused_tokens ? cold.logits.erase(it) : std::next(it);
-    expect_same(cold, runs[size_t(i)], "choice " + std::to_string(i));
+    SamplingParams sp;
+    sp.temperature = 0.8f;
+    sp.seed = uint64_t(i + 1);
+    expect_same_as_cold(dec, c, prompt, 6, sp, runs[size_t(i)], "choice " + std::to_string(i));
   }
 }
 
