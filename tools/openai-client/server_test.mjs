@@ -183,6 +183,71 @@ async function main() {
     for await (const c of s) assert.equal(c.object, "chat.completion.chunk");
   });
 
+  // A forced call (tool_choice required / named) is decoded under the tools' call grammar, so even
+  // a random-weight model's output runs through the parser into tool_calls.
+  const forcedTools = [
+    { type: "function", function: { name: "get_weather", description: "Weather in a city",
+      parameters: { type: "object", required: ["city", "days"], properties: {
+        city: { type: "string", enum: ["Paris", "Tokyo", "New York"] },
+        days: { type: "integer" }, unit: { type: "string", enum: ["celsius", "fahrenheit"] } } } } },
+    { type: "function", function: { name: "ping", parameters: { type: "object", properties: {} } } },
+  ];
+  const checkCall = (call, only) => {
+    assert.equal(call.type, "function");
+    assert.match(call.id, /^call_/);
+    if (only) assert.equal(call.function.name, only);
+    const args = JSON.parse(call.function.arguments);
+    if (call.function.name === "ping") return assert.deepEqual(args, {});
+    assert.equal(call.function.name, "get_weather");
+    assert.ok(["Paris", "Tokyo", "New York"].includes(args.city), call.function.arguments);
+    assert.ok(Number.isInteger(args.days), call.function.arguments);
+    if ("unit" in args) assert.ok(["celsius", "fahrenheit"].includes(args.unit));
+  };
+  await check("tools forced: tool_choice required / named -> parsed tool_calls, streamed the same", async () => {
+    for (const tool_choice of [{ type: "function", function: { name: "get_weather" } }, "required"]) {
+      const only = typeof tool_choice === "object" ? "get_weather" : null;
+      const body = chatBody("What is the weather in Paris for 3 days?",
+        { tools: forcedTools, tool_choice, max_tokens: 400, temperature: 0.7, seed: 11, n: 2 });
+      const r = await client.chat.completions.create(body);
+      assert.equal(r.choices.length, 2);
+      for (const ch of r.choices) {
+        assert.equal(ch.finish_reason, "tool_calls", JSON.stringify(ch.message));
+        assert.equal(ch.message.content, null);
+        assert.ok(ch.message.tool_calls.length >= 1);
+        for (const call of ch.message.tool_calls) checkCall(call, only);
+      }
+      const ids = r.choices.flatMap((ch) => ch.message.tool_calls.map((c) => c.id));
+      assert.equal(new Set(ids).size, ids.length, `tool call ids repeat: ${ids}`);
+      // Streaming: the deltas of choice 0 rebuild the same calls (name first, then arguments).
+      const s = await client.chat.completions.create({ ...body, n: 1, stream: true });
+      const calls = [];
+      let finish = null;
+      for await (const c of s) {
+        const ch = c.choices[0];
+        if (!ch) continue;
+        for (const d of ch.delta.tool_calls ?? []) {
+          if (!calls[d.index]) calls[d.index] = { id: d.id, type: d.type, function: { name: "", arguments: "" } };
+          calls[d.index].function.name += d.function?.name ?? "";
+          calls[d.index].function.arguments += d.function?.arguments ?? "";
+        }
+        finish = ch.finish_reason ?? finish;
+      }
+      assert.equal(finish, "tool_calls");
+      const whole = r.choices[0].message.tool_calls;
+      assert.equal(calls.length, whole.length);
+      calls.forEach((c, i) => {
+        checkCall(c, only);
+        assert.equal(c.function.name, whole[i].function.name);
+        assert.deepEqual(JSON.parse(c.function.arguments), JSON.parse(whole[i].function.arguments));
+      });
+    }
+    // A schema the grammar cannot force is refused up front, naming the field.
+    const many = Array.from({ length: 65 }, (_, i) => ({ type: "function", function: { name: `f${i}` } }));
+    const bad = await raw(base, "/v1/chat/completions", chatBody("hi", { tools: many, tool_choice: "required" }));
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error.message, /tools: 65 functions/);
+  });
+
   await check("completions endpoint, streaming", async () => {
     const whole = await client.completions.create({ model: MODEL, prompt: "Once upon", max_tokens: 8, seed: 5 });
     const s = await client.completions.create({ model: MODEL, prompt: "Once upon", max_tokens: 8, seed: 5, stream: true });
@@ -277,24 +342,29 @@ async function main() {
                { seed: 100 + i, temperature: 0.8, max_tokens: 300, logit_bias }));
     const alone = [];
     for (const b of bodies) alone.push((await client.chat.completions.create(b)).choices[0].message.content);
-    let peak = 0, samples = 0, sum = 0, done = false;
+    // Mean batch occupancy over the run's forward steps, from the herd_batch_sequences histogram
+    // (exact, unlike sampling the gauge, which a loaded machine schedules unevenly).
+    const occupancy = async () => [await metric(base, "herd_batch_sequences_sum"),
+                                   await metric(base, "herd_batch_sequences_count")];
+    const [sum0, steps0] = await occupancy();
+    let peak = 0, done = false;
     const sampler = (async () => {
       while (!done) {
-        const a = await metric(base, "herd_active_sequences");
-        peak = Math.max(peak, a); sum += a; samples++;
+        peak = Math.max(peak, await metric(base, "herd_active_sequences"));
         await new Promise((res) => setTimeout(res, 20));
       }
     })();
     const together = await Promise.all(bodies.map((b) => client.chat.completions.create(b)));
     done = true;
     await sampler;
+    const [sum1, steps1] = await occupancy();
     together.forEach((r, i) => assert.equal(r.choices[0].message.content, alone[i], `client ${i}`));
     together.forEach((r, i) => assert.equal(r.usage.completion_tokens, 300, `client ${i} length`));
-    const mean = sum / samples;
-    console.log(`     active sequences during the run: peak ${peak}, mean ${mean.toFixed(1)}`);
-    // Informational on the tiny model (a 300-token answer takes well under a second, so the
-    // clients barely overlap); the batching figures come from the bench model (BENCHMARKS.md).
-    assert.ok(peak >= 2, `peak active sequences ${peak}`);
+    const mean = (sum1 - sum0) / (steps1 - steps0);
+    console.log(`     sequences per step during the run: mean ${mean.toFixed(1)} over ${steps1 - steps0} steps, gauge peak ${peak}`);
+    // The issue's bar: on average at least 8 of the 16 run in the same batches; the throughput
+    // figures come from the bench model (BENCHMARKS.md).
+    assert.ok(mean >= 8, `mean sequences per step ${mean.toFixed(1)} (gauge peak ${peak})`);
   });
 
   await check("metrics exposition", async () => {
@@ -303,7 +373,7 @@ async function main() {
                         "herd_prompt_tokens_total", "herd_generated_tokens_total",
                         "herd_prefix_cache_reused_tokens_total", "herd_kv_pages_free",
                         "herd_time_to_first_token_seconds_bucket", "herd_inter_token_seconds_count",
-                        "herd_request_seconds_sum"])
+                        "herd_request_seconds_sum", "herd_batch_sequences_count"])
       assert.ok(text.includes(name), name);
   });
 

@@ -224,8 +224,26 @@ void Scheduler::deliver(Seq& s, const float* row, int64_t pos, bool sample) {
     finish(s, FinishReason::kLength);
     return;
   }
+  const int64_t vocab = decoder_.vocab_size();
+  TokenConstraint* constraint = s.req.constraint.get();
+  if (constraint) {
+    if (constraint->complete()) {
+      finish(s, FinishReason::kStop);
+      return;
+    }
+    constrained_row_.assign(row, row + vocab);
+    if (constraint->mask(constrained_row_.data(), vocab) == 0) {
+      finish(s, FinishReason::kError,
+             make_error("request {}: no token of the vocabulary can continue the constrained "
+                        "output at position {}",
+                        s.id, pos));
+      return;
+    }
+    row = constrained_row_.data();
+  }
   const auto generated = std::span<const int32_t>(s.history).subspan(s.req.prompt.size());
-  const int32_t tok = s.sampler->sample(row, decoder_.vocab_size(), s.history, generated);
+  const int32_t tok = s.sampler->sample(row, vocab, s.history, generated);
+  if (constraint) constraint->accept(tok);
   if (std::find(s.req.stop_ids.begin(), s.req.stop_ids.end(), tok) != s.req.stop_ids.end()) {
     finish(s, FinishReason::kStop);
     return;

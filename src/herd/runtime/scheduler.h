@@ -21,6 +21,7 @@
 #include "herd/model/text.h"
 #include "herd/runtime/kv_cache.h"
 #include "herd/runtime/sampler.h"
+#include "herd/runtime/token_constraint.h"
 
 namespace herd {
 
@@ -47,6 +48,9 @@ struct Request {
   int64_t max_tokens = 0;  // 0: evaluate the prompt only (logits)
   SamplingParams sampling;
   std::vector<int32_t> stop_ids;
+  // Constrained decoding (a request's own instance, never shared between requests): only the
+  // tokens it allows are sampled, and the sequence stops as soon as it is complete.
+  std::shared_ptr<TokenConstraint> constraint;
   std::vector<int64_t> logits_positions;  // prompt indices whose logits go to on_logits
   bool reuse_prefix = true;
   // Called on the engine thread. on_token: false stops the sequence (finish reason kStop).
@@ -83,6 +87,8 @@ class Scheduler {
   Status run_until_idle();
 
   int64_t running() const { return int64_t(running_.size()); }
+  // Sequences in the last step's batch (decoding or prefilling), for batching metrics.
+  int64_t last_batch_sequences() const { return int64_t(parts_.size()); }
   int64_t waiting() const { return int64_t(queue_.size()); }
   const KvCacheSpec& kv_spec() const { return spec_; }
   const KvPagePool& global_pool() const { return *global_; }
@@ -125,6 +131,7 @@ class Scheduler {
   std::vector<BatchToken> batch_;
   std::vector<KvCache*> caches_;
   std::vector<float> logits_;
+  std::vector<float> constrained_row_;  // a constrained sequence's masked copy of its row
   std::vector<Seq*> prefill_order_;
   TraceFn trace_;
   Diagnosis diagnose_;

@@ -118,6 +118,7 @@ void EngineWorker::submit(const std::shared_ptr<Job>& job) {
     r.sampling = spec.sampling;
     r.sampling.seed = spec.sampling.seed + uint64_t(i);
     r.stop_ids = engine_.stop_ids();
+    if (spec.constraint) r.constraint = spec.constraint->clone();
     if (spec.logprobs) {
       const int top = spec.top_logprobs;
       r.on_logits = [st, vocab, top](int64_t, const float* row) {
@@ -228,6 +229,7 @@ void EngineWorker::loop() {
       }
     }
     idle = !stepped || !*stepped;
+    if (!idle) metrics_.batch_sequences.observe(double(sched.last_batch_sequences()));
     active_.erase(std::remove_if(active_.begin(), active_.end(),
                                  [](const std::shared_ptr<Job>& j) { return j->open == 0; }),
                   active_.end());

@@ -59,6 +59,8 @@ struct JobSpec {
   // Special tokens in the output: kept as their names (tool calls need <|python_start|>) or
   // dropped from the text.
   bool keep_special = false;
+  // Forced tool calls: each choice decodes under its own clone of this (null: unconstrained).
+  std::shared_ptr<const TokenConstraint> constraint;
 };
 
 struct Job {

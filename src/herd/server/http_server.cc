@@ -12,6 +12,7 @@
 #include "herd/runtime/request_check.h"
 #include "herd/server/api_request.h"
 #include "herd/server/openai_format.h"
+#include "herd/server/tool_grammar.h"
 #include "herd/server/tool_stream.h"
 #include "herd/tokenizer/chat_format.h"
 
@@ -69,6 +70,9 @@ struct HttpServer::Impl {
   int64_t created = 0;
   std::string fingerprint;
   std::atomic<bool> draining{false};
+  // Every token's bytes, built at the first forced tool call (constrained decoding).
+  std::once_flag token_bytes_once;
+  std::shared_ptr<const TokenBytes> token_bytes;
   std::mutex inflight_mu;
   std::condition_variable inflight_cv;
   int64_t inflight = 0;
@@ -169,6 +173,17 @@ Result<std::shared_ptr<Job>> HttpServer::Impl::prepare(const ApiRequest& r, int&
     HERD_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(tok, r.messages, co));
     spec.prompt = std::move(chat.ids);
     spec.keep_special = co.tools.has_value();
+    if (co.tools &&
+        (r.tool_choice == ToolChoice::kRequired || r.tool_choice == ToolChoice::kNamed)) {
+      // OpenAI promises a call here: the output is held to the pythonic call grammar of the
+      // given tools (spec §4.4), so it always parses into tool_calls.
+      HERD_ASSIGN_OR_RETURN(
+          std::shared_ptr<const ToolSchema> schema,
+          compile_tool_schema(*co.tools, r.tool_choice == ToolChoice::kNamed ? r.tool_name : ""));
+      std::call_once(token_bytes_once, [&] { token_bytes = TokenBytes::of(tok); });
+      spec.constraint = std::make_shared<GrammarConstraint<ToolCallGrammar>>(
+          token_bytes, ToolCallGrammar(std::move(schema)));
+    }
   } else if (!r.prompt_ids.empty()) {
     for (size_t i = 0; i < r.prompt_ids.size(); ++i)
       if (r.prompt_ids[i] >= tok.vocab_size())
@@ -353,7 +368,7 @@ void HttpServer::Impl::respond_stream(const ApiRequest& r, const std::shared_ptr
             if (!p.tool_calls.empty())
               out += sse_event(chat_chunk(
                   st->meta, e.index,
-                  {{"tool_calls", tool_call_deltas(p.tool_calls, st->meta.id + "_call_")}},
+                  {{"tool_calls", tool_call_deltas(p.tool_calls, new_id("call_") + "_")}},
                   nullptr));
             out += sse_event(chat_chunk(st->meta, e.index, ojson::object(), reason));
           } else {

@@ -37,7 +37,10 @@ std::vector<double> seconds_buckets() {
 }  // namespace
 
 Metrics::Metrics()
-    : ttft(seconds_buckets()), inter_token(seconds_buckets()), request_latency(seconds_buckets()) {}
+    : ttft(seconds_buckets()),
+      inter_token(seconds_buckets()),
+      request_latency(seconds_buckets()),
+      batch_sequences({1, 2, 4, 8, 16, 32, 64, 128, 256}) {}
 
 void Metrics::count_request(int http_status) {
   std::lock_guard lock(mu_);
@@ -71,6 +74,8 @@ std::string Metrics::render() const {
               "From request arrival to the first generated token.");
   inter_token.render(out, "herd_inter_token_seconds", "Between consecutive generated tokens.");
   request_latency.render(out, "herd_request_seconds", "From arrival to the last token.");
+  batch_sequences.render(out, "herd_batch_sequences",
+                         "Sequences in one forward step's batch (decoding or prefilling).");
   return out;
 }
 

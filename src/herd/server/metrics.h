@@ -37,6 +37,9 @@ struct Metrics {
   std::atomic<int64_t> active_seqs{0}, queued_seqs{0};
   std::atomic<int64_t> kv_pages_used{0}, kv_pages_free{0};
   Histogram ttft, inter_token, request_latency;
+  // Sequences in each forward step's batch: _sum / _count is the mean batch occupancy, exact
+  // whatever the scrape interval.
+  Histogram batch_sequences;
 
  private:
   mutable std::mutex mu_;

@@ -113,7 +113,9 @@ ojson completion_logprobs(const Tokenizer& tok, const std::vector<TokenLogprob>&
 
 ojson chat_choice(int index, const ParsedAssistant& message, const char* finish_reason,
                   const ojson& logprobs) {
-  ojson msg = to_openai_message(message, "call_");
+  // Unique per choice and request, as OpenAI's are: clients match tool results by these ids
+  // across a whole conversation.
+  ojson msg = to_openai_message(message, new_id("call_") + "_");
   msg["refusal"] = nullptr;
   return {{"index", index},
           {"message", std::move(msg)},
