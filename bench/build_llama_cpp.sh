@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's llama-bench and llama-quantize once, from the source bundle that the pinned
+# Builds llama.cpp's llama-bench, llama-quantize and llama-perplexity once, from the source bundle that the pinned
 # node-llama-cpp package carries (tools/llama-cpp-ref), outside the repository:
-#   $HERD_LLAMA_CPP_DIR (default ~/.cache/herd/llama.cpp-<release>)/build/bin/{llama-bench,llama-quantize}
+#   $HERD_LLAMA_CPP_DIR (default ~/.cache/herd/llama.cpp-<release>)/build/bin/llama-{bench,quantize,perplexity}
 # CPU only, Release, with every AVX-512 extension llama.cpp has kernels for (F, VBMI, VNNI, BF16)
 # but not AMX: on the machine these benchmarks ran on, ggml's AMX int8 kernels die with SIGILL at
 # `tileloadd` inside an OpenMP worker (Q8_0/Q4_0 prefill), so a -march=native build cannot run
@@ -15,9 +15,15 @@ pkg="$here/tools/llama-cpp-ref/node_modules/node-llama-cpp/llama"
 release=$(node -e "console.log(require('$pkg/llama.cpp.info.json').tag)")
 dir=${HERD_LLAMA_CPP_DIR:-$HOME/.cache/herd/llama.cpp-$release-avx512}
 bin="$dir/build/bin"
-if [ -x "$bin/llama-bench" ] && [ -x "$bin/llama-quantize" ]; then echo "$bin"; exit 0; fi
+have() { [ -x "$bin/llama-bench" ] && [ -x "$bin/llama-quantize" ] && [ -x "$bin/llama-perplexity" ]; }
+if have; then echo "$bin"; exit 0; fi
+# One build at a time: concurrent callers wait for the first one's result.
+mkdir -p "$dir"
+exec 9>"$dir/.build.lock"
+flock 9
+if have; then echo "$bin"; exit 0; fi
 if [ ! -d "$dir/src" ]; then
-  rm -rf "$dir/src" && mkdir -p "$dir"
+  rm -rf "$dir/src"
   git clone -q "$pkg/gitRelease.bundle" "$dir/src" >&2
 fi
 cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
@@ -26,5 +32,5 @@ cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_N
   -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DLLAMA_BUILD_TOOLS=ON >&2
-cmake --build "$dir/build" -j "$(nproc)" -t llama-bench llama-quantize >&2
+cmake --build "$dir/build" -j "$(nproc)" -t llama-bench llama-quantize llama-perplexity >&2
 echo "$bin"

@@ -3,3 +3,13 @@ add_test(NAME perplexity_cli
          COMMAND ${CMAKE_CURRENT_LIST_DIR}/perplexity_cli.sh $<TARGET_FILE:herd>
                  ${CMAKE_SOURCE_DIR}/models/default)
 set_tests_properties(perplexity_cli PROPERTIES LABELS "integration" TIMEOUT 300)
+
+# Issue 14: herd's f32 perplexity equals llama.cpp's (node-llama-cpp prebuilt) on the same
+# weights as an F32 GGUF (tests/integration/perplexity_llama_cpp.sh explains the 30-token windows).
+find_program(HERD_NODE node)
+add_test(NAME perplexity_llama_cpp
+         COMMAND ${CMAKE_CURRENT_LIST_DIR}/perplexity_llama_cpp.sh $<TARGET_FILE:herd>
+                 ${CMAKE_SOURCE_DIR}/models/default ${HERD_NODE}
+                 ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref)
+set_tests_properties(perplexity_llama_cpp PROPERTIES LABELS "conformance;integration"
+                                                     TIMEOUT 600)

@@ -23,27 +23,11 @@
 // Exits 0 right after writing (node-llama-cpp can crash freeing a model after a long run);
 // any failure prints "logits.mjs: error: ..." and exits 2.
 import fs from "node:fs";
-import path from "node:path";
+import { denseRow as dense, failWith, openModel, parseTokens as readTokens, threadCount } from "./ref_model.mjs";
 
-function fail(message) {
-  process.stderr.write(`logits.mjs: error: ${message}\n`);
-  process.exit(2);
-}
-
-function parseTokens(file) {
-  let text;
-  try {
-    text = fs.readFileSync(file, "utf8").trim();
-  } catch (e) {
-    fail(`cannot read token file ${file}: ${e.message}`);
-  }
-  const values = text.startsWith("[") ? JSON.parse(text) : text.split(/[\s,]+/).filter(Boolean);
-  const tokens = values.map(Number);
-  if (tokens.length === 0) fail(`${file}: no token ids`);
-  for (const t of tokens)
-    if (!Number.isInteger(t) || t < 0) fail(`${file}: bad token id ${JSON.stringify(t)}`);
-  return tokens;
-}
+const fail = failWith("logits.mjs");
+const parseTokens = (file) => readTokens(file, fail);
+const denseRow = (map, vocab, where) => dense(map, vocab, where, fail);
 
 function parsePositions(spec, n) {
   if (spec === "all") return [...Array(n).keys()];
@@ -56,14 +40,6 @@ function parsePositions(spec, n) {
     out.add(p);
   }
   return [...out].sort((a, b) => a - b);
-}
-
-// Dense row from node-llama-cpp's {token -> logit} map; every vocab entry must be present.
-function denseRow(map, vocab, where) {
-  if (!map || map.size !== vocab) fail(`${where}: got ${map?.size ?? 0} logits, expected ${vocab}`);
-  const row = new Float32Array(vocab);
-  for (const [token, logit] of map) row[token] = logit;
-  return row;
 }
 
 function argmax(row) {
@@ -81,13 +57,7 @@ if (args.length > 4) {
   if ((args.length - 1) % 4 !== 0) fail(usage);
   for (let i = 1; i < args.length; i += 4) groups.push(args.slice(i, i + 4));
 }
-// One thread by default: ggml's workers poll for work, which collapses when the cores are
-// shared (parallel CTest, other builds): 5 decode steps of the small preset took 17 s with 2
-// threads on a loaded 2-core machine and 0.05 s with 1. Results do not depend on the count
-// (each output row's dot product is computed by one thread).
-const threads = Number(process.env.HERD_LLAMA_THREADS ?? 1);
-if (!Number.isInteger(threads) || threads < 1) fail(`bad HERD_LLAMA_THREADS ${process.env.HERD_LLAMA_THREADS}`);
-if (!fs.existsSync(modelPath)) fail(`model file ${modelPath} not found`);
+const threads = threadCount(fail);
 const jobs = groups.map(([tokensFile, positionsSpec, outPath, n]) => {
   const nGreedy = Number(n);
   if (!Number.isInteger(nGreedy) || nGreedy < 0) fail(`bad greedy length ${n}`);
@@ -95,41 +65,11 @@ const jobs = groups.map(([tokensFile, positionsSpec, outPath, n]) => {
   return { tokens, positions: parsePositions(positionsSpec, tokens.length), outPath, nGreedy };
 });
 
-let llamaCpp;
 try {
-  llamaCpp = await import("node-llama-cpp");
-} catch (e) {
-  fail(`cannot import node-llama-cpp (run tools/install-references.sh): ${e.message}`);
-}
-const { getLlama, LlamaLogLevel } = llamaCpp;
-
-try {
-  // The prebuilt CPU binary only: never build, never download, no GPU probing.
-  const llama = await getLlama({
-    gpu: false,
-    build: "never",
-    skipDownload: true,
-    usePrebuiltBinaries: true,
-    progressLogs: false,
-    maxThreads: threads,
-    // HERD_LLAMA_LOG=warn|info|debug shows llama.cpp's own loading messages.
-    logLevel: LlamaLogLevel[process.env.HERD_LLAMA_LOG ?? "error"] ?? LlamaLogLevel.error,
-  });
-  const model = await llama.loadModel({ modelPath: path.resolve(modelPath), gpuLayers: 0 });
-  // The vocabulary size is token_embd's row count (ne = {n_embd, n_vocab}).
-  const embd = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight");
-  if (!embd) fail(`${modelPath}: no token_embd.weight tensor`);
-  const vocab = Number(embd.dimensions[1]);
+  const { vocab, createContext } = await openModel(modelPath, threads, fail);
   for (const { tokens } of jobs)
     for (const t of tokens) if (t >= vocab) fail(`token id ${t} is outside the vocabulary (${vocab})`);
-  const context = await model.createContext({
-    contextSize: Math.max(...jobs.map((j) => j.tokens.length + j.nGreedy + 1)),
-    threads,
-    flashAttention: false,
-    // F32 cache: llama.cpp's default F16 cache rounds K/V, which herd's F32 path does not.
-    experimentalKvCacheKeyType: "F32",
-    experimentalKvCacheValueType: "F32",
-  });
+  const context = await createContext(Math.max(...jobs.map((j) => j.tokens.length + j.nGreedy + 1)));
   const sequence = context.getSequence();
   const options = { temperature: 0 };  // greedy sampler; no penalties, no bias
 
