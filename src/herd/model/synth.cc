@@ -52,6 +52,19 @@ Llama4VisionConfig small_vision() {
   return v;
 }
 
+// The released encoder's widths (spec §1.1, §2.1): its cost per tile is the real one.
+Llama4VisionConfig real_vision() {
+  Llama4VisionConfig v = small_vision();
+  v.hidden_size = 1408;
+  v.num_hidden_layers = 34;
+  v.num_attention_heads = 16;
+  v.intermediate_size = 5632;
+  v.projector_input_dim = 4096;
+  v.projector_output_dim = 4096;
+  v.vision_output_dim = 4096;
+  return v;
+}
+
 }  // namespace
 
 std::vector<std::string> synth_preset_names() {
@@ -121,8 +134,18 @@ Result<Llama4Config> synth_config(const SynthOptions& opt) {
   t.bos_token_id = {ids.bos};
   t.eos_token_id = ids.eos();
   if (ids.pad >= 0) t.pad_token_id = ids.pad;
+  if (opt.text_only && (opt.vision_width != "small" || opt.vision_layers))
+    return make_error(
+        "synth: --vision-width and --vision-layers need a vision tower (not with "
+        "--text-only)");
   if (cfg.multimodal) {
-    cfg.vision = small_vision();
+    if (opt.vision_width != "small" && opt.vision_width != "real")
+      return make_error("synth: --vision-width '{}' (expected small or real)", opt.vision_width);
+    cfg.vision = opt.vision_width == "real" ? real_vision() : small_vision();
+    if (opt.vision_layers) {
+      if (*opt.vision_layers <= 0) return make_error("synth: --vision-layers must be positive");
+      cfg.vision->num_hidden_layers = *opt.vision_layers;
+    }
     cfg.image_token_index = ids.patch;
     cfg.boi_token_index = ids.image_start;
     cfg.eoi_token_index = ids.image_end;

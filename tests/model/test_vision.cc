@@ -1,0 +1,134 @@
+// Vision encoder pieces whose answer is known by hand (pixel shuffle order, RoPE angles), tile
+// independence, and loading a vision_config over a text-only extraction.
+#include "herd/model/vision.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+
+#include "herd/io/safetensors.h"
+#include "model/synth_test_util.h"
+
+namespace herd {
+namespace {
+
+TEST(Vision, PixelShuffleOrderIsRowMajorPairs) {
+  // g[y][x] holds (y, x, c) encoded; spec §5.6: token i·12+j = [g[2i][2j], g[2i][2j+1],
+  // g[2i+1][2j], g[2i+1][2j+1]].
+  const int64_t side = 24, d = 3;
+  std::vector<float> in(size_t(side * side * d)), out(in.size());
+  for (int64_t y = 0; y < side; ++y)
+    for (int64_t x = 0; x < side; ++x)
+      for (int64_t c = 0; c < d; ++c)
+        in[size_t((y * side + x) * d + c)] = float(y * 1000 + x * 10 + c);
+  pixel_shuffle_tile(in.data(), side, d, out.data());
+  auto at = [&](int64_t token, int64_t col) { return out[size_t(token * 4 * d + col)]; };
+  // Token 13 = (i 1, j 1): g[2][2], g[2][3], g[3][2], g[3][3].
+  EXPECT_EQ(at(13, 0), 2020.0f);
+  EXPECT_EQ(at(13, 2), 2022.0f);
+  EXPECT_EQ(at(13, 3), 2030.0f);
+  EXPECT_EQ(at(13, 6), 3020.0f);
+  EXPECT_EQ(at(13, 9), 3030.0f);
+  // Token 1 is the next column pair of the first row pair (not the next row: llama.cpp's order).
+  EXPECT_EQ(at(1, 0), 20.0f);
+  EXPECT_EQ(at(12, 0), 2000.0f);
+  EXPECT_EQ(at(143, 11), 23232.0f);
+  // A permutation: every input value appears exactly once.
+  std::vector<float> a(in), b(out);
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  EXPECT_EQ(a, b);
+}
+
+TEST(Vision, RopeAnglesAtRealHeadDim) {
+  // Spec §5.4: head dim 88, pairs 0..21 rotate with the column x+1, 22..43 with the row y+1,
+  // f_k = 10000^(-k/22); CLS (token 576) not at all.
+  const int64_t side = 24, hd = 88;
+  const int64_t n = 3 * side + 5;  // row 3, column 5
+  EXPECT_DOUBLE_EQ(vision_rope_angle(n, 0, side, hd, 1e4), 6.0);
+  EXPECT_DOUBLE_EQ(vision_rope_angle(n, 22, side, hd, 1e4), 4.0);
+  EXPECT_NEAR(vision_rope_angle(n, 1, side, hd, 1e4), 6.0 * std::pow(1e4, -1.0 / 22), 1e-12);
+  EXPECT_NEAR(vision_rope_angle(n, 43, side, hd, 1e4), 4.0 * std::pow(1e4, -21.0 / 22), 1e-12);
+  EXPECT_EQ(vision_rope_angle(576, 0, side, hd, 1e4), 0.0);
+  EXPECT_EQ(vision_rope_angle(576, 30, side, hd, 1e4), 0.0);
+}
+
+// Deterministic pixels in [-1, 1] (different per tile).
+std::vector<float> test_pixels(int64_t n_tiles, int64_t seed) {
+  std::vector<float> px(size_t(n_tiles * 3 * 336 * 336));
+  uint64_t s = 0x9E3779B97F4A7C15ull * uint64_t(seed + 1);
+  for (float& x : px) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    x = float(double(s >> 11) / double(1ull << 53)) * 2.0f - 1.0f;
+  }
+  return px;
+}
+
+TEST(Vision, TilesAreEncodedIndependently) {
+  SynthOptions o;
+  o.shards = 1;
+  auto m = load_model(testutil::synth_dir("m", o));
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  ASSERT_TRUE(has_vision_weights(*m));
+  ThreadPool pool(2);
+  for (Precision p : {Precision::kF32, Precision::kAuto}) {
+    auto enc = VisionEncoder::create(*m, pool, p);
+    ASSERT_TRUE(enc.is_ok()) << enc.status().message();
+    VisionEncoder& e = **enc;
+    const int64_t per = e.tokens_per_tile() * e.output_dim();
+    EXPECT_EQ(e.tokens_per_tile(), 144);
+    // Five tiles (two passes of the encoder) against the last one alone: bitwise equal, since
+    // tiles never attend to each other and every product is batch-invariant.
+    const std::vector<float> px = test_pixels(5, 1);
+    std::vector<float> all(size_t(5 * per)), one(static_cast<size_t>(per));
+    ASSERT_TRUE(e.encode(px.data(), 5, all.data()).is_ok());
+    ASSERT_TRUE(e.encode(px.data() + 4 * 3 * 336 * 336, 1, one.data()).is_ok());
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), all.begin() + 4 * per));
+    // Different tiles give different embeddings, all finite.
+    EXPECT_FALSE(std::equal(all.begin(), all.begin() + per, all.begin() + per));
+    for (float x : all) ASSERT_TRUE(std::isfinite(x));
+  }
+}
+
+// The multimodal synthetic checkpoint after `edit` changed its tensors.
+std::string rewritten(const std::function<void(std::vector<TensorToWrite>&)>& edit) {
+  return testutil::rewritten_checkpoint(SynthOptions{}, edit);
+}
+
+TEST(Vision, MisShapedVisionTensorIsAnError) {
+  // A present vision tensor of the wrong shape is a broken checkpoint, not a text extraction.
+  const std::string d = rewritten([](std::vector<TensorToWrite>& ts) {
+    for (auto& t : ts)
+      if (t.name == "vision_model.model.layers.1.mlp.fc2.bias") t.shape = {16};  // 32 stored
+  });
+  auto m = load_model(d);
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_NE(m.status().message().find("'vision_model.model.layers.1.mlp.fc2.bias'"),
+            std::string::npos)
+      << m.status().message();
+  EXPECT_NE(m.status().message().find("expected [32]"), std::string::npos) << m.status().message();
+}
+
+TEST(Vision, TextOnlyExtractionLoadsAsTextModel) {
+  // config.json with a vision_config, files without any vision tensor (spec: transformers and
+  // llama.cpp users expect such an extraction to load as text).
+  const std::string dst = rewritten([](std::vector<TensorToWrite>& ts) {
+    std::erase_if(ts, [](const TensorToWrite& t) {
+      return t.name.starts_with("vision_model.") || t.name.starts_with("multi_modal_projector.");
+    });
+  });
+  auto m = load_model(dst);
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  EXPECT_TRUE(m->config.vision.has_value());
+  EXPECT_FALSE(has_vision_weights(*m));
+  ThreadPool pool(1);
+  auto enc = VisionEncoder::create(*m, pool);
+  ASSERT_FALSE(enc.is_ok());
+  EXPECT_NE(enc.status().message().find("no vision encoder"), std::string::npos)
+      << enc.status().message();
+}
+
+}  // namespace
+}  // namespace herd
