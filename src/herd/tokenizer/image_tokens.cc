@@ -1,0 +1,76 @@
+#include "herd/tokenizer/image_tokens.h"
+
+#include <array>
+
+namespace herd {
+namespace {
+
+constexpr std::string_view kImageStart = "<|image_start|>", kImageEnd = "<|image_end|>",
+                           kTileX = "<|tile_x_separator|>", kTileY = "<|tile_y_separator|>",
+                           kImage = "<|image|>", kPatch = "<|patch|>";
+
+// Walks the layout once, calling special(name) for structural tokens and patches(tile) for each
+// tile's run, so counting, text and ids cannot disagree.
+template <typename Special, typename Patches>
+void walk_layout(const ImageTokenShape& s, Special&& special, Patches&& patches) {
+  special(kImageStart);
+  int tile = 0;
+  if (s.tile_rows * s.tile_cols > 1) {
+    for (int r = 0; r < s.tile_rows; ++r) {
+      for (int c = 0; c < s.tile_cols; ++c) {
+        patches(tile++);
+        if (c < s.tile_cols - 1) special(kTileX);
+      }
+      special(kTileY);
+    }
+  }
+  special(kImage);
+  patches(tile);  // the global tile, or the only tile
+  special(kImageEnd);
+}
+
+}  // namespace
+
+int64_t image_layout_token_count(const ImageTokenShape& shape) {
+  int64_t n = 0;
+  walk_layout(
+      shape, [&](std::string_view) { ++n; }, [&](int) { n += shape.tokens_per_tile; });
+  return n;
+}
+
+std::string image_layout_text(const ImageTokenShape& shape) {
+  std::string s;
+  walk_layout(
+      shape, [&](std::string_view name) { s += name; },
+      [&](int) {
+        for (int i = 0; i < shape.tokens_per_tile; ++i) s += kPatch;
+      });
+  return s;
+}
+
+Status append_image_layout(const Tokenizer& tok, const ImageTokenShape& shape,
+                           std::vector<int32_t>& out, std::vector<size_t>* patch_runs) {
+  std::array<int32_t, 6> ids{};
+  const std::array<std::string_view, 6> names = {kImageStart, kImageEnd, kTileX,
+                                                 kTileY,      kImage,    kPatch};
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto id = tok.special_id(names[i]);
+    if (!id)
+      return make_error("the tokenizer ({}) has no special token {} for images", tok.source(),
+                        names[i]);
+    ids[i] = *id;
+  }
+  walk_layout(
+      shape,
+      [&](std::string_view name) {
+        for (size_t i = 0; i < names.size(); ++i)
+          if (names[i] == name) out.push_back(ids[i]);
+      },
+      [&](int) {
+        if (patch_runs) patch_runs->push_back(out.size());
+        out.insert(out.end(), size_t(shape.tokens_per_tile), ids[5]);
+      });
+  return Status::ok();
+}
+
+}  // namespace herd

@@ -1,0 +1,7 @@
+# Vision encoder against an independent torch reference (vision_golden.py, Debian's
+# python3-torch); ~10 s, most of it importing torch.
+add_executable(test_vision_golden ${CMAKE_CURRENT_LIST_DIR}/test_vision_golden.cc)
+target_link_libraries(test_vision_golden PRIVATE herd_lib GTest::gtest_main)
+target_compile_definitions(test_vision_golden PRIVATE HERD_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_test(NAME vision_golden COMMAND test_vision_golden)
+set_tests_properties(vision_golden PROPERTIES LABELS "vision;model" TIMEOUT 300)
