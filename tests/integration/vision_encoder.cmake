@@ -5,3 +5,7 @@ target_link_libraries(test_vision_golden PRIVATE herd_lib GTest::gtest_main)
 target_compile_definitions(test_vision_golden PRIVATE HERD_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 add_test(NAME vision_golden COMMAND test_vision_golden)
 set_tests_properties(vision_golden PROPERTIES LABELS "vision;model" TIMEOUT 300)
+# --image through `herd logits` / `herd run` (vision_cli.sh): splicing, layout errors, a
+# text-only extraction. A few seconds, so it runs under ASan with the unit tests.
+add_test(NAME vision_cli COMMAND ${CMAKE_CURRENT_LIST_DIR}/vision_cli.sh $<TARGET_FILE:herd>)
+set_tests_properties(vision_cli PROPERTIES LABELS "unit;vision" TIMEOUT 300)
