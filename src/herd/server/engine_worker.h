@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "herd/model/vision_preprocess.h"
+#include "herd/model/vision_splice.h"
 #include "herd/runtime/engine.h"
 #include "herd/server/logprobs.h"
 #include "herd/server/metrics.h"
@@ -59,6 +61,9 @@ struct JobSpec {
   // Special tokens in the output: kept as their names (tool calls need <|python_start|>) or
   // dropped from the text.
   bool keep_special = false;
+  // Preprocessed images in prompt order; `prompt` holds their token layouts (spec §5.8). The
+  // engine thread encodes them and puts their embeddings at the <|patch|> tokens (spec §5.9).
+  std::vector<ImageTiles> images;
 };
 
 struct Job {
@@ -98,6 +103,8 @@ class EngineWorker {
   void loop();
   void submit(const std::shared_ptr<Job>& job);
   void publish_gauges();
+  // The job's images encoded and matched to its prompt (the encoder is made at the first one).
+  Result<SplicedImages> encode_images(const JobSpec& spec);
 
   Engine& engine_;
   Metrics& metrics_;
@@ -111,6 +118,7 @@ class EngineWorker {
   std::atomic<int64_t> outstanding_{0};  // sequences enqueued and not finished
   std::atomic<bool> draining_{false}, stop_{false};
   std::vector<std::shared_ptr<Job>> active_;  // engine thread only
+  std::unique_ptr<VisionEncoder> vision_;     // engine thread only
   std::thread thread_;
 };
 
