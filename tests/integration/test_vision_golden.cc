@@ -72,15 +72,16 @@ double check(const std::string& name, const std::vector<float>& herd, const std:
   return worst / rms;
 }
 
-TEST(VisionGolden, MatchesTorchReference) {
-  const fs::path root =
-      fs::path(::testing::TempDir()) / ("herd_vision_golden_" + std::to_string(getpid()));
+void golden_case(const std::string& vision_width) {
+  const fs::path root = fs::path(::testing::TempDir()) /
+                        ("herd_vision_golden_" + vision_width + "_" + std::to_string(getpid()));
   fs::remove_all(root);
   fs::create_directories(root / "ref");
   SynthOptions o;
   o.out_dir = (root / "model").string();
   o.seed = 7;
-  ASSERT_TRUE(synth_model(o).is_ok());  // tiny preset, 2 shards, small vision tower
+  o.vision_width = vision_width;
+  ASSERT_TRUE(synth_model(o).is_ok());  // tiny text preset, 2 shards
   auto m = load_model(o.out_dir);
   ASSERT_TRUE(m.is_ok()) << m.status().message();
   const int64_t n_tiles = 2;
@@ -120,6 +121,16 @@ TEST(VisionGolden, MatchesTorchReference) {
     check("final output", out, (root / "ref" / "projector.f32").string(), tol);
   }
   fs::remove_all(root);
+}
+
+// The small tower: D 32, 2 heads of 16 (4 RoPE frequencies per axis), 2 layers.
+TEST(VisionGolden, SmallTower) {
+  golden_case("small");
+}
+
+// D 176 = 2 heads of the real head dim 88: the released RoPE geometry (22 frequencies per axis).
+TEST(VisionGolden, RealHeadDim) {
+  golden_case("176");
 }
 
 }  // namespace

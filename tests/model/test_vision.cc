@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "herd/io/safetensors.h"
+#include "herd/model/tensor_table.h"
 #include "model/synth_test_util.h"
 
 namespace herd {
@@ -53,6 +54,31 @@ TEST(Vision, RopeAnglesAtRealHeadDim) {
   EXPECT_NEAR(vision_rope_angle(n, 43, side, hd, 1e4), 4.0 * std::pow(1e4, -21.0 / 22), 1e-12);
   EXPECT_EQ(vision_rope_angle(576, 0, side, hd, 1e4), 0.0);
   EXPECT_EQ(vision_rope_angle(576, 30, side, hd, 1e4), 0.0);
+}
+
+TEST(Vision, SynthRealWidthIsTheReleasedEncoder) {
+  SynthOptions o;
+  o.vision_width = "real";
+  auto cfg = synth_config(o);
+  ASSERT_TRUE(cfg.is_ok()) << cfg.status().message();
+  const Llama4VisionConfig& v = *cfg->vision;
+  EXPECT_EQ(v.hidden_size, 1408);
+  EXPECT_EQ(v.num_hidden_layers, 34);
+  EXPECT_EQ(v.num_attention_heads, 16);
+  EXPECT_EQ(v.intermediate_size, 5632);
+  EXPECT_EQ(v.image_size, 336);
+  EXPECT_EQ(v.patch_size, 14);
+  int64_t params = 0;
+  for (const TensorSpec& t : vision_tensor_table(*cfg))
+    if (t.name.starts_with("vision_model.")) params += t.numel();
+  // With Scout's projector (5120 x 4096): the spec's vision+projector count, 0.872 B (§1.1).
+  EXPECT_NEAR(double(params + 5120 * 4096) / 1e9, 0.872, 0.0005) << params;
+  o.vision_width = "100";
+  EXPECT_FALSE(synth_config(o).is_ok());
+  o.vision_width = "176";
+  auto mid = synth_config(o);
+  ASSERT_TRUE(mid.is_ok());
+  EXPECT_EQ(mid->vision->hidden_size / mid->vision->num_attention_heads, 88);
 }
 
 // Deterministic pixels in [-1, 1] (different per tile).

@@ -33,9 +33,9 @@ CommandRegistrar reg(
                    "Write the vision tower and vision_config (the default; refused with "
                    "--text-only)");
       app.add_option("--vision-width", opt->vision_width,
-                     "small (D 32, 2 layers) or real (the released encoder: D 1408, 34 layers) "
-                     "-- image 336, patch 14 and 144 tokens per tile are real in both")
-          ->check(CLI::IsMember({"small", "real"}))
+                     "small (D 32, 2 layers), real (the released encoder: D 1408, 34 layers) or "
+                     "a multiple of 88 (small with heads of the real head dim) -- image 336, "
+                     "patch 14 and 144 tokens per tile are always real")
           ->default_str("small");
       app.add_option("--vision-layers", *vision_layers, "Override the vision encoder depth")
           ->check(int_in(1, 1 << 10));

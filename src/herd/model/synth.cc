@@ -67,6 +67,25 @@ Llama4VisionConfig real_vision() {
 
 }  // namespace
 
+Result<Llama4VisionConfig> synth_vision_config(const std::string& width) {
+  if (width == "small") return small_vision();
+  if (width == "real") return real_vision();
+  // A number: the small tower at that width with heads of the real head dim 88, so the 2-D
+  // RoPE has the released geometry (22 frequencies per axis) at a fraction of the cost.
+  int64_t d = 0;
+  const bool digits = !width.empty() && width.size() <= 6 &&
+                      width.find_first_not_of("0123456789") == std::string::npos;
+  if (digits) d = std::stoll(width);
+  if (d <= 0 || d % 88 != 0)
+    return make_error("synth: --vision-width '{}' (expected small, real or a multiple of 88)",
+                      width);
+  Llama4VisionConfig v = small_vision();
+  v.hidden_size = d;
+  v.num_attention_heads = d / 88;
+  v.intermediate_size = 4 * d;  // = the pixel-shuffled width
+  return v;
+}
+
 std::vector<std::string> synth_preset_names() {
   std::vector<std::string> out;
   for (const Preset& p : kPresets) out.push_back(p.name);
@@ -139,9 +158,7 @@ Result<Llama4Config> synth_config(const SynthOptions& opt) {
         "synth: --vision-width and --vision-layers need a vision tower (not with "
         "--text-only)");
   if (cfg.multimodal) {
-    if (opt.vision_width != "small" && opt.vision_width != "real")
-      return make_error("synth: --vision-width '{}' (expected small or real)", opt.vision_width);
-    cfg.vision = opt.vision_width == "real" ? real_vision() : small_vision();
+    HERD_ASSIGN_OR_RETURN(cfg.vision, synth_vision_config(opt.vision_width));
     if (opt.vision_layers) {
       if (*opt.vision_layers <= 0) return make_error("synth: --vision-layers must be positive");
       cfg.vision->num_hidden_layers = *opt.vision_layers;
