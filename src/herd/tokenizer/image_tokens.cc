@@ -1,5 +1,7 @@
 #include "herd/tokenizer/image_tokens.h"
 
+#include <fmt/format.h>
+
 #include <array>
 
 namespace herd {
@@ -71,6 +73,29 @@ Status append_image_layout(const Tokenizer& tok, const ImageTokenShape& shape,
         out.insert(out.end(), size_t(shape.tokens_per_tile), ids[5]);
       });
   return Status::ok();
+}
+
+Result<ImagePrompt> expand_image_placeholders(const Tokenizer& tok, std::span<const int32_t> ids,
+                                              std::span<const size_t> placeholders,
+                                              std::span<const ImageTokenShape> shapes) {
+  if (placeholders.size() != shapes.size())
+    return make_error("the prompt has {} image placeholders but {} images were given",
+                      placeholders.size(), shapes.size());
+  const auto image_id = tok.special_id(kImage);
+  ImagePrompt p;
+  size_t next = 0;  // first id not yet copied
+  for (size_t i = 0; i < placeholders.size(); ++i) {
+    const size_t at = placeholders[i];
+    if (at < next || at >= ids.size() || !image_id || ids[at] != *image_id)
+      return make_error("image {}: token {} of the prompt is not an <|image|> placeholder", i + 1,
+                        at);
+    p.ids.insert(p.ids.end(), ids.begin() + next, ids.begin() + at);
+    HERD_TRY(append_image_layout(tok, shapes[i], p.ids, &p.patch_runs.emplace_back())
+                 .with_context(fmt::format("image {}", i + 1)));
+    next = at + 1;
+  }
+  p.ids.insert(p.ids.end(), ids.begin() + next, ids.end());
+  return p;
 }
 
 }  // namespace herd
