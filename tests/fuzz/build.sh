@@ -9,7 +9,7 @@ case $target in
   image) srcs=() ;;
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac
-srcs+=(src/herd/io/image.cc src/herd/model/vision_preprocess.cc src/herd/tokenizer/*.cc
-       src/herd/base/*.cc)
+srcs+=(src/herd/io/image.cc src/herd/io/exif_orientation.cc src/herd/model/vision_preprocess.cc
+       src/herd/tokenizer/*.cc src/herd/base/*.cc)
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Isrc -I/usr/include/stb "${srcs[@]}" "tests/fuzz/fuzz_$target.cc" -o "$out" -lfmt -lpcre2-8

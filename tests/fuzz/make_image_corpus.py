@@ -36,5 +36,10 @@ seeds = {
     "animated.gif": save(frames[0], "GIF", save_all=True, append_images=frames[1:]),
     "tall.png": save(base.resize((3, 700)), "PNG"), "wide.gif": save(base.resize((900, 2)).quantize(4), "GIF"),
 }
+exif = Image.Exif()
+exif[0x0112] = 6  # rotate 90° clockwise
+seeds["exif_rotated.jpg"] = save(base, "JPEG", exif=exif.tobytes())
+exif[0x0112] = 5
+seeds["exif_transposed.png"] = save(base, "PNG", exif=exif.tobytes())
 for i, (name, data) in enumerate(sorted(seeds.items())):
     (out / name).write_bytes(bytes([(i * 37) % 256]) + data)

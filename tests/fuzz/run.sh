@@ -11,7 +11,7 @@ case $target in
 esac
 mkdir -p "$work/corpus"
 bin="$work/fuzz_$target"
-newest=$(find "${deps[@]}" "$src/src/herd/io/image.cc" "$src/src/herd/io/image.h" \
+newest=$(find "${deps[@]}" "$src/src/herd/io" \
   "$src/src/herd/model/vision_preprocess.cc" "$src/src/herd/model/vision_preprocess.h" \
   "$src/src/herd/tokenizer" "$src/src/herd/base" "$src/tests/fuzz" \
   -newer "$bin" -name '*.[ch]*' 2>/dev/null | head -1 || true)

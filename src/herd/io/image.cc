@@ -1,5 +1,7 @@
 #include "herd/io/image.h"
 
+#include "herd/io/exif_orientation.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -274,6 +276,8 @@ Result<Image> decode_image(std::span<const uint8_t> bytes, const ImageLimits& li
     for (int c = 0; c < 3; ++c)
       img.rgb[i * 3 + c] = composite_over_white(rgba[i * 4 + c], rgba[i * 4 + 3]);
   stbi_image_free(rgba);
+  if (const int orientation = exif_orientation(bytes); orientation > 1)
+    return apply_exif_orientation(img, orientation);
   return img;
 }
 
