@@ -5,7 +5,8 @@ set -euo pipefail
 src=$1 out=$2 target=${3:-request}
 cd "$src"
 case $target in
-  request) srcs=(src/herd/server/api_request.cc src/herd/runtime/request_check.cc) ;;
+  request) srcs=(src/herd/server/api_request.cc src/herd/server/data_url.cc
+                 src/herd/runtime/request_check.cc) ;;
   image) srcs=() ;;
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac

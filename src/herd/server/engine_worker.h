@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "herd/model/vision_preprocess.h"
 #include "herd/runtime/engine.h"
 #include "herd/server/logprobs.h"
 #include "herd/server/metrics.h"
@@ -59,6 +60,11 @@ struct JobSpec {
   // Special tokens in the output: kept as their names (tool calls need <|python_start|>) or
   // dropped from the text.
   bool keep_special = false;
+  // Chat images (server/image_prompt.h): their preprocessed tiles and, per image, the prompt
+  // index of each tile's <|patch|> run (global tile last), where the vision encoder's
+  // embeddings replace the token embeddings (Request::embeddings / embedding_positions).
+  std::vector<ImageTiles> images;
+  std::vector<std::vector<size_t>> image_patch_runs;
 };
 
 struct Job {
