@@ -113,6 +113,33 @@ TEST(ImageTokens, ChatPromptWithTwoImages) {
   EXPECT_EQ(patches, 6u * 144);
 }
 
+TEST(ImageTokens, LocateLayouts) {
+  // The inverse of expand_image_placeholders: the same runs back, and mismatches named.
+  const Tokenizer& tok = test::llama4_tokenizer();
+  std::vector<int32_t> ids = {200000, 9, kImage, 7, kImage, 8};
+  const std::vector<ImageTokenShape> shapes = {{1, 2, 144}, {1, 1, 144}};
+  auto p = expand_image_placeholders(tok, ids, std::vector<size_t>{2, 4}, shapes);
+  ASSERT_TRUE(p.is_ok());
+  auto runs = locate_image_layouts(tok, p->ids, shapes);
+  ASSERT_TRUE(runs.is_ok()) << runs.status().message();
+  EXPECT_EQ(*runs, p->patch_runs);
+  // The grid of the first image read as 2x1: after its first tile a <|tile_y_separator|> is
+  // expected where <|tile_x_separator|> stands.
+  const std::vector<ImageTokenShape> wrong = {{2, 1, 144}, {1, 1, 144}};
+  auto bad = locate_image_layouts(tok, p->ids, wrong);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().message(),
+            "image 1: the tokens from 2 are not the layout of its 2x1 tiles: token 147 is "
+            "<|tile_x_separator|> where <|tile_y_separator|> belongs");
+  EXPECT_EQ(
+      locate_image_layouts(tok, p->ids, std::vector<ImageTokenShape>{shapes[0]}).status().message(),
+      "the tokens hold 2 images (<|image_start|> tokens) but 1 images were given");
+  std::vector<int32_t> stray = p->ids;
+  stray.push_back(kPatch);
+  EXPECT_EQ(locate_image_layouts(tok, stray, shapes).status().message(),
+            fmt::format("token {} is <|patch|> outside every image layout", stray.size() - 1));
+}
+
 TEST(ImageTokens, PlaceholderErrors) {
   const Tokenizer& tok = test::llama4_tokenizer();
   const std::vector<int32_t> ids = {200000, kImage, 42};

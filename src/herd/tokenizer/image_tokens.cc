@@ -98,4 +98,45 @@ Result<ImagePrompt> expand_image_placeholders(const Tokenizer& tok, std::span<co
   return p;
 }
 
+Result<std::vector<std::vector<size_t>>> locate_image_layouts(
+    const Tokenizer& tok, std::span<const int32_t> ids, std::span<const ImageTokenShape> shapes) {
+  const auto start = tok.special_id(kImageStart), patch = tok.special_id(kPatch);
+  if (!start || !patch)
+    return make_error("the tokenizer ({}) has no {} / {} tokens", tok.source(), kImageStart,
+                      kPatch);
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] == *start) starts.push_back(i);
+  if (starts.size() != shapes.size())
+    return make_error("the tokens hold {} images ({} tokens) but {} images were given",
+                      starts.size(), kImageStart, shapes.size());
+  std::vector<std::vector<size_t>> runs(shapes.size());
+  std::vector<bool> in_layout(ids.size(), false);
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    std::vector<int32_t> want;
+    std::vector<size_t> local;
+    HERD_TRY(append_image_layout(tok, shapes[k], want, &local));
+    const size_t at = starts[k];
+    for (size_t j = 0; j < want.size(); ++j) {
+      if (at + j >= ids.size() || ids[at + j] != want[j]) {
+        auto name = [&](int32_t id) {
+          auto b = tok.token_bytes(id);
+          return b ? std::string(*b) : fmt::format("id {}", id);
+        };
+        return make_error(
+            "image {}: the tokens from {} are not the layout of its {}x{} tiles: token {} is {} "
+            "where {} belongs",
+            k + 1, at, shapes[k].tile_rows, shapes[k].tile_cols, at + j,
+            at + j < ids.size() ? name(ids[at + j]) : std::string("past the end"), name(want[j]));
+      }
+      in_layout[at + j] = true;
+    }
+    for (size_t r : local) runs[k].push_back(at + r);
+  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] == *patch && !in_layout[i])
+      return make_error("token {} is {} outside every image layout", i, kPatch);
+  return runs;
+}
+
 }  // namespace herd

@@ -49,4 +49,12 @@ Result<ImagePrompt> expand_image_placeholders(const Tokenizer& tok, std::span<co
                                               std::span<const size_t> placeholders,
                                               std::span<const ImageTokenShape> shapes);
 
+// The reverse, for prompts given as ids (herd logits --image): finds each image's layout, in
+// order, and checks it token by token against `shapes`. Returns the <|patch|> runs as
+// ImagePrompt::patch_runs does. Errors: a different number of <|image_start|> tokens than
+// images, a layout that does not match its image's tile grid (naming the first wrong token), a
+// <|patch|> outside every layout.
+Result<std::vector<std::vector<size_t>>> locate_image_layouts(
+    const Tokenizer& tok, std::span<const int32_t> ids, std::span<const ImageTokenShape> shapes);
+
 }  // namespace herd
