@@ -51,13 +51,13 @@ EOF
 if "$HERD" logits -m "$T/m" --tokens-file "$T/ids.json" --image "$T/small.png" -o "$T/c.bin" 2> "$T/err"; then
   fail "a layout for 2x2 tiles accepted a one-tile image"
 fi
-grep -q "herd: error: image 1 (1x1 tiles)" "$T/err" || fail "unexpected message: $(cat "$T/err")"
+grep -q "herd: error: image 1: the tokens from 6 are not the layout of its 1x1 tiles" "$T/err" || fail "unexpected message: $(cat "$T/err")"
 # One image for the tokens, two given.
 if "$HERD" logits -m "$T/m" --tokens-file "$T/ids.json" --image "$T/a.png" --image "$T/b.png" \
   -o "$T/c.bin" 2> "$T/err"; then
   fail "two images for one layout accepted"
 fi
-grep -q "2 image(s) given but the tokens hold 1" "$T/err" || fail "unexpected: $(cat "$T/err")"
+grep -q "the tokens hold 1 images (<|image_start|> tokens) but 2 images were given" "$T/err" || fail "unexpected: $(cat "$T/err")"
 
 # herd run builds the layout itself: BOS + 727 image tokens + 8 text tokens.
 "$HERD" run -m "$T/m" -p "Describe" --image "$T/a.png" -n 2 > /dev/null 2> "$T/err"

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -153,6 +154,18 @@ TEST(DecodeImage, NotAnImage) {
   const std::string msg = decode_error(Bytes(text.begin(), text.end()));
   EXPECT_EQ(msg.rfind("image 2: not a JPEG, PNG, GIF or BMP image", 0), 0u) << msg;
   EXPECT_EQ(decode_error({}).rfind("image 2: not a JPEG, PNG, GIF or BMP image (0 bytes)", 0), 0u);
+}
+
+TEST(DecodeImage, OversizedJpegHuffmanTable) {
+  // A DHT segment claiming 16·255 codes: stb 2.27 would write them past its 256-entry table.
+  Bytes b = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
+  b.insert(b.end(), 16, 0xFF);
+  b.insert(b.end(), {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00, 0xFF, 0xD9});
+  EXPECT_EQ(decode_error(b), "image 2: corrupt JPEG (a Huffman table with more than 255 codes)");
+  // The same table with a legal count (one code of length 1) is not refused for it.
+  b[7] = 1;
+  std::fill(b.begin() + 8, b.begin() + 23, 0);
+  EXPECT_EQ(decode_error(b).find("Huffman table with more"), std::string::npos);
 }
 
 TEST(DecodeImage, CorruptDataIsNamed) {

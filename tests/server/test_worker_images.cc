@@ -90,7 +90,9 @@ TEST(WorkerImages, TwoImagesCountInPromptTokens) {
   bad->spec.images.pop_back();
   run_job(worker, bad, &st);
   EXPECT_FALSE(st.is_ok());
-  EXPECT_NE(st.message().find("<|image_start|> of image 2, but 1 image(s) given"), std::string::npos)
+  EXPECT_NE(st.message().find(
+                "the tokens hold 2 images (<|image_start|> tokens) but 1 images were given"),
+            std::string::npos)
       << st.message();
   auto again = std::make_shared<Job>();
   again->spec = spec;

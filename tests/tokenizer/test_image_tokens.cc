@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "herd/tokenizer/chat_format.h"
 #include "tokenizer/llama4_tokenizer.h"
 
 namespace herd {
@@ -68,6 +71,89 @@ TEST(ImageTokens, CountsAndText) {
   EXPECT_EQ(tok.encode(image_layout_text({2, 2, 144}), /*allow_special=*/true), ids);
   EXPECT_EQ(image_layout_text({1, 1, 2}),
             "<|image_start|><|image|><|patch|><|patch|><|image_end|>");
+}
+
+TEST(ImageTokens, ChatPromptWithTwoImages) {
+  // HF's processor: the template renders one <|image|> per image part, then each is replaced by
+  // that image's layout. herd does it on ids; the decoded text must be the same string.
+  const Tokenizer& tok = test::llama4_tokenizer();
+  const auto messages = nlohmann::ordered_json::parse(R"([
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "Compare "},
+                                 {"type": "image_url", "image_url": {"url": "data:,"}},
+                                 {"type": "text", "text": " with "},
+                                 {"type": "image_url", "image_url": {"url": "data:,"}}]}])");
+  auto chat = render_chat(tok, messages);
+  ASSERT_TRUE(chat.is_ok()) << chat.status().message();
+  ASSERT_EQ(chat->image_positions.size(), 2u);
+  const std::vector<ImageTokenShape> shapes = {{2, 2, 144}, {1, 1, 144}};
+  auto p = expand_image_placeholders(tok, chat->ids, chat->image_positions, shapes);
+  ASSERT_TRUE(p.is_ok()) << p.status().message();
+  std::string want = chat->text;
+  size_t from = 0;
+  for (const auto& shape : shapes) {
+    from = want.find("<|image|>", from);
+    ASSERT_NE(from, std::string::npos);
+    const std::string layout = image_layout_text(shape);
+    want.replace(from, 9, layout);
+    from += layout.size();
+  }
+  auto text = tok.decode(p->ids);
+  ASSERT_TRUE(text.is_ok());
+  EXPECT_EQ(*text, want);
+  EXPECT_EQ(p->ids.size(), chat->ids.size() - 2 + 727 + 147);
+  ASSERT_EQ(p->patch_runs.size(), 2u);
+  EXPECT_EQ(p->patch_runs[0].size(), 5u);
+  EXPECT_EQ(p->patch_runs[1].size(), 1u);
+  size_t patches = 0;
+  for (const auto& runs : p->patch_runs)
+    for (size_t r : runs)
+      for (size_t i = r; i < r + 144; ++i) patches += p->ids[i] == kPatch;
+  EXPECT_EQ(patches, size_t(std::count(p->ids.begin(), p->ids.end(), kPatch)));
+  EXPECT_EQ(patches, 6u * 144);
+}
+
+TEST(ImageTokens, LocateLayouts) {
+  // The inverse of expand_image_placeholders: the same runs back, and mismatches named.
+  const Tokenizer& tok = test::llama4_tokenizer();
+  std::vector<int32_t> ids = {200000, 9, kImage, 7, kImage, 8};
+  const std::vector<ImageTokenShape> shapes = {{1, 2, 144}, {1, 1, 144}};
+  auto p = expand_image_placeholders(tok, ids, std::vector<size_t>{2, 4}, shapes);
+  ASSERT_TRUE(p.is_ok());
+  auto runs = locate_image_layouts(tok, p->ids, shapes);
+  ASSERT_TRUE(runs.is_ok()) << runs.status().message();
+  EXPECT_EQ(*runs, p->patch_runs);
+  // The grid of the first image read as 2x1: after its first tile a <|tile_y_separator|> is
+  // expected where <|tile_x_separator|> stands.
+  const std::vector<ImageTokenShape> wrong = {{2, 1, 144}, {1, 1, 144}};
+  auto bad = locate_image_layouts(tok, p->ids, wrong);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().message(),
+            "image 1: the tokens from 2 are not the layout of its 2x1 tiles: token 147 is "
+            "<|tile_x_separator|> where <|tile_y_separator|> belongs");
+  EXPECT_EQ(
+      locate_image_layouts(tok, p->ids, std::vector<ImageTokenShape>{shapes[0]}).status().message(),
+      "the tokens hold 2 images (<|image_start|> tokens) but 1 images were given");
+  std::vector<int32_t> stray = p->ids;
+  stray.push_back(kPatch);
+  EXPECT_EQ(locate_image_layouts(tok, stray, shapes).status().message(),
+            fmt::format("token {} is <|patch|> outside every image layout", stray.size() - 1));
+}
+
+TEST(ImageTokens, PlaceholderErrors) {
+  const Tokenizer& tok = test::llama4_tokenizer();
+  const std::vector<int32_t> ids = {200000, kImage, 42};
+  const std::vector<ImageTokenShape> one = {{1, 1, 144}};
+  auto r = expand_image_placeholders(tok, ids, std::vector<size_t>{}, one);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "the prompt has 0 image placeholders but 1 images were given");
+  r = expand_image_placeholders(tok, ids, std::vector<size_t>{2}, one);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "image 1: token 2 of the prompt is not an <|image|> placeholder");
+  r = expand_image_placeholders(tok, ids, std::vector<size_t>{1}, one);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->ids.size(), 2 + 147u);
+  EXPECT_EQ(r->ids.back(), 42);
 }
 
 }  // namespace

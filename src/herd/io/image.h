@@ -26,7 +26,8 @@ struct Image {
   std::vector<uint8_t> rgb;  // RGB8, row-major, [height][width][3]; alpha composited over white
 };
 
-// Decodes one image. `what` names it in errors ("image 2: truncated PNG (...)"). Errors: not one
+// Decodes one image, turned upright by its EXIF orientation (io/exif_orientation.h). `what` names
+// it in errors ("image 2: truncated PNG (...)"). Errors: not one
 // of the four formats, a header over the limits, truncated or corrupt data.
 Result<Image> decode_image(std::span<const uint8_t> bytes, const ImageLimits& limits,
                            std::string_view what);

@@ -1,6 +1,6 @@
-// Images into a prompt (spec §5.8, §5.9): check that a token sequence holds exactly the token
-// layouts of the given images, in order, encode the images' tiles, and pair each <|patch|>
-// position with its embedding row. The layout itself is tokenizer/image_tokens.h's.
+// Images into a prompt (spec §5.8, §5.9): encode the images' tiles and pair each <|patch|>
+// position of the prompt with its embedding row. The layout and the check that a prompt holds
+// exactly the images' layouts are tokenizer/image_tokens.h's (locate_image_layouts).
 #pragma once
 
 #include <cstdint>
@@ -17,15 +17,6 @@
 
 namespace herd {
 
-// Checks that `tokens` contain one layout per image shape, in order, each starting at an
-// <|image_start|>, and no <|image_start|> or <|patch|> outside them. Returns the positions of
-// all <|patch|> tokens in order: Σ n_tiles · tokens_per_tile of them, the rows the images'
-// embeddings replace, image by image, tile by tile (global tile last). Errors name the image,
-// its tile grid and the first token that differs from the layout.
-Result<std::vector<int64_t>> match_image_layouts(std::span<const int32_t> tokens,
-                                                 const Tokenizer& tok,
-                                                 std::span<const ImageTokenShape> images);
-
 // The shape of a preprocessed image's layout for this encoder.
 ImageTokenShape image_token_shape(const ImageTiles& tiles, const VisionEncoder& enc);
 
@@ -36,8 +27,9 @@ struct SplicedImages {
   std::vector<int64_t> positions;
 };
 
-// Encodes the images (all tiles of all images, in order) and matches them to the <|patch|>
-// tokens of `tokens`, which must already hold their layouts (match_image_layouts).
+// Encodes the images (all tiles of all images, in order, global tile last in each) and matches
+// them to the <|patch|> tokens of `tokens`, which must hold their layouts in order; a layout that
+// does not fit its image's tile grid, or a count that differs, is an error.
 Result<SplicedImages> splice_images(VisionEncoder& enc, const Tokenizer& tok,
                                     std::span<const int32_t> tokens,
                                     std::span<const ImageTiles> images);

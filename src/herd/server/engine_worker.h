@@ -61,9 +61,12 @@ struct JobSpec {
   // Special tokens in the output: kept as their names (tool calls need <|python_start|>) or
   // dropped from the text.
   bool keep_special = false;
-  // Preprocessed images in prompt order; `prompt` holds their token layouts (spec §5.8). The
-  // engine thread encodes them and puts their embeddings at the <|patch|> tokens (spec §5.9).
+  // Chat images (server/image_prompt.h): their preprocessed tiles and, per image, the prompt
+  // index of each tile's <|patch|> run (global tile last), where the vision encoder's
+  // embeddings replace the token embeddings (Request::embeddings / embedding_positions). The
+  // engine thread encodes them (EngineWorker::encode_images) before the job's first step.
   std::vector<ImageTiles> images;
+  std::vector<std::vector<size_t>> image_patch_runs;
 };
 
 struct Job {

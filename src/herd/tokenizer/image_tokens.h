@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,28 @@ std::string image_layout_text(const ImageTokenShape& shape);
 // the vision special tokens.
 Status append_image_layout(const Tokenizer& tok, const ImageTokenShape& shape,
                            std::vector<int32_t>& out, std::vector<size_t>* patch_runs = nullptr);
+
+// A prompt with each image's layout in place of its <|image|> placeholder.
+struct ImagePrompt {
+  std::vector<int32_t> ids;
+  // Per image, the index in `ids` of the first <|patch|> of each tile (global tile last): where
+  // the vision embeddings of that tile go (spec §5.9).
+  std::vector<std::vector<size_t>> patch_runs;
+};
+
+// Replaces the <|image|> tokens at `placeholders` (RenderedChat::image_positions: one per image
+// content part, in order) by the layouts of `shapes`, as HF's processor expands the template's
+// placeholders. The counts must match and each position must hold <|image|>.
+Result<ImagePrompt> expand_image_placeholders(const Tokenizer& tok, std::span<const int32_t> ids,
+                                              std::span<const size_t> placeholders,
+                                              std::span<const ImageTokenShape> shapes);
+
+// The reverse, for prompts given as ids (herd logits --image): finds each image's layout, in
+// order, and checks it token by token against `shapes`. Returns the <|patch|> runs as
+// ImagePrompt::patch_runs does. Errors: a different number of <|image_start|> tokens than
+// images, a layout that does not match its image's tile grid (naming the first wrong token), a
+// <|patch|> outside every layout.
+Result<std::vector<std::vector<size_t>>> locate_image_layouts(
+    const Tokenizer& tok, std::span<const int32_t> ids, std::span<const ImageTokenShape> shapes);
 
 }  // namespace herd

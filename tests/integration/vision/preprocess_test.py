@@ -256,6 +256,21 @@ for name, kw in {"baseline.jpg": {"quality": 92}, "progressive.jpg": {"quality":
         print(f"decode {name}: vs Pillow mean {d.mean():.2f}, max {d.max()} grey levels")
 print(f"decode: {len(exact_cases) + 1} PNG/BMP/GIF files equal Pillow's pixels")
 
+# EXIF orientation: herd turns images upright as transformers' load_image does
+# (PIL.ImageOps.exif_transpose), for JPEG (APP1) and PNG (eXIf).
+from PIL import ImageOps  # noqa: E402
+for orientation in range(1, 9):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    for fmt, tol in (("PNG", 0), ("JPEG", 8)):
+        data = encoded(src, fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {}))
+        got, err = herd_decode(data, f"orient{orientation}.{fmt.lower()}")
+        want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"),
+                          np.int16)
+        ok = got is not None and got.shape == want.shape and np.abs(got - want).max() <= tol
+        check(ok, f"EXIF orientation {orientation} {fmt}: {err or (got.shape, want.shape)}")
+print("EXIF orientation: 1..8 in PNG and JPEG match Pillow's exif_transpose")
+
 
 # ---- 5. errors -------------------------------------------------------------------------------
 
