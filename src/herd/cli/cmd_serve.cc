@@ -10,6 +10,7 @@
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
 #include "herd/cli/flag_checks.h"
+#include "herd/model/vision.h"
 #include "herd/server/http_server.h"
 
 namespace herd::cli {
@@ -51,8 +52,9 @@ int run_serve(Options o) {
   if (!engine) return report(engine.status());
   if (!(*engine)->has_tokenizer())
     return report(Status::error("-m: the model has no tokenizer; the server needs one"));
-  // Tiles and tokens per tile come from vision_config. image_url parts stay a 400 ("no vision
-  // encoder") until the engine runs one: images.enabled is for the vision encoder to set.
+  // Tiles and tokens per tile come from vision_config. image_url parts are a 400 ("no vision
+  // encoder") unless the checkpoint holds the vision tensors (not a text-only extraction).
+  o.server.images.enabled = has_vision_weights((*engine)->model());
   if (const auto& v = (*engine)->model().config.vision;
       v && v->image_size > 0 && v->patch_size > 0) {
     o.server.images.tile_size = int(v->image_size);
