@@ -137,6 +137,60 @@ TEST(Vision, MisShapedVisionTensorIsAnError) {
   EXPECT_NE(m.status().message().find("expected [32]"), std::string::npos) << m.status().message();
 }
 
+// f32 -> IEEE half, round to nearest (enough for weights of magnitude 1e-8 .. 60000).
+uint16_t to_f16(float f) {
+  const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+  const float a = std::fabs(f);
+  if (a < std::ldexp(1.0f, -14))  // subnormal: units of 2^-24
+    return uint16_t(sign | uint16_t(std::lrint(std::ldexp(a, 24))));
+  int e = 0;
+  const float m = std::frexp(a, &e);       // a = m · 2^e, m in [0.5, 1)
+  long q = std::lrint(std::ldexp(m, 11));  // 11 significant bits
+  if (q == 2048) q = 1024, ++e;
+  return uint16_t(sign | uint16_t((e + 14) << 10) | uint16_t(q - 1024));
+}
+
+TEST(Vision, F16VisionWeightsGiveTheSameEmbeddings) {
+  // The vision weights are used as stored; F16 has no gemm kernel, so the fast path must not
+  // hand it one. Every vision matrix converted to F16 (bf16 values are exact in f16 unless tiny).
+  std::vector<std::vector<uint16_t>> keep;
+  const std::string d = rewritten([&](std::vector<TensorToWrite>& ts) {
+    for (auto& t : ts) {
+      if (!t.name.starts_with("vision_model.") || t.shape.size() != 2) continue;
+      const auto* src = static_cast<const uint16_t*>(t.data);
+      int64_t n = 1;
+      for (int64_t x : t.shape) n *= x;
+      keep.emplace_back(size_t(n));
+      for (int64_t i = 0; i < n; ++i) keep.back()[size_t(i)] = to_f16(bf16_to_f32(src[i]));
+      t.dtype = DType::F16;
+      t.data = keep.back().data();
+    }
+  });
+  auto m16 = load_model(d);
+  ASSERT_TRUE(m16.is_ok()) << m16.status().message();
+  SynthOptions o;
+  auto m = load_model(testutil::synth_dir("bf16", o));
+  ASSERT_TRUE(m.is_ok());
+  ThreadPool pool(2);
+  const std::vector<float> px = test_pixels(1, 3);
+  std::vector<std::vector<float>> outs;
+  for (const LoadedModel* model : {&*m, &*m16})
+    for (Precision p : {Precision::kF32, Precision::kAuto}) {
+      auto enc = VisionEncoder::create(*model, pool, p);
+      ASSERT_TRUE(enc.is_ok()) << enc.status().message();
+      outs.emplace_back(size_t((*enc)->tokens_per_tile() * (*enc)->output_dim()));
+      ASSERT_TRUE((*enc)->encode(px.data(), 1, outs.back().data()).is_ok());
+    }
+  auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+    float w = 0;
+    for (size_t i = 0; i < a.size(); ++i) w = std::max(w, std::abs(a[i] - b[i]));
+    return w;
+  };
+  EXPECT_LE(max_diff(outs[0], outs[2]), 1e-5f);  // f32 path: BF16 vs F16 weights
+  EXPECT_LE(max_diff(outs[0], outs[3]), 0.05f);  // F16 weights through the fast path
+  EXPECT_LE(max_diff(outs[0], outs[1]), 0.05f);  // BF16 fast path (bf16 activations)
+}
+
 TEST(Vision, TextOnlyExtractionLoadsAsTextModel) {
   // config.json with a vision_config, files without any vision tensor (spec: transformers and
   // llama.cpp users expect such an extraction to load as text).

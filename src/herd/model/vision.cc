@@ -94,7 +94,9 @@ VisionEncoder::VisionEncoder(const LoadedModel& model, ThreadPool& pool, Precisi
 
 void VisionEncoder::linear(const float* x, int64_t n, const WeightRef& w, const float* bias,
                            float* y) {
-  if (fast_) {
+  // F16 checkpoints have no gemm kernel (the text path converts them at load); the vision
+  // weights are used as stored, so those products take the f32 reference.
+  if (fast_ && (w.dtype == DType::BF16 || w.dtype == DType::F32)) {
     prepare_acts(x, n, w.cols, w.cols, w.dtype, acts_);
     gemm(pool_, acts_, w, y, w.rows);
   } else {
