@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "herd/io/safetensors.h"
@@ -27,6 +28,26 @@ inline std::string synth_dir(const std::string& tag, SynthOptions o) {
   Status s = synth_model(o);
   EXPECT_TRUE(s.is_ok()) << s.message();
   return o.out_dir;
+}
+
+// A single-file synthetic checkpoint (o.shards is forced to 1) rewritten into a fresh `dst`
+// directory, with config.json, after `edit` changed its list of tensors.
+inline std::string rewritten_checkpoint(
+    SynthOptions o, const std::function<void(std::vector<TensorToWrite>&)>& edit) {
+  o.shards = 1;
+  const std::string src = synth_dir("src", o);
+  const std::string dst = fresh_dir("dst");
+  auto store = TensorStore::open_dir(src);
+  EXPECT_TRUE(store.is_ok());
+  std::vector<TensorToWrite> ts;
+  for (const auto& n : (*store)->names()) {
+    const TensorView* v = (*store)->find(n);
+    ts.push_back({n, v->dtype, v->shape, v->data, {}});
+  }
+  edit(ts);
+  EXPECT_TRUE(write_safetensors(dst + "/model.safetensors", ts).is_ok());
+  std::filesystem::copy_file(src + "/config.json", dst + "/config.json");
+  return dst;
 }
 
 // A single-shard text-only tiny model whose embedding row of `token` holds a BF16 NaN at

@@ -23,20 +23,7 @@ const std::string kQ = "model.layers.2.self_attn.q_proj.weight";
 std::string rewritten(const std::function<void(std::vector<TensorToWrite>&)>& edit) {
   SynthOptions o;
   o.text_only = true;
-  o.shards = 1;
-  const std::string src = testutil::synth_dir("src", o);
-  const std::string dst = fresh_dir("dst");
-  auto store = TensorStore::open_dir(src);
-  EXPECT_TRUE(store.is_ok());
-  std::vector<TensorToWrite> ts;
-  for (const auto& n : (*store)->names()) {
-    const TensorView* v = (*store)->find(n);
-    ts.push_back({n, v->dtype, v->shape, v->data, {}});
-  }
-  edit(ts);
-  EXPECT_TRUE(write_safetensors(dst + "/model.safetensors", ts).is_ok());
-  fs::copy_file(src + "/config.json", dst + "/config.json");
-  return dst;
+  return testutil::rewritten_checkpoint(o, edit);
 }
 
 std::string load_error(const std::string& dir) {

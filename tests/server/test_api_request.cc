@@ -124,7 +124,7 @@ TEST(ApiRequest, MessageErrors) {
       {R"({"messages":[{"role":"user","content":[{"type":"text"}]}]})",
        "messages[0].content[0].text"},
       {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})",
-       "messages[0].content[0].type: \"image_url\" content is not supported"},
+       "messages[0].content[0]: image content needs a model with a vision encoder"},
       {R"({"messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f",
           "arguments":"{bad"}}]}]})",
        "messages[0].tool_calls[0].function.arguments"},

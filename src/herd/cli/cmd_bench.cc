@@ -12,6 +12,7 @@
 #include "herd/cli/flag_checks.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
+#include "herd/model/vision.h"
 #include "herd/model/weight_bytes.h"
 #include "herd/ops/kv_quant.h"
 #include "herd/runtime/bandwidth_probe.h"
@@ -25,6 +26,7 @@ struct Options {
   int64_t prompt_tokens = 512, gen_tokens = 128;
   int repeats = 3;
   bool json = false, probe = false;
+  int64_t image_tiles = 0;  // > 0: time the vision encoder instead (run_image_bench)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -54,8 +56,45 @@ int run_probe(const Options& o) {
   return 0;
 }
 
+// Vision encoder time per tile: N random normalised tiles encoded as one image would be (all
+// tiles in one call), one warm-up, median of the repeats.
+int run_image_bench(const Options& o) {
+  auto precision = parse_precision(o.engine.precision);
+  if (!precision) return report(precision.status());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = load_model(o.engine.model);
+  if (!model) return report(model.status());
+  ThreadPool pool(o.engine.threads);
+  auto enc = VisionEncoder::create(*model, pool, *precision);
+  if (!enc) return report(enc.status());
+  const double load_s = seconds_since(t0);
+  const Llama4VisionConfig& v = *model->config.vision;
+  std::vector<float> px(size_t(o.image_tiles * v.num_channels * v.image_size * v.image_size));
+  Xoshiro256 rng(1234);
+  for (float& x : px) x = float(double(rng.next() >> 11) / double(1ull << 53)) * 2.0f - 1.0f;
+  std::vector<float> out(size_t(o.image_tiles * (*enc)->tokens_per_tile() * (*enc)->output_dim()));
+  std::vector<double> per_tile;
+  for (int r = 0; r <= o.repeats; ++r) {
+    const auto t1 = std::chrono::steady_clock::now();
+    if (Status s = (*enc)->encode(px.data(), o.image_tiles, out.data()); !s) return report(s);
+    if (r > 0) per_tile.push_back(seconds_since(t1) / double(o.image_tiles));
+  }
+  std::printf(
+      "model %s  vision D %lld  layers %lld  precision %s  threads %d\n"
+      "load          %.2f s\n"
+      "image encode  %.3f s per tile (%lld tiles per call, median of %d)\n",
+      o.engine.model.c_str(), (long long)v.hidden_size, (long long)v.num_hidden_layers,
+      o.engine.precision.c_str(), pool.size(), load_s, median(per_tile), (long long)o.image_tiles,
+      o.repeats);
+  return 0;
+}
+
 int run_bench(const Options& o) {
   if (o.probe) return run_probe(o);
+  if (o.image_tiles > 0) {
+    if (o.engine.model.empty()) return report(Status::error("--image-tiles needs --model"));
+    return run_image_bench(o);
+  }
   if (o.engine.model.empty()) return report(Status::error("--model is required (or --probe)"));
   auto opt = o.engine.options();
   if (!opt) return report(opt.status());
@@ -155,6 +194,9 @@ CommandRegistrar reg(
           ->check(int_in(0, 1 << 20, "0 = skip"));
       app.add_option("-r,--repeats", o->repeats, "Measured repetitions")->check(int_in(1, 10000));
       app.add_flag("--json", o->json, "Print one JSON object");
+      app.add_option("--image-tiles", o->image_tiles,
+                     "Time the vision encoder on N random image tiles instead (seconds per tile)")
+          ->check(int_in(0, 1024, "0 = off"));
       run = [o] { return run_bench(*o); };
     });
 

@@ -11,6 +11,10 @@
 //                        token that went through the forward pass (prompt and fed-back greedy
 //                        tokens), from the decoder's "expert" trace:
 //                        {"tokens": T, "experts": E, "layers": [{"layer": i, "counts": [...]}]}
+//   --image FILE         (repeatable) the token ids already hold each image's layout of spec §5.8
+//                        (<|image_start|> … <|image_end|>), in order; the images' embeddings
+//                        replace the <|patch|> tokens. A layout that does not match the image's
+//                        tile grid is an error.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -24,6 +28,7 @@
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
 #include "herd/cli/flag_checks.h"
+#include "herd/cli/image_inputs.h"
 #include "herd/cli/token_list.h"
 #include "herd/model/text.h"
 
@@ -33,6 +38,7 @@ namespace {
 struct Options {
   std::string tokens, tokens_file, positions, output;
   std::string greedy_out, expert_stats;
+  std::vector<std::string> images;
   EngineFlags engine;
   int greedy = 0;
   bool all = false;
@@ -74,12 +80,18 @@ int run_logits(const Options& o) {
   if (o.greedy < 0) return report(make_error("--greedy {}: must be >= 0", o.greedy));
   auto opt = o.engine.options();
   if (!opt) return report(opt.status());
-  opt->tokenizer = false;
+  opt->tokenizer = !o.images.empty();  // image token ids are looked up by name
   opt->sched.max_seqs = 1;
   opt->sched.context = 0;
   auto engine = Engine::open(*opt);
   if (!engine) return report(engine.status());
   Engine& e = **engine;
+  CliImages images;
+  if (!o.images.empty()) {
+    auto r = load_cli_images(e, o.images);
+    if (!r) return report(r.status());
+    images = std::move(r).value();
+  }
   // Rows are computed in ascending position order, then written in the order asked for.
   std::vector<int64_t> sorted(want);
   std::sort(sorted.begin(), sorted.end());
@@ -115,6 +127,8 @@ int run_logits(const Options& o) {
   req.logits_positions = sorted;
   req.max_tokens = o.greedy;
   req.reuse_prefix = false;
+  if (!o.images.empty())
+    if (Status st = attach_images(e, images, req); !st) return report(st);
   req.on_logits = [&](int64_t pos, const float* row) {
     if (pos < n && index_of(pos) >= 0) std::copy_n(row, V, row_of(pos));
   };
@@ -151,36 +165,39 @@ int run_logits(const Options& o) {
   return 0;
 }
 
-CommandRegistrar reg("logits", "Write raw float32 logits for a token sequence",
-                     [](CLI::App& app, std::function<int()>& run) {
-                       auto o = std::make_shared<Options>();
-                       // f32 by default: this is the conformance interface; --precision
-                       // auto checks the fast path.
-                       o->engine.precision = "f32";
-                       o->engine.add_to(app);
-                       app.add_option("--tokens", o->tokens, "Token ids, comma separated")
-                           ->check(int_list_flag());
-                       app.add_option("--tokens-file", o->tokens_file,
-                                      "File with token ids (JSON array or separated by commas / "
-                                      "whitespace)");
-                       app.add_flag("--all", o->all, "Logits at every position");
-                       app.add_option("--positions", o->positions,
-                                      "Positions, comma separated; negative counts from the end "
-                                      "(default -1)")
-                           ->check(int_list_flag());
-                       app.add_option("-o,--output", o->output, "Output file")->required();
-                       app.add_option("--greedy", o->greedy,
-                                      "After the prompt, decode N tokens greedily (argmax, "
-                                      "ties to the lowest id) and write their ids to the "
-                                      "--greedy-out JSON file")
-                           ->check(int_in(0, 1 << 24, "0 = off"));
-                       app.add_option("--greedy-out", o->greedy_out,
-                                      "JSON side file for --greedy (default OUTPUT.json)");
-                       app.add_option("--expert-stats", o->expert_stats,
-                                      "Write how often each expert was chosen, per MoE layer, "
-                                      "to this JSON file");
-                       run = [o] { return run_logits(*o); };
-                     });
+CommandRegistrar reg(
+    "logits", "Write raw float32 logits for a token sequence",
+    [](CLI::App& app, std::function<int()>& run) {
+      auto o = std::make_shared<Options>();
+      // f32 by default: this is the conformance interface; --precision
+      // auto checks the fast path.
+      o->engine.precision = "f32";
+      o->engine.add_to(app);
+      app.add_option("--tokens", o->tokens, "Token ids, comma separated")->check(int_list_flag());
+      app.add_option("--tokens-file", o->tokens_file,
+                     "File with token ids (JSON array or separated by commas / "
+                     "whitespace)");
+      app.add_flag("--all", o->all, "Logits at every position");
+      app.add_option("--positions", o->positions,
+                     "Positions, comma separated; negative counts from the end "
+                     "(default -1)")
+          ->check(int_list_flag());
+      app.add_option("-o,--output", o->output, "Output file")->required();
+      app.add_option("--greedy", o->greedy,
+                     "After the prompt, decode N tokens greedily (argmax, "
+                     "ties to the lowest id) and write their ids to the "
+                     "--greedy-out JSON file")
+          ->check(int_in(0, 1 << 24, "0 = off"));
+      app.add_option("--greedy-out", o->greedy_out,
+                     "JSON side file for --greedy (default OUTPUT.json)");
+      app.add_option("--expert-stats", o->expert_stats,
+                     "Write how often each expert was chosen, per MoE layer, "
+                     "to this JSON file");
+      app.add_option("--image", o->images,
+                     "Image file whose embeddings replace the <|patch|> tokens "
+                     "of its layout in the tokens (repeatable, in order)");
+      run = [o] { return run_logits(*o); };
+    });
 
 }  // namespace
 }  // namespace herd::cli

@@ -10,6 +10,7 @@
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
 #include "herd/cli/flag_checks.h"
+#include "herd/model/vision.h"
 #include "herd/server/http_server.h"
 
 namespace herd::cli {
@@ -51,6 +52,15 @@ int run_serve(Options o) {
   if (!engine) return report(engine.status());
   if (!(*engine)->has_tokenizer())
     return report(Status::error("-m: the model has no tokenizer; the server needs one"));
+  // Tiles and tokens per tile come from vision_config. image_url parts are a 400 ("no vision
+  // encoder") unless the checkpoint holds the vision tensors (not a text-only extraction).
+  o.server.images.enabled = has_vision_weights((*engine)->model());
+  if (const auto& v = (*engine)->model().config.vision;
+      v && v->image_size > 0 && v->patch_size > 0) {
+    o.server.images.tile_size = int(v->image_size);
+    o.server.images.patch_size = int(v->patch_size);
+    o.server.images.pixel_shuffle_ratio = v->pixel_shuffle_ratio;
+  }
 
   server::HttpServer srv(**engine, o.server);
   if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return report(Status::error("pipe: failed"));
@@ -80,34 +90,44 @@ int run_serve(Options o) {
   return 0;
 }
 
-CommandRegistrar reg("serve", "OpenAI-compatible HTTP server (chat, completions, streaming)",
-                     [](CLI::App& app, std::function<int()>& run) {
-                       auto o = std::make_shared<Options>();
-                       o->engine.parallel = 8;  // a server batches by default
-                       o->engine.add_to(app);
-                       app.add_option(
-                           "--host", o->server.host,
-                           "Address to listen on (default 127.0.0.1: this machine only)");
-                       app.add_option("--port", o->server.port, "TCP port (0: any free port)")
-                           ->check(int_in(0, 65535));
-                       app.add_option("--api-key", o->server.api_key,
-                                      "Require Authorization: Bearer KEY on /v1/ routes");
-                       app.add_option("--model-name", o->server.model_name,
-                                      "Model id clients send (default: the model folder's name)");
-                       app.add_option("--max-queue", o->server.max_pending,
-                                      "Sequences waiting beyond the batch before 429")
-                           ->check(int_in(0, 1 << 20));
-                       app.add_option("--max-body-mb", o->max_body_mb,
-                                      "Largest request body in MiB (bigger: 413)")
-                           ->check(int_in(1, 1024));
-                       app.add_option("--default-max-tokens", o->server.default_max_tokens,
-                                      "Reply limit when a request sets no max_tokens")
-                           ->check(int_in(1, kMaxTokensFlag));
-                       app.add_option("--http-threads", o->server.http_threads,
-                                      "HTTP worker threads (concurrent connections)")
-                           ->check(int_in(1, 4096));
-                       run = [o] { return run_serve(*o); };
-                     });
+CommandRegistrar reg(
+    "serve", "OpenAI-compatible HTTP server (chat, completions, streaming)",
+    [](CLI::App& app, std::function<int()>& run) {
+      auto o = std::make_shared<Options>();
+      o->engine.parallel = 8;  // a server batches by default
+      o->engine.add_to(app);
+      app.add_option("--host", o->server.host,
+                     "Address to listen on (default 127.0.0.1: this machine only)");
+      app.add_option("--port", o->server.port, "TCP port (0: any free port)")
+          ->check(int_in(0, 65535));
+      app.add_option("--api-key", o->server.api_key,
+                     "Require Authorization: Bearer KEY on /v1/ routes");
+      app.add_option("--model-name", o->server.model_name,
+                     "Model id clients send (default: the model folder's name)");
+      app.add_option("--max-queue", o->server.max_pending,
+                     "Sequences waiting beyond the batch before 429")
+          ->check(int_in(0, 1 << 20));
+      app.add_option("--max-body-mb", o->max_body_mb, "Largest request body in MiB (bigger: 413)")
+          ->check(int_in(1, 1024));
+      app.add_option("--default-max-tokens", o->server.default_max_tokens,
+                     "Reply limit when a request sets no max_tokens")
+          ->check(int_in(1, kMaxTokensFlag));
+      app.add_option("--http-threads", o->server.http_threads,
+                     "HTTP worker threads (concurrent connections)")
+          ->check(int_in(1, 4096));
+      server::ImageSettings& im = o->server.images;
+      app.add_option("--image-max-pixels", im.limits.max_pixels,
+                     "Largest image (width x height) a request may send")
+          ->check(int_in(1, int64_t(1) << 30));
+      app.add_option("--image-max-side", im.limits.max_side, "Largest image width or height")
+          ->check(int_in(1, 1 << 16));
+      app.add_option("--image-max-tiles", im.preprocess.max_tiles,
+                     "Most 336-pixel tiles per image (Llama 4: 16)")
+          ->check(int_in(1, 64));
+      app.add_option("--max-images", im.max_images, "Most images per request")
+          ->check(int_in(0, 64));
+      run = [o] { return run_serve(*o); };
+    });
 
 }  // namespace
 }  // namespace herd::cli

@@ -27,6 +27,18 @@ CommandRegistrar reg(
           ->check(int_in(1, 99999));
       app.add_flag("--text-only", opt->text_only,
                    "Write a flat Llama4ForCausalLM checkpoint without vision tensors");
+      auto vision = std::make_shared<bool>(false);
+      auto vision_layers = std::make_shared<int64_t>(-1);
+      app.add_flag("--vision", *vision,
+                   "Write the vision tower and vision_config (the default; refused with "
+                   "--text-only)");
+      app.add_option("--vision-width", opt->vision_width,
+                     "small (D 32, 2 layers), real (the released encoder: D 1408, 34 layers) or "
+                     "a multiple of 88 (small with heads of the real head dim) -- image 336, "
+                     "patch 14 and 144 tokens per tile are always real")
+          ->default_str("small");
+      app.add_option("--vision-layers", *vision_layers, "Override the vision encoder depth")
+          ->check(int_in(1, 1 << 10));
       app.add_flag("--fp8", opt->fp8,
                    "Write routed experts as FP8 (compressed-tensors layout of the Maverick FP8 "
                    "release: per expert F8_E4M3 + per-channel weight_scale)");
@@ -47,13 +59,16 @@ CommandRegistrar reg(
           ->check(int_in(1, (int64_t(1) << 31) - 1));
       run = [=] {
         SynthOptions o = *opt;
+        if (*vision && o.text_only)
+          return report(Status::error("synth: --vision and --text-only contradict each other"));
+        if (*vision_layers >= 0) o.vision_layers = *vision_layers;
         if (*chunk >= 0) o.attention_chunk_size = *chunk;
         if (*layers >= 0) o.layers = *layers;
         if (*hidden >= 0) o.hidden = *hidden;
         if (*experts >= 0) o.experts = *experts;
         if (*vocab >= 0) o.vocab = *vocab;
         if (*floor >= 0) o.floor_scale = *floor;
-        o.progress = o.preset == "small" || o.preset == "bench";
+        o.progress = o.preset == "small" || o.preset == "bench" || o.vision_width == "real";
         Status s = synth_model(o);
         if (!s) return report(s);
         fmt::print(stderr, "synth: wrote {} (preset {}, seed {})\n", o.out_dir, o.preset, o.seed);

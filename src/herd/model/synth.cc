@@ -52,7 +52,39 @@ Llama4VisionConfig small_vision() {
   return v;
 }
 
+// The released encoder's widths (spec §1.1, §2.1): its cost per tile is the real one.
+Llama4VisionConfig real_vision() {
+  Llama4VisionConfig v = small_vision();
+  v.hidden_size = 1408;
+  v.num_hidden_layers = 34;
+  v.num_attention_heads = 16;
+  v.intermediate_size = 5632;
+  v.projector_input_dim = 4096;
+  v.projector_output_dim = 4096;
+  v.vision_output_dim = 4096;
+  return v;
+}
+
 }  // namespace
+
+Result<Llama4VisionConfig> synth_vision_config(const std::string& width) {
+  if (width == "small") return small_vision();
+  if (width == "real") return real_vision();
+  // A number: the small tower at that width with heads of the real head dim 88, so the 2-D
+  // RoPE has the released geometry (22 frequencies per axis) at a fraction of the cost.
+  int64_t d = 0;
+  const bool digits = !width.empty() && width.size() <= 6 &&
+                      width.find_first_not_of("0123456789") == std::string::npos;
+  if (digits) d = std::stoll(width);
+  if (d <= 0 || d % 88 != 0)
+    return make_error("synth: --vision-width '{}' (expected small, real or a multiple of 88)",
+                      width);
+  Llama4VisionConfig v = small_vision();
+  v.hidden_size = d;
+  v.num_attention_heads = d / 88;
+  v.intermediate_size = 4 * d;  // = the pixel-shuffled width
+  return v;
+}
 
 std::vector<std::string> synth_preset_names() {
   std::vector<std::string> out;
@@ -121,8 +153,16 @@ Result<Llama4Config> synth_config(const SynthOptions& opt) {
   t.bos_token_id = {ids.bos};
   t.eos_token_id = ids.eos();
   if (ids.pad >= 0) t.pad_token_id = ids.pad;
+  if (opt.text_only && (opt.vision_width != "small" || opt.vision_layers))
+    return make_error(
+        "synth: --vision-width and --vision-layers need a vision tower (not with "
+        "--text-only)");
   if (cfg.multimodal) {
-    cfg.vision = small_vision();
+    HERD_ASSIGN_OR_RETURN(cfg.vision, synth_vision_config(opt.vision_width));
+    if (opt.vision_layers) {
+      if (*opt.vision_layers <= 0) return make_error("synth: --vision-layers must be positive");
+      cfg.vision->num_hidden_layers = *opt.vision_layers;
+    }
     cfg.image_token_index = ids.patch;
     cfg.boi_token_index = ids.image_start;
     cfg.eoi_token_index = ids.image_end;

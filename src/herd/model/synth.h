@@ -30,8 +30,15 @@ struct SynthOptions {
   std::string preset = "tiny";
   std::string out_dir;
   uint64_t seed = 0;
-  int shards = 0;             // 0 = the preset's default
-  bool text_only = false;     // Llama4ForCausalLM, flat names, no vision tensors
+  int shards = 0;          // 0 = the preset's default
+  bool text_only = false;  // Llama4ForCausalLM, flat names, no vision tensors
+  // Vision tower (not with text_only). Image size 336, patch 14 and pixel-shuffle ratio 0.5 are
+  // always the released ones (144 tokens per tile); "small" shrinks width and depth (D 32, 2
+  // layers, adapter 64); "real" is the released encoder (D 1408, 16 heads, MLP 5632, 34 layers,
+  // adapter 4096) for timing; a number D is the small tower at width D with heads of the real
+  // head dim 88 (D a multiple of 88). vision_layers overrides the depth.
+  std::string vision_width = "small";
+  std::optional<int64_t> vision_layers;
   std::string tokenizer_dir;  // copy a real tokenizer from here; empty = fallback tokenizer
   // Overrides (unset = preset value).
   std::optional<int64_t> attention_chunk_size, layers, hidden, experts, vocab;
@@ -42,6 +49,9 @@ struct SynthOptions {
   // ".weight_scale" [out, 1] (rowmax / 448); everything else BF16 (synth_fp8.cc).
   bool fp8 = false;
 };
+
+// The vision_config of SynthOptions::vision_width.
+Result<Llama4VisionConfig> synth_vision_config(const std::string& width);
 
 // The config a preset + overrides describe, before token ids are filled in.
 Result<Llama4Config> synth_config(const SynthOptions& opt);

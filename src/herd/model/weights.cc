@@ -5,8 +5,10 @@
 
 #include <fmt/format.h>
 
+#include "herd/base/log.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
+#include "herd/model/weight_views.h"
 
 namespace herd {
 
@@ -21,8 +23,8 @@ Status check_dtype(const std::string& dir, const TensorView& v) {
     case DType::F8_E4M3:
       return make_error(
           "model dir {}: tensor '{}' ({}) is F8_E4M3 outside the layout herd reads for FP8 "
-          "(compressed-tensors: per-expert Linear weights with a .weight_scale each)", dir,
-          v.name, v.file);
+          "(compressed-tensors: per-expert Linear weights with a .weight_scale each)",
+          dir, v.name, v.file);
     default:
       return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32",
                         dir, v.name, v.file, dtype_name(v.dtype));
@@ -46,24 +48,6 @@ Result<const TensorView*> get_checked(const std::string& dir, const TensorStore&
     return make_error("model dir {}: tensor '{}' ({}) has shape {}, expected {}", dir, spec.name,
                       v->file, shape_str(v->shape), shape_str(spec.shape));
   return v;
-}
-
-// 2-D tensors map directly. The fused expert tensors [E, in, out] become one [E*in, out] matrix:
-// expert e is rows [e*in, (e+1)*in) (load-time reshape, see LayerWeights in weights.h).
-WeightRef as_matrix(const TensorView& v) {
-  WeightRef w;
-  w.dtype = v.dtype;
-  w.data = v.data;
-  w.cols = v.shape.back();
-  w.rows = v.shape.size() >= 2 ? v.numel() / std::max<int64_t>(w.cols, 1) : 1;
-  return w;
-}
-
-std::vector<float> as_f32(const TensorView& v) {
-  WeightRef w = as_matrix(v);
-  std::vector<float> out(size_t(v.numel()));
-  dequantize_row(WeightRef{w.dtype, w.data, 1, v.numel(), nullptr}, 0, out.data());
-  return out;
 }
 
 void assign(TextWeights& tw, TensorRole role, int layer, const TensorView& v) {
@@ -130,6 +114,22 @@ void assign(TextWeights& tw, TensorRole role, int layer, const TensorView& v) {
 
 }  // namespace
 
+WeightRef as_matrix(const TensorView& v) {
+  WeightRef w;
+  w.dtype = v.dtype;
+  w.data = v.data;
+  w.cols = v.shape.back();
+  w.rows = v.shape.size() >= 2 ? v.numel() / std::max<int64_t>(w.cols, 1) : 1;
+  return w;
+}
+
+std::vector<float> as_f32(const TensorView& v) {
+  WeightRef w = as_matrix(v);
+  std::vector<float> out(size_t(v.numel()));
+  dequantize_row(WeightRef{w.dtype, w.data, 1, v.numel(), nullptr}, 0, out.data());
+  return out;
+}
+
 Result<LoadedModel> load_model(const std::string& dir) {
   LoadedModel m;
   m.dir = dir;
@@ -151,10 +151,22 @@ Result<LoadedModel> load_model(const std::string& dir) {
   }
   if (m.config.text.tie_word_embeddings) m.text.lm_head = m.text.embed;
   // Vision weights are checked now (a broken checkpoint should fail at load, not at the first
-  // image) but viewed by the vision encoder itself.
-  for (const TensorSpec& spec : vision_tensor_table(m.config)) {
+  // image) but viewed by the vision encoder itself (model/vision.h). A config with a
+  // vision_config over files holding no vision tensor at all is a text-only extraction: it loads
+  // as a text model, as transformers and llama.cpp users expect; a partial set stays an error.
+  const std::vector<TensorSpec> vision = vision_tensor_table(m.config);
+  size_t present = 0;
+  for (const TensorSpec& spec : vision) present += m.store->find(spec.name) != nullptr;
+  if (!vision.empty() && present == 0) {
+    log(LogLevel::kWarn,
+        "model dir {}: config.json has a vision_config but the checkpoint holds no vision "
+        "tensors; loaded as a text-only model (images are refused)",
+        dir);
+    return m;
+  }
+  for (const TensorSpec& spec : vision) {
     HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
-    (void)v;
+    HERD_TRY(check_dtype(dir, *v));
   }
   return m;
 }

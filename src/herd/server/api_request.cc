@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "herd/runtime/request_check.h"
+#include "herd/server/data_url.h"
 
 namespace herd::server {
 namespace {
@@ -97,7 +98,31 @@ bool has(const ojson& body, const char* field) {
   return body.contains(field) && !body[field].is_null();
 }
 
-Status check_content_part(const ojson& part, const std::string& where) {
+// An image part: {"type": "image_url", "image_url": {"url": "data:…"}} (or the URL as a plain
+// string), decoded and preprocessed into `images`.
+Status read_image_part(ojson& part, const std::string& where, const ImageSettings& settings,
+                       std::vector<ImageTiles>& images) {
+  if (!settings.enabled)
+    return make_error("{}: image content needs a model with a vision encoder; this one has none",
+                      where);
+  if (int(images.size()) >= settings.max_images)
+    return make_error("{}: more than {} images in one request", where, settings.max_images);
+  ojson& u = part["image_url"];
+  ojson* url = u.is_string() ? &u : u.is_object() && u.contains("url") ? &u["url"] : nullptr;
+  if (!url || !url->is_string())
+    return make_error("{}.image_url.url: expected a string (a data: URL)", where);
+  auto bytes = decode_data_url(url->get_ref<const std::string&>());
+  if (!bytes) return bytes.status().with_context(where + ".image_url.url");
+  HERD_ASSIGN_OR_RETURN(Image img, decode_image(*bytes, settings.limits, where + ".image_url"));
+  auto tiles = preprocess_image(img, settings.tile_size, settings.preprocess);
+  if (!tiles) return tiles.status().with_context(where + ".image_url");
+  images.push_back(std::move(tiles).value());
+  *url = "data:";  // the pixels live in `images` now; keep the body small
+  return Status::ok();
+}
+
+Status check_content_part(ojson& part, const std::string& where, const ImageSettings& settings,
+                          std::vector<ImageTiles>& images) {
   if (!part.is_object()) return wrong_type(where, part, "a content part object");
   if (!part.contains("type") || !part["type"].is_string())
     return make_error("{}.type: expected a string (\"text\")", where);
@@ -107,9 +132,15 @@ Status check_content_part(const ojson& part, const std::string& where) {
       return make_error("{}.text: expected a string", where);
     return Status::ok();
   }
-  if (type == "image_url" || type == "image" || type == "input_audio" || type == "file")
+  if (type == "image_url") return read_image_part(part, where, settings, images);
+  if (type == "image")
+    return make_error(
+        "{}.type: an \"image\" part carries no pixels; send {{\"type\": \"image_url\", "
+        "\"image_url\": {{\"url\": \"data:image/png;base64,…\"}}}}",
+        where);
+  if (type == "input_audio" || type == "file")
     return make_error("{}.type: \"{}\" content is not supported by this server yet", where, type);
-  return make_error("{}.type: got \"{}\", expected \"text\"", where, type);
+  return make_error("{}.type: got \"{}\", expected \"text\" or \"image_url\"", where, type);
 }
 
 Status check_tool_calls(ojson& calls, const std::string& where) {
@@ -140,7 +171,8 @@ Status check_tool_calls(ojson& calls, const std::string& where) {
   return Status::ok();
 }
 
-Status check_messages(ojson& messages) {
+Status check_messages(ojson& messages, const ImageSettings& settings,
+                      std::vector<ImageTiles>& images) {
   if (!messages.is_array()) return wrong_type("messages", messages, "an array of messages");
   if (messages.empty()) return make_error("messages: expected at least one message");
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -174,7 +206,7 @@ Status check_messages(ojson& messages) {
     if (!c.is_array())
       return wrong_type(where + ".content", c, "a string or an array of content parts");
     for (size_t j = 0; j < c.size(); ++j)
-      HERD_TRY(check_content_part(c[j], fmt::format("{}.content[{}]", where, j)));
+      HERD_TRY(check_content_part(c[j], fmt::format("{}.content[{}]", where, j), settings, images));
   }
   return Status::ok();
 }
@@ -366,7 +398,7 @@ Status parse_logprobs(const ojson& body, ApiRequest& r) {
   return Status::ok();
 }
 
-Status parse_body(const ojson& b, ApiRequest& r) {
+Status parse_body(const ojson& b, ApiRequest& r, const ImageSettings& images) {
   if (has(b, "model")) {
     if (!b["model"].is_string()) return wrong_type("model", b["model"], "a string");
     r.model = b["model"].get<std::string>();
@@ -374,7 +406,7 @@ Status parse_body(const ojson& b, ApiRequest& r) {
   if (r.endpoint == Endpoint::kChat) {
     if (!b.contains("messages")) return make_error("messages: required");
     r.messages = b["messages"];
-    HERD_TRY(check_messages(r.messages));
+    HERD_TRY(check_messages(r.messages, images, r.images));
   } else {
     HERD_TRY(parse_prompt(b, r));
     if (has(b, "echo")) {
@@ -444,7 +476,8 @@ void SamplingOverrides::apply(SamplingParams& p) const {
   if (!logit_bias.empty()) p.logit_bias = logit_bias;
 }
 
-Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint) {
+Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint,
+                                     const ImageSettings& images) {
   if (!nesting_within(body, kMaxNesting))
     return make_error("request body: JSON nested deeper than {} levels", kMaxNesting);
   ojson b = ojson::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -460,7 +493,7 @@ Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint) {
   if (!b.is_object()) return wrong_type("request body", b, "a JSON object");
   ApiRequest r;
   r.endpoint = endpoint;
-  HERD_TRY(parse_body(b, r));
+  HERD_TRY(parse_body(b, r, images));
   return r;
 }
 

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "herd/base/status.h"
+#include "herd/io/image.h"
+#include "herd/model/vision_preprocess.h"
 #include "herd/runtime/sampler.h"
 
 namespace herd::server {
@@ -32,10 +34,26 @@ struct SamplingOverrides {
   void apply(SamplingParams& p) const;
 };
 
+// Images in chat requests: image_url content parts with base64 data: URLs. They are decoded and
+// preprocessed while the request is parsed (in the HTTP thread), so a bad image is a 400 that
+// names its content part before anything is queued.
+struct ImageSettings {
+  bool enabled = false;              // the served model has a vision encoder
+  int tile_size = 336;               // vision_config.image_size
+  int patch_size = 14;               // vision_config.patch_size
+  double pixel_shuffle_ratio = 0.5;  // vision_config.pixel_shuffle_ratio
+  ImageLimits limits;                // per image, checked from the header before decoding
+  VisionPreprocessOptions preprocess;
+  int max_images = 8;  // per request (Meta tested up to 5, vLLM suggests at most 10)
+};
+
 struct ApiRequest {
   Endpoint endpoint = Endpoint::kChat;
-  std::string model;                  // empty: the served model
-  nlohmann::ordered_json messages;    // chat: the messages array, content parts normalised
+  std::string model;                // empty: the served model
+  nlohmann::ordered_json messages;  // chat: the messages array, content parts normalised
+  // chat: one per image content part, in message order (the order of the <|image|> placeholders
+  // the chat renderer writes); their data: URLs are dropped from `messages` once decoded.
+  std::vector<ImageTiles> images;
   std::string prompt_text;            // completions: a string prompt
   std::vector<int32_t> prompt_ids;    // completions: a token-id prompt
   std::optional<int64_t> max_tokens;  // max_tokens / max_completion_tokens
@@ -57,7 +75,9 @@ inline constexpr int kMaxTopLogprobs = 20;
 inline constexpr int kMaxStopStrings = 4;
 inline constexpr size_t kMaxStopBytes = 256;
 
-// Parses and validates a POST /v1/chat/completions or /v1/completions body.
-Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint);
+// Parses and validates a POST /v1/chat/completions or /v1/completions body. Image parts are an
+// error unless `images.enabled`.
+Result<ApiRequest> parse_api_request(std::string_view body, Endpoint endpoint,
+                                     const ImageSettings& images = {});
 
 }  // namespace herd::server

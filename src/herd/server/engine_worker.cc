@@ -108,12 +108,25 @@ void EngineWorker::submit(const std::shared_ptr<Job>& job) {
   const JobSpec& spec = job->spec;
   const Tokenizer& tok = engine_.tokenizer();
   const int64_t vocab = engine_.decoder().vocab_size();
+  SplicedImages images;
+  if (!spec.images.empty()) {
+    // Encoding runs on this thread between steps: the other sequences wait for it.
+    auto s = encode_images(spec);
+    if (!s) {
+      outstanding_ -= spec.n;
+      job->submitted.set_value(s.status());
+      return;
+    }
+    images = std::move(s).value();
+  }
   for (int i = 0; i < spec.n; ++i) {
     auto st = std::make_shared<SeqState>(tok, spec.stop);
     st->job = job;
     st->index = i;
     Request r;
     r.prompt = spec.prompt;
+    r.embeddings = images.embeddings;
+    r.embedding_positions = images.positions;
     r.max_tokens = spec.max_tokens;
     r.sampling = spec.sampling;
     r.sampling.seed = spec.sampling.seed + uint64_t(i);
@@ -185,6 +198,14 @@ void EngineWorker::submit(const std::shared_ptr<Job>& job) {
   }
   active_.push_back(job);
   job->submitted.set_value(Status::ok());
+}
+
+Result<SplicedImages> EngineWorker::encode_images(const JobSpec& spec) {
+  if (!vision_) {
+    HERD_ASSIGN_OR_RETURN(vision_, VisionEncoder::create(engine_.model(), engine_.pool(),
+                                                         engine_.decoder().precision()));
+  }
+  return splice_images(*vision_, engine_.tokenizer(), spec.prompt, spec.images);
 }
 
 void EngineWorker::publish_gauges() {

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "herd/model/vision_preprocess.h"
+#include "herd/model/vision_splice.h"
 #include "herd/runtime/engine.h"
 #include "herd/server/logprobs.h"
 #include "herd/server/metrics.h"
@@ -61,6 +63,12 @@ struct JobSpec {
   bool keep_special = false;
   // Forced tool calls: each choice decodes under its own clone of this (null: unconstrained).
   std::shared_ptr<const TokenConstraint> constraint;
+  // Chat images (server/image_prompt.h): their preprocessed tiles and, per image, the prompt
+  // index of each tile's <|patch|> run (global tile last), where the vision encoder's
+  // embeddings replace the token embeddings (Request::embeddings / embedding_positions). The
+  // engine thread encodes them (EngineWorker::encode_images) before the job's first step.
+  std::vector<ImageTiles> images;
+  std::vector<std::vector<size_t>> image_patch_runs;
 };
 
 struct Job {
@@ -100,6 +108,8 @@ class EngineWorker {
   void loop();
   void submit(const std::shared_ptr<Job>& job);
   void publish_gauges();
+  // The job's images encoded and matched to its prompt (the encoder is made at the first one).
+  Result<SplicedImages> encode_images(const JobSpec& spec);
 
   Engine& engine_;
   Metrics& metrics_;
@@ -113,6 +123,7 @@ class EngineWorker {
   std::atomic<int64_t> outstanding_{0};  // sequences enqueued and not finished
   std::atomic<bool> draining_{false}, stop_{false};
   std::vector<std::shared_ptr<Job>> active_;  // engine thread only
+  std::unique_ptr<VisionEncoder> vision_;     // engine thread only
   std::thread thread_;
 };
 

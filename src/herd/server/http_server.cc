@@ -11,6 +11,7 @@
 #include "herd/base/log.h"
 #include "herd/runtime/request_check.h"
 #include "herd/server/api_request.h"
+#include "herd/server/image_prompt.h"
 #include "herd/server/openai_format.h"
 #include "herd/server/tool_grammar.h"
 #include "herd/server/tool_stream.h"
@@ -112,7 +113,8 @@ struct HttpServer::Impl {
 
   void setup();
   void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep);
-  Result<std::shared_ptr<Job>> prepare(const ApiRequest& r, int& status);
+  // Moves the request's images into the job (they are large and needed only there).
+  Result<std::shared_ptr<Job>> prepare(ApiRequest& r, int& status);
   void respond_whole(const ApiRequest& r, const std::shared_ptr<Job>& job, httplib::Response& res);
   void respond_stream(const ApiRequest& r, const std::shared_ptr<Job>& job, httplib::Response& res);
 };
@@ -162,7 +164,7 @@ void HttpServer::Impl::setup() {
   });
 }
 
-Result<std::shared_ptr<Job>> HttpServer::Impl::prepare(const ApiRequest& r, int& status) {
+Result<std::shared_ptr<Job>> HttpServer::Impl::prepare(ApiRequest& r, int& status) {
   status = 400;
   const Tokenizer& tok = engine.tokenizer();
   auto job = std::make_shared<Job>();
@@ -172,6 +174,14 @@ Result<std::shared_ptr<Job>> HttpServer::Impl::prepare(const ApiRequest& r, int&
     if (r.tools && r.tool_choice != ToolChoice::kNone) co.tools = *r.tools;
     HERD_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(tok, r.messages, co));
     spec.prompt = std::move(chat.ids);
+    if (!r.images.empty()) {
+      chat.ids = std::move(spec.prompt);
+      HERD_ASSIGN_OR_RETURN(ImagePrompt p,
+                            chat_prompt_with_images(tok, chat, r.images, opt.images));
+      spec.prompt = std::move(p.ids);
+      spec.images = std::move(r.images);
+      spec.image_patch_runs = std::move(p.patch_runs);
+    }
     spec.keep_special = co.tools.has_value();
     if (co.tools &&
         (r.tool_choice == ToolChoice::kRequired || r.tool_choice == ToolChoice::kNamed)) {
@@ -219,9 +229,9 @@ void HttpServer::Impl::handle_generate(const httplib::Request& req, httplib::Res
                                        Endpoint ep) {
   if (!authorized(req, res)) return;
   if (draining) return reply_error(res, 503, "the server is shutting down");
-  auto parsed = parse_api_request(req.body, ep);
+  auto parsed = parse_api_request(req.body, ep, opt.images);
   if (!parsed) return reply_error(res, 400, parsed.status().message());
-  const ApiRequest& r = *parsed;
+  ApiRequest& r = *parsed;
   if (!r.model.empty() && r.model != opt.model_name)
     return reply_error(res, 404,
                        fmt::format("model: \"{}\" is not served here (this server has \"{}\")",

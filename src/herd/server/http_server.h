@@ -11,6 +11,7 @@
 
 #include "herd/base/status.h"
 #include "herd/runtime/engine.h"
+#include "herd/server/api_request.h"
 #include "herd/server/engine_worker.h"
 #include "herd/server/metrics.h"
 
@@ -26,6 +27,8 @@ struct ServerOptions {
   int http_threads = 64;
   int64_t max_seqs = 16;     // the scheduler's batch (--parallel)
   int64_t max_pending = 64;  // sequences waiting beyond the batch before 429
+  // image_url parts: off (a 400 naming the part) unless the engine has a vision encoder.
+  ImageSettings images;
 };
 
 class HttpServer {
