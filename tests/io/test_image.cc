@@ -1,7 +1,7 @@
 // decode_image (io/image.h): the four formats against an independent encoder (stb_image_write)
 // and hand-built bytes, alpha over white, and the errors for bad input: truncated, oversized
 // headers, decompression bombs, non-images. Pixel-exact comparison with Pillow's decoder is in
-// tests/integration/vision/preprocess_test.py.
+// tests/integration/image/preprocess_test.py.
 #include "herd/io/image.h"
 
 #include <gtest/gtest.h>
