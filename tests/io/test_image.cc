@@ -1,7 +1,7 @@
 // decode_image (io/image.h): the four formats against an independent encoder (stb_image_write)
 // and hand-built bytes, alpha over white, and the errors for bad input: truncated, oversized
 // headers, decompression bombs, non-images. Pixel-exact comparison with Pillow's decoder is in
-// tests/integration/vision/preprocess_test.py.
+// tests/integration/image/preprocess_test.py.
 #include "herd/io/image.h"
 
 #include <gtest/gtest.h>
@@ -114,6 +114,15 @@ TEST(DecodeImage, TruncatedJpegAndBmp) {
   Bytes j = test::encode_jpeg(32, 32, pattern(32, 32, 3), 90);
   j.resize(j.size() - 10);
   EXPECT_EQ(decode_error(j).rfind("image 2: truncated JPEG", 0), 0u) << decode_error(j);
+  // An APP1 segment holding a complete thumbnail JPEG (scan and end marker) before the image
+  // does not hide the truncation of the image itself.
+  const Bytes thumb = test::encode_jpeg(8, 8, pattern(8, 8, 3), 90);
+  Bytes with_thumb = {
+      0xFF, 0xD8, 0xFF, 0xE1, uint8_t((thumb.size() + 8) >> 8), uint8_t(thumb.size() + 8), 'E', 'x',
+      'i',  'f',  0,    0};
+  with_thumb.insert(with_thumb.end(), thumb.begin(), thumb.end());
+  with_thumb.insert(with_thumb.end(), j.begin() + 2, j.end());
+  EXPECT_EQ(decode_error(with_thumb).rfind("image 2: truncated JPEG", 0), 0u);
   Bytes b = test::encode_bmp(32, 32, 3, pattern(32, 32, 3));
   b.resize(b.size() - 1);
   EXPECT_EQ(decode_error(b).rfind("image 2: truncated BMP", 0), 0u) << decode_error(b);

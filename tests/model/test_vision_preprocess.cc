@@ -1,7 +1,7 @@
 // Llama 4 image preprocessing (model/vision_preprocess.h): the worked examples of spec §5.1 and
 // §5.1.1, hand-computed Pillow resize values, tile order, padding and normalisation. The sweep
 // over many sizes against an independent Python implementation and Pillow itself is
-// tests/integration/vision/preprocess_test.py.
+// tests/integration/image/preprocess_test.py.
 #include "herd/model/vision_preprocess.h"
 
 #include <gtest/gtest.h>

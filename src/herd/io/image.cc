@@ -148,10 +148,11 @@ bool png_truncated(std::span<const uint8_t> b) {
   }
 }
 
-// JPEG: an end-of-image marker must follow the start-of-scan.
+// JPEG: an end-of-image marker must follow the last start-of-scan (the last, because an EXIF
+// thumbnail before the image has its own scan and end marker).
 bool jpeg_truncated(std::span<const uint8_t> b) {
   static constexpr uint8_t kSos[2] = {0xFF, 0xDA}, kEoi[2] = {0xFF, 0xD9};
-  auto sos = std::search(b.begin(), b.end(), kSos, kSos + 2);
+  auto sos = std::find_end(b.begin(), b.end(), kSos, kSos + 2);
   return sos == b.end() || std::search(sos, b.end(), kEoi, kEoi + 2) == b.end();
 }
 

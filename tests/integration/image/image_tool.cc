@@ -1,4 +1,4 @@
-// Test driver for tests/integration/vision/preprocess_test.py: exposes decode_image and the
+// Test driver for tests/integration/image/preprocess_test.py: exposes decode_image and the
 // Llama 4 preprocessing on files so Python can compare them with Pillow.
 //
 //   image_tool plan TILE MAX_TILES MAX_CANVAS      "W H" lines on stdin ->
@@ -91,5 +91,5 @@ int main(int argc, char** argv) {
     std::cout << image_layout_text({std::stoi(a[1]), std::stoi(a[2]), std::stoi(a[3])});
     return 0;
   }
-  return fail("usage: see the comment at the top of tests/integration/vision/image_tool.cc");
+  return fail("usage: see the comment at the top of tests/integration/image/image_tool.cc");
 }
