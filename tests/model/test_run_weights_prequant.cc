@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
@@ -21,6 +22,25 @@ size_t matrix_bytes(const WeightRef& w) {
 }
 
 void expect_same(const std::string& what, const WeightRef& a, const WeightRef& b) {
+  // Files hold Q8G / Q4G; a run prepared on an AVX-512 VNNI machine holds them 16 rows
+  // interleaved (Q8GI / Q4GI): the same codes and scales row by row.
+  if (is_interleaved(a.dtype) && b.dtype == code_format(a.dtype)) {
+    ASSERT_EQ(a.rows, b.rows) << what;
+    ASSERT_EQ(a.cols, b.cols) << what;
+    const int64_t rb = packed_row_bytes(b.dtype, b.cols), G = quant_groups(b.cols);
+    std::vector<uint8_t> codes(static_cast<size_t>(rb));
+    std::vector<float> scales(static_cast<size_t>(G));
+    for (int64_t r = 0; r < a.rows; ++r) {
+      deinterleave_row(static_cast<const uint8_t*>(a.data), a.dtype, a.cols, r, codes.data(),
+                       scales.data());
+      ASSERT_EQ(std::memcmp(codes.data(), static_cast<const uint8_t*>(b.data) + r * rb, size_t(rb)),
+                0)
+          << what << ": codes of row " << r << " differ";
+      ASSERT_EQ(std::memcmp(scales.data(), b.group_scale + r * G, size_t(G) * sizeof(float)), 0)
+          << what << ": scales of row " << r << " differ";
+    }
+    return;
+  }
   ASSERT_EQ(a.dtype, b.dtype) << what;
   ASSERT_EQ(a.rows, b.rows) << what;
   ASSERT_EQ(a.cols, b.cols) << what;
