@@ -102,6 +102,17 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
         std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
       return;
     }
+    if (t == DType::BF16T) {  // bf16 rows into 16-row tiles (r a multiple of 16)
+      const Weights rm(DType::BF16, r, c, 0);
+      matrix_bytes = r * packed_row_bytes(t, c);
+      copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
+      uint8_t* d = data.ensure(size_t(copies * matrix_bytes));
+      tile_rows_bf16(reinterpret_cast<const uint16_t*>(rm.data.data()), r, c, 0,
+                     reinterpret_cast<uint16_t*>(d));
+      for (int64_t k = 1; k < copies; ++k)
+        std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
+      return;
+    }
     const int64_t rb = is_packed(t) ? packed_row_bytes(t, c) : c * int64_t(dtype_size(t));
     matrix_bytes = r * rb;
     copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
@@ -142,8 +153,8 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
 };
 
 DType fmt(int64_t i) {
-  static const DType all[] = {DType::BF16, DType::Q8G,  DType::Q4G, DType::F8_E4M3,
-                              DType::F32,  DType::Q8GI, DType::Q4GI};
+  static const DType all[] = {DType::BF16, DType::Q8G,  DType::Q4G,  DType::F8_E4M3,
+                              DType::F32,  DType::Q8GI, DType::Q4GI, DType::BF16T};
   return all[i];
 }
 
@@ -183,22 +194,22 @@ void BM_Prepare(benchmark::State& state) {
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < 7; ++f) {
+  for (int64_t f = 0; f < 8; ++f) {
     b->Args({f, 4096, 4096, 1, 1, 1});
     b->Args({f, 2048, 1024, 1, 16, 1});  // 16 experts' [2048, 1024] projections, one token each
   }
   // Continuous batching: an expert's [2048, 1024] gate|up with 2, 4 or 8 tokens.
-  for (int64_t f : {1, 2, 5, 6})
+  for (int64_t f : {0, 1, 2, 5, 6, 7})
     for (int64_t n : {2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
 }
 void hot_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < 7; ++f) b->Args({f, 1024, 1024, 1, 1, 0});
+  for (int64_t f = 0; f < 8; ++f) b->Args({f, 1024, 1024, 1, 1, 0});
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < 7; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
+  for (int64_t f = 0; f < 8; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
   // The bench preset's prefill shapes: a 512-token [1024, 1024] projection, and one expert's
   // [2048, 1024] gate|up with the ~32 tokens top-1 routing gives it out of 512 (16 experts).
-  for (int64_t f : {0, 1, 2, 5, 6}) {
+  for (int64_t f : {0, 1, 2, 5, 6, 7}) {
     b->Args({f, 1024, 1024, 512, 1, 0});
     b->Args({f, 2048, 1024, 32, 1, 0});
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/ops/weight.h"
 #include "herd/quant/formats.h"
@@ -21,9 +22,12 @@ namespace herd::testutil {
 inline void expect_run_matrix(const std::string& what, const WeightRef& run, DType dtype,
                               int64_t rows, int64_t cols,
                               const std::function<float(int64_t, int64_t)>& stored) {
-  // BF16 is kept in 16-row tiles on AMX machines (run_weights.cc bf16_run_layout): same values.
+  // BF16 is kept in 16-row tiles on AMX and AVX512_BF16 machines (run_weights.cc run_layout):
+  // same values.
   if (dtype == DType::BF16 && run.dtype == DType::BF16T) {
-    ASSERT_EQ(active_isa(), Isa::kAmx) << what;
+    ASSERT_TRUE(active_isa() == Isa::kAmx ||
+                (active_isa() == Isa::kAvx512Vnni && cpu_features().avx512bf16))
+        << what;
     ASSERT_EQ(rows % kTileRows, 0) << what;
     dtype = DType::BF16T;
   }

@@ -8,6 +8,7 @@
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/text.h"
+#include "herd/ops/cpu_features.h"
 #include "herd/quant/formats.h"
 #include "herd/runtime/sequence.h"
 #include "model/synth_test_util.h"
@@ -177,11 +178,13 @@ TEST(PrequantizedFile, PackedTensorHasLogicalShapeAndPackedSize) {
   ASSERT_NE(sc, nullptr);
   EXPECT_EQ(sc->dtype, DType::F32);
   EXPECT_EQ(sc->shape, (std::vector<int64_t>{v->shape[0], quant_groups(t.hidden_size)}));
-  // Attention stays bf16 under int4 and keeps its Hugging Face name; on AMX machines in 16-row
-  // tiles (HERD_BF16T: logical shape, padded K).
+  // Attention stays bf16 under int4 and keeps its Hugging Face name; on AMX and AVX512_BF16
+  // machines in 16-row tiles (HERD_BF16T: logical shape, padded K).
   const TensorView* q = (*st)->find("language_model.model.layers.0.self_attn.q_proj.weight");
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->dtype, active_isa() == Isa::kAmx ? DType::BF16T : DType::BF16);
+  const bool tiles =
+      active_isa() == Isa::kAmx || (active_isa() == Isa::kAvx512Vnni && cpu_features().avx512bf16);
+  EXPECT_EQ(q->dtype, tiles ? DType::BF16T : DType::BF16);
   EXPECT_EQ(q->shape, (std::vector<int64_t>{t.num_attention_heads * t.head_dim, t.hidden_size}));
   if (q->dtype == DType::BF16T)
     EXPECT_EQ(q->nbytes, size_t(q->shape[0] * packed_row_bytes(DType::BF16T, t.hidden_size)));

@@ -9,6 +9,7 @@
 #include "herd/base/log.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
+#include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/quant/formats.h"
 
@@ -69,13 +70,15 @@ WeightRef stack_fp8(const ConvertContext& ctx, const std::vector<WeightRef>& pie
 // them with vector loads at full bandwidth while matching the tile unit's results bitwise, and
 // prefill feeds them to the tile unit as they are. Slices (experts) must start on a tile.
 // On AVX-512 VNNI machines without AMX, int8 / int4 products read 16 rows interleaved (Q8GI /
-// Q4GI): the VNNI kernels then need no horizontal sums (ops/gemm_vnni_il.cc). AMX machines keep
-// the row-major codes their tiles read. Slices (experts) must start on a 16-row block.
+// Q4GI) and bf16 ones the same tiles as AMX (with AVX512_BF16): the vpdpbusd / vdpbf16ps kernels
+// then need no horizontal sums (ops/gemm_vnni_il.cc, gemm_bf16_il.cc). AMX machines keep the
+// row-major codes their int8 tiles read. Slices (experts) must start on a 16-row block.
 DType run_layout(DType to, int64_t slice_rows) {
-  if (is_packed(to) && active_isa() == Isa::kAvx512Vnni && slice_rows % 16 == 0)
-    return interleaved_format(to);
-  if (to != DType::BF16 || active_isa() != Isa::kAmx || slice_rows % kTileRows != 0) return to;
-  return DType::BF16T;
+  const Isa isa = active_isa();
+  if (slice_rows % kTileRows != 0) return to;
+  if (is_packed(to) && isa == Isa::kAvx512Vnni) return interleaved_format(to);
+  const bool tiles = isa == Isa::kAmx || (isa == Isa::kAvx512Vnni && cpu_features().avx512bf16);
+  return to == DType::BF16 && tiles ? DType::BF16T : to;
 }
 
 // One non-expert matrix: in place when the stored form already is the run form.

@@ -57,6 +57,7 @@ FormatKernels kernels_for(Isa isa) {
       const FormatKernels kq = gemm_detail::vnni_kernels();
       const FormatKernels ki = gemm_detail::vnni_il_kernels();
       k.q8 = kq.q8, k.q4 = kq.q4, k.q8i = ki.q8i, k.q4i = ki.q4i;
+      if (cpu_features().avx512bf16) k.bf16t = gemm_detail::bf16t_dpbf16_kernels().bf16t;
       return k;
     }
     case Isa::kAmx:
@@ -65,7 +66,8 @@ FormatKernels kernels_for(Isa isa) {
   return gemm_detail::scalar_kernels();
 }
 
-// BF16T is made for AMX machines, Q8GI / Q4GI for VNNI ones (run_weights.cc); other targets only
+// BF16T is made for AMX and AVX512_BF16 machines, Q8GI / Q4GI for VNNI ones (run_weights.cc);
+// other targets only
 // meet them when forced below the ISA active at load (tests), and read them with the portable
 // kernels.
 FormatKernels with_bf16t(FormatKernels k) {

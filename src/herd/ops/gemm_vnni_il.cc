@@ -144,12 +144,7 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
   // Decode (T ≤ 4): every row block streams once, all tokens at a time. Prefill: 2 blocks (32
   // rows) × 6 tokens, the panel staying in L1 across the task's token blocks.
   const int64_t tb = n <= 4 ? n : 6, nb = n == 1 ? 1 : 2;
-  const int64_t blocks = (r1 - r0 + 15) / 16;
-  for (int64_t b = 0; b < blocks; b += nb) {
-    const int64_t k = blocks - b < nb ? blocks - b : nb;
-    for (int64_t t = t0; t < t1; t += tb)
-      Table::get(t1 - t < tb ? t1 - t : tb, k)(c, r0 + 16 * b, t);
-  }
+  Table::drive_blocks(c, r0, r1, t0, t1, tb, nb);
 }
 
 }  // namespace
