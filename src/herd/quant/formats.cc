@@ -99,30 +99,37 @@ float il_scale(const uint8_t* data, DType t, int64_t cols, int64_t r, int64_t g)
 
 void interleave_rows(const uint8_t* codes, const float* scales, int64_t n, int64_t cols, int64_t r0,
                      int64_t rows, DType t, uint8_t* dst) {
+  // Row by row and group by group (load time: no per-element address arithmetic).
   const DType ct = code_format(t);
   const int64_t G = quant_groups(cols), rb = packed_row_bytes(ct, cols);
+  const int64_t rec = il_record_bytes(t), cb = il_code_bytes(t);
   const int64_t end = std::min(il_rows(rows), il_rows(r0 + n));  // whole blocks touched
+  uint8_t u[kQuantGroup];                                        // one group's codes, element order
   for (int64_t r = r0; r < end; ++r) {
     const bool pad = r >= r0 + n;
     const uint8_t* row = codes + (r - r0) * rb;
-    for (int64_t c = 0; c < G * kQuantGroup; ++c) {
-      int code = 0;
-      if (!pad) {
-        const int64_t g = c / kQuantGroup, i = c % kQuantGroup;
-        code = ct == DType::Q8G
-                   ? row[c] - 128
-                   : ((i < kQuantGroup / 2 ? row[g * 64 + i] & 15 : row[g * 64 + i - 64] >> 4) - 8);
-      }
-      bool high;
-      uint8_t& b = dst[il_offset(t, cols, r, c, &high)];
-      if (t == DType::Q8GI)
-        b = uint8_t(code + 128);
-      else
-        b = high ? uint8_t((b & 15) | ((code + 8) << 4)) : uint8_t((b & 0xF0) | (code + 8));
-    }
     for (int64_t g = 0; g < G; ++g) {
-      const float s = pad ? 0.0f : scales[(r - r0) * G + g];
-      std::memcpy(il_scale_ptr(dst, t, cols, r, g), &s, 4);
+      uint8_t* d = dst + ((r / 16) * G + g) * rec + (r % 16) * 4;
+      if (ct == DType::Q8G) {
+        const uint8_t* src = row + g * kQuantGroup;
+        for (int64_t c = 0; c < 32; ++c) {
+          if (pad)
+            std::memset(d + c * 64, 128, 4);
+          else
+            std::memcpy(d + c * 64, src + 4 * c, 4);
+        }
+      } else {
+        const uint8_t* src = row + g * (kQuantGroup / 2);
+        for (int64_t j = 0; j < kQuantGroup / 2; ++j) {
+          u[j] = pad ? 8 : src[j] & 15;
+          u[j + kQuantGroup / 2] = pad ? 8 : src[j] >> 4;
+        }
+        for (int64_t c = 0; c < 16; ++c)
+          for (int64_t j = 0; j < 4; ++j)
+            d[c * 64 + j] = uint8_t(u[8 * c + j] | (u[8 * c + 4 + j] << 4));
+      }
+      const float sc = pad ? 0.0f : scales[(r - r0) * G + g];
+      std::memcpy(dst + ((r / 16) * G + g) * rec + cb + (r % 16) * 4, &sc, 4);
     }
   }
 }
