@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -235,6 +236,19 @@ BENCHMARK(BM_Prepare)
     ->Args({0, 1, 4096})
     ->Args({1, 1, 4096})
     ->Unit(benchmark::kMicrosecond);
+
+// ---- the pool's fixed cost per parallel section (a decode step has ~5 per layer) ----
+
+void BM_PoolSection(benchmark::State& state) {
+  std::atomic<int64_t> sink{0};
+  for (auto _ : state)
+    pool().parallel_for(size_t(pool().size()), 1, [&](size_t b, size_t, int) {
+      sink.fetch_add(int64_t(b), std::memory_order_relaxed);
+    });
+  benchmark::DoNotOptimize(sink.load());
+  state.SetLabel("threads=" + std::to_string(pool().size()));
+}
+BENCHMARK(BM_PoolSection)->Name("PoolSection")->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // ---- attention: the decoder's shape (head_dim 128, 8 query heads on 2 kv heads, chunk 8192) ----
 
