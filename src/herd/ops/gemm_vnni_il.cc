@@ -8,7 +8,9 @@
 // Register blocking: a tile is T tokens × NB blocks of 16 rows. Each weight vector is loaded once
 // and used by T vpdpbusd (x broadcast straight from memory), so multi-token decode and prefill
 // reuse the weights from registers. Small tiles (decode) split the K chunks over A independent
-// accumulators so vpdpbusd's latency does not bound a single-row-block stream.
+// accumulators so vpdpbusd's latency does not bound a single-row-block stream. A task's blocks
+// are one contiguous stream, which the hardware prefetcher follows: software prefetches 4, 8 or
+// 16 records ahead were 10-20% slower on Zen 4 (BENCHMARKS.md, issue 11).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -76,9 +78,6 @@ struct IlTile {
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b) {
           const uint8_t* p = wb[b] + g * kRecord + ch * 64;
-          // Decode streams the weights once: ask for the next records early (the blocks of a
-          // task are contiguous, so this runs ahead of the hardware prefetcher's ramp).
-          if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(p + 4 * kRecord), _MM_HINT_T0);
           if constexpr (kType == DType::Q8GI) {
             const __m512i w = _mm512_loadu_si512(p);
 #pragma GCC unroll 8
