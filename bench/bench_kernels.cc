@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -92,6 +93,27 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
   std::vector<float> scales;  // per matrix copy: shared (same values)
 
   Weights(DType t, int64_t r, int64_t c, size_t min_total) : dt(t), rows(r), cols(c) {
+    if (is_interleaved(t)) {  // Q8G / Q4G codes, 16 rows interleaved (one copy, then repeated)
+      const Weights rm(code_format(t), r, c, 0);
+      matrix_bytes = il_rows(r) * packed_row_bytes(t, c);
+      copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
+      uint8_t* d = data.ensure(size_t(copies * matrix_bytes));
+      interleave_rows(rm.data.data(), rm.scales.data(), r, c, 0, r, t, d);
+      for (int64_t k = 1; k < copies; ++k)
+        std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
+      return;
+    }
+    if (t == DType::BF16T) {  // bf16 rows into 16-row tiles (r a multiple of 16)
+      const Weights rm(DType::BF16, r, c, 0);
+      matrix_bytes = r * packed_row_bytes(t, c);
+      copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
+      uint8_t* d = data.ensure(size_t(copies * matrix_bytes));
+      tile_rows_bf16(reinterpret_cast<const uint16_t*>(rm.data.data()), r, c, 0,
+                     reinterpret_cast<uint16_t*>(d));
+      for (int64_t k = 1; k < copies; ++k)
+        std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
+      return;
+    }
     const int64_t rb = is_packed(t) ? packed_row_bytes(t, c) : c * int64_t(dtype_size(t));
     matrix_bytes = r * rb;
     copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
@@ -132,7 +154,8 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
 };
 
 DType fmt(int64_t i) {
-  static const DType all[] = {DType::BF16, DType::Q8G, DType::Q4G, DType::F8_E4M3, DType::F32};
+  static const DType all[] = {DType::BF16, DType::Q8G,  DType::Q4G,  DType::F8_E4M3,
+                              DType::F32,  DType::Q8GI, DType::Q4GI, DType::BF16T};
   return all[i];
 }
 
@@ -172,19 +195,22 @@ void BM_Prepare(benchmark::State& state) {
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < 5; ++f) {
+  for (int64_t f = 0; f < 8; ++f) {
     b->Args({f, 4096, 4096, 1, 1, 1});
     b->Args({f, 2048, 1024, 1, 16, 1});  // 16 experts' [2048, 1024] projections, one token each
   }
+  // Continuous batching: an expert's [2048, 1024] gate|up with 2, 4 or 8 tokens.
+  for (int64_t f : {0, 1, 2, 5, 6, 7})
+    for (int64_t n : {2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
 }
 void hot_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < 5; ++f) b->Args({f, 1024, 1024, 1, 1, 0});
+  for (int64_t f = 0; f < 8; ++f) b->Args({f, 1024, 1024, 1, 1, 0});
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < 5; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
+  for (int64_t f = 0; f < 8; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
   // The bench preset's prefill shapes: a 512-token [1024, 1024] projection, and one expert's
   // [2048, 1024] gate|up with the ~32 tokens top-1 routing gives it out of 512 (16 experts).
-  for (int64_t f = 0; f < 3; ++f) {
+  for (int64_t f : {0, 1, 2, 5, 6, 7}) {
     b->Args({f, 1024, 1024, 512, 1, 0});
     b->Args({f, 2048, 1024, 32, 1, 0});
   }
@@ -210,6 +236,19 @@ BENCHMARK(BM_Prepare)
     ->Args({0, 1, 4096})
     ->Args({1, 1, 4096})
     ->Unit(benchmark::kMicrosecond);
+
+// ---- the pool's fixed cost per parallel section (a decode step has ~5 per layer) ----
+
+void BM_PoolSection(benchmark::State& state) {
+  std::atomic<int64_t> sink{0};
+  for (auto _ : state)
+    pool().parallel_for(size_t(pool().size()), 1, [&](size_t b, size_t, int) {
+      sink.fetch_add(int64_t(b), std::memory_order_relaxed);
+    });
+  benchmark::DoNotOptimize(sink.load());
+  state.SetLabel("threads=" + std::to_string(pool().size()));
+}
+BENCHMARK(BM_PoolSection)->Name("PoolSection")->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // ---- attention: the decoder's shape (head_dim 128, 8 query heads on 2 kv heads, chunk 8192) ----
 

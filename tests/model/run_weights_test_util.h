@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/ops/weight.h"
 #include "herd/quant/formats.h"
@@ -21,25 +22,42 @@ namespace herd::testutil {
 inline void expect_run_matrix(const std::string& what, const WeightRef& run, DType dtype,
                               int64_t rows, int64_t cols,
                               const std::function<float(int64_t, int64_t)>& stored) {
-  // BF16 is kept in 16-row tiles on AMX machines (run_weights.cc bf16_run_layout): same values.
+  // BF16 is kept in 16-row tiles on AMX and AVX512_BF16 machines (run_weights.cc run_layout):
+  // same values.
   if (dtype == DType::BF16 && run.dtype == DType::BF16T) {
-    ASSERT_EQ(active_isa(), Isa::kAmx) << what;
+    ASSERT_TRUE(active_isa() == Isa::kAmx ||
+                (active_isa() == Isa::kAvx512Vnni && cpu_features().avx512bf16))
+        << what;
     ASSERT_EQ(rows % kTileRows, 0) << what;
     dtype = DType::BF16T;
   }
-  ASSERT_EQ(run.dtype, dtype) << what << ": dtype " << dtype_name(run.dtype);
+  // Q8G / Q4G are kept 16 rows interleaved on AVX-512 VNNI machines without AMX (Q8GI / Q4GI):
+  // the same codes and scales, compared through deinterleave_row below.
+  const bool il = is_interleaved(run.dtype) && code_format(run.dtype) == dtype;
+  if (il) {
+    ASSERT_EQ(active_isa(), Isa::kAvx512Vnni) << what;
+  }
+  ASSERT_EQ(il ? code_format(run.dtype) : run.dtype, dtype)
+      << what << ": dtype " << dtype_name(run.dtype);
   ASSERT_EQ(run.rows, rows) << what;
   ASSERT_EQ(run.cols, cols) << what;
   ASSERT_NE(run.data, nullptr) << what;
-  if (is_packed(dtype)) {
+  if (is_packed(dtype) && !il) {
     ASSERT_NE(run.group_scale, nullptr) << what;
   }
+  const int64_t G = quant_groups(cols);
+  std::vector<uint8_t> il_codes(static_cast<size_t>(packed_row_bytes(DType::Q8G, cols)));
+  std::vector<float> il_scales(static_cast<size_t>(G));
   std::vector<float> got(static_cast<size_t>(cols)), src(static_cast<size_t>(cols));
   std::vector<uint8_t> q(static_cast<size_t>(packed_row_bytes(DType::Q8G, cols)));
   std::vector<float> qs(static_cast<size_t>(quant_groups(cols)));
   int64_t bad = 0;
   for (int64_t r = 0; r < rows; ++r) {
     dequantize_row(run, r, got.data());
+    if (il)
+      deinterleave_row(static_cast<const uint8_t*>(run.data), run.dtype, cols, r, il_codes.data(),
+                       il_scales.data());
+    const float* row_scales = il ? il_scales.data() : run.group_scale + r * G;
     for (int64_t c = 0; c < cols; ++c) src[size_t(c)] = stored(r, c);
     for (int64_t c = 0; c < cols && bad < 5; ++c) {
       const float x = src[size_t(c)], y = got[size_t(c)];
@@ -47,7 +65,7 @@ inline void expect_run_matrix(const std::string& what, const WeightRef& run, DTy
       if (dtype == DType::BF16 || dtype == DType::BF16T || dtype == DType::F32) {
         ok = x == y;
       } else if (is_packed(dtype)) {
-        const float scale = run.group_scale[r * quant_groups(cols) + c / kQuantGroup];
+        const float scale = row_scales[c / kQuantGroup];
         const float err = std::fabs(x - y), tol = scale * 0.5f * (1 + 1e-5f) + 1e-30f;
         // Q4G's code range is [-8, 7] with scale = max/8: +max clamps to 7·scale (error scale).
         const bool clamped = dtype == DType::Q4G && y == 7 * scale && x > 7.5f * scale;
@@ -65,11 +83,12 @@ inline void expect_run_matrix(const std::string& what, const WeightRef& run, DTy
         quantize_row_q8g(src.data(), cols, q.data(), qs.data());
       else
         quantize_row_q4g(src.data(), cols, q.data(), qs.data());
-      const auto* row = static_cast<const uint8_t*>(run.data) + size_t(r) * rb;
+      const auto* row =
+          il ? il_codes.data() : static_cast<const uint8_t*>(run.data) + size_t(r) * rb;
       if (std::memcmp(row, q.data(), rb) != 0 && bad++ < 5)
         ADD_FAILURE() << what << " row " << r << ": packed bytes differ from quantize_row";
-      for (int64_t g = 0; g < quant_groups(cols); ++g)
-        if (run.group_scale[r * quant_groups(cols) + g] != qs[size_t(g)] && bad++ < 5)
+      for (int64_t g = 0; g < G; ++g)
+        if (row_scales[g] != qs[size_t(g)] && bad++ < 5)
           ADD_FAILURE() << what << " row " << r << " group " << g << ": scale differs";
     }
   }

@@ -3,10 +3,12 @@
 
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/text.h"
+#include "herd/ops/cpu_features.h"
 #include "herd/quant/formats.h"
 #include "herd/runtime/sequence.h"
 #include "model/synth_test_util.h"
@@ -21,6 +23,25 @@ size_t matrix_bytes(const WeightRef& w) {
 }
 
 void expect_same(const std::string& what, const WeightRef& a, const WeightRef& b) {
+  // Files hold Q8G / Q4G; a run prepared on an AVX-512 VNNI machine holds them 16 rows
+  // interleaved (Q8GI / Q4GI): the same codes and scales row by row.
+  if (is_interleaved(a.dtype) && b.dtype == code_format(a.dtype)) {
+    ASSERT_EQ(a.rows, b.rows) << what;
+    ASSERT_EQ(a.cols, b.cols) << what;
+    const int64_t rb = packed_row_bytes(b.dtype, b.cols), G = quant_groups(b.cols);
+    std::vector<uint8_t> codes(static_cast<size_t>(rb));
+    std::vector<float> scales(static_cast<size_t>(G));
+    for (int64_t r = 0; r < a.rows; ++r) {
+      deinterleave_row(static_cast<const uint8_t*>(a.data), a.dtype, a.cols, r, codes.data(),
+                       scales.data());
+      ASSERT_EQ(std::memcmp(codes.data(), static_cast<const uint8_t*>(b.data) + r * rb, size_t(rb)),
+                0)
+          << what << ": codes of row " << r << " differ";
+      ASSERT_EQ(std::memcmp(scales.data(), b.group_scale + r * G, size_t(G) * sizeof(float)), 0)
+          << what << ": scales of row " << r << " differ";
+    }
+    return;
+  }
   ASSERT_EQ(a.dtype, b.dtype) << what;
   ASSERT_EQ(a.rows, b.rows) << what;
   ASSERT_EQ(a.cols, b.cols) << what;
@@ -157,11 +178,13 @@ TEST(PrequantizedFile, PackedTensorHasLogicalShapeAndPackedSize) {
   ASSERT_NE(sc, nullptr);
   EXPECT_EQ(sc->dtype, DType::F32);
   EXPECT_EQ(sc->shape, (std::vector<int64_t>{v->shape[0], quant_groups(t.hidden_size)}));
-  // Attention stays bf16 under int4 and keeps its Hugging Face name; on AMX machines in 16-row
-  // tiles (HERD_BF16T: logical shape, padded K).
+  // Attention stays bf16 under int4 and keeps its Hugging Face name; on AMX and AVX512_BF16
+  // machines in 16-row tiles (HERD_BF16T: logical shape, padded K).
   const TensorView* q = (*st)->find("language_model.model.layers.0.self_attn.q_proj.weight");
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->dtype, active_isa() == Isa::kAmx ? DType::BF16T : DType::BF16);
+  const bool tiles =
+      active_isa() == Isa::kAmx || (active_isa() == Isa::kAvx512Vnni && cpu_features().avx512bf16);
+  EXPECT_EQ(q->dtype, tiles ? DType::BF16T : DType::BF16);
   EXPECT_EQ(q->shape, (std::vector<int64_t>{t.num_attention_heads * t.head_dim, t.hidden_size}));
   if (q->dtype == DType::BF16T)
     EXPECT_EQ(q->nbytes, size_t(q->shape[0] * packed_row_bytes(DType::BF16T, t.hidden_size)));

@@ -2,6 +2,7 @@
 // target this CPU has (forced one at a time), plus bitwise batch invariance (gemm.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -28,12 +29,18 @@ struct TestWeight {
   DType dt;
   int64_t rows, cols;
   std::vector<uint8_t> bytes;
-  std::vector<float> scale;  // F8: per row; Q8G / Q4G: [rows, groups]
+  std::vector<float> scale;  // F8: per row; Q8G / Q4G (and their interleaved forms): [rows, groups]
   std::vector<float> exact;  // [rows, cols]
 
-  TestWeight(DType t, int64_t r, int64_t c, Rng& rng) : dt(t), rows(r), cols(c) {
-    const std::vector<float> v = rng.vec(size_t(r * c));
-    if (is_packed(t)) {
+  TestWeight(DType t, int64_t r, int64_t c, Rng& rng)
+      : TestWeight(t, r, c, rng.vec(size_t(r * c))) {}
+  TestWeight(DType t, int64_t r, int64_t c, const std::vector<float>& v) : dt(t), rows(r), cols(c) {
+    if (is_interleaved(t)) {  // the Q8G / Q4G matrix of the same values, 16 rows interleaved
+      const TestWeight rm(code_format(t), r, c, v);
+      scale = rm.scale, exact = rm.exact;
+      bytes.resize(size_t(il_rows(r) * packed_row_bytes(t, c)));
+      interleave_rows(rm.bytes.data(), rm.scale.data(), r, c, 0, r, t, bytes.data());
+    } else if (is_packed(t)) {
       const int64_t rb = packed_row_bytes(t, c), G = quant_groups(c);
       bytes.resize(size_t(r * rb));
       scale.resize(size_t(r * G));
@@ -150,7 +157,7 @@ TEST_P(GemmTest, FloatFormatsMatchReference) {
 TEST_P(GemmTest, QuantFormatsMatchExactGroupMath) {
   ThreadPool pool(2);
   Rng rng(12);
-  for (DType dt : {DType::Q8G, DType::Q4G})
+  for (DType dt : {DType::Q8G, DType::Q4G, DType::Q8GI, DType::Q4GI})
     for (int64_t K : kK)
       for (int64_t M : kOut) {
         const TestWeight w(dt, M, K, rng);
@@ -222,7 +229,8 @@ TEST_P(GemmTest, QuantErrorBoundedByActivationQuantization) {
 TEST_P(GemmTest, BatchInvariantBitwise) {
   ThreadPool one(1), two(2);
   Rng rng(14);
-  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q8G, DType::Q4G, DType::BF16T}) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q8G, DType::Q4G, DType::BF16T,
+                   DType::Q8GI, DType::Q4GI}) {
     const int64_t K = 1000, M = dt == DType::BF16T ? 256 : 258, n = 35;
     const TestWeight w(dt, M, K, rng);
     const std::vector<float> x = rng.vec(size_t(n * K));
@@ -271,6 +279,36 @@ TEST_P(GemmTest, Bf16LayoutsAgreeBitwise) {
       EXPECT_EQ(run(pool, plain, x, n, K), run(pool, tiled, x, n, K)) << "K=" << K << " n=" << n;
     }
   }
+}
+
+// Q8GI / Q4GI hold the Q8G / Q4G codes and scales 16 rows interleaved: every path gives the same
+// bits as the row-major layout (q_group_fma), for row tails (1..15 rows past a block), K tails
+// and every token count a decode step or a prefill tile meets (1..13 covers the 6-token prefill
+// tiles with each tail, 35 several tiles).
+TEST_P(GemmTest, InterleavedEqualsRowMajorBitwise) {
+  ThreadPool pool(2);
+  Rng rng(16);
+  for (DType dt : {DType::Q8G, DType::Q4G})
+    for (int64_t K : {100, 640, 1000})
+      for (int64_t M : {1, 15, 16, 17, 40, 64, 258}) {
+        const std::vector<float> v = rng.vec(size_t(M * K));
+        const TestWeight rm(dt, M, K, v), il(interleaved_format(dt), M, K, v);
+        ASSERT_EQ(rm.exact, il.exact);
+        for (int64_t r = 0; r < M; r += 7) {  // the format's accessors and their inverse
+          std::vector<uint8_t> codes(size_t(packed_row_bytes(dt, K)));
+          std::vector<float> sc(size_t(quant_groups(K)));
+          deinterleave_row(il.bytes.data(), il.dt, K, r, codes.data(), sc.data());
+          ASSERT_TRUE(std::equal(codes.begin(), codes.end(),
+                                 rm.bytes.begin() + r * packed_row_bytes(dt, K)));
+          ASSERT_TRUE(std::equal(sc.begin(), sc.end(), rm.scale.begin() + r * quant_groups(K)));
+        }
+        for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 35}) {
+          if (M == 258 && n > 4 && n != 35) continue;
+          const std::vector<float> x = rng.vec(size_t(n * K), 2.0f);
+          EXPECT_EQ(run(pool, rm, x, n, K), run(pool, il, x, n, K))
+              << dtype_name(dt) << " K=" << K << " M=" << M << " n=" << n;
+        }
+      }
 }
 
 TEST_P(GemmTest, Fp8EveryCodeExact) {

@@ -26,6 +26,8 @@ constexpr DTypeInfo kInfo[] = {
     {DType::Q8G, "HERD_Q8G", 0},
     {DType::Q4G, "HERD_Q4G", 0},
     {DType::BF16T, "HERD_BF16T", 0},
+    {DType::Q8GI, "HERD_Q8GI", 0},
+    {DType::Q4GI, "HERD_Q4GI", 0},
 };
 }  // namespace
 

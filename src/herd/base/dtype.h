@@ -21,7 +21,9 @@ enum class DType : uint8_t {
   BOOL,
   Q8G,
   Q4G,
-  BF16T
+  BF16T,
+  Q8GI,  // Q8G / Q4G interleaved 16 rows at a time (quant/formats.h), for AVX-512 VNNI
+  Q4GI
 };
 
 // Bytes per element; 0 for packed block formats (their size comes from quant/).

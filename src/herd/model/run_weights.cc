@@ -9,6 +9,7 @@
 #include "herd/base/log.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
+#include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/quant/formats.h"
 
@@ -64,12 +65,20 @@ WeightRef stack_fp8(const ConvertContext& ctx, const std::vector<WeightRef>& pie
   return WeightRef{DType::F8_E4M3, data, rows, C, scales, nullptr};
 }
 
+// The layout of a run matrix for the machine's kernels.
 // On AMX machines bf16 products read 16-row tiles (quant/formats.h BF16T): decode then streams
 // them with vector loads at full bandwidth while matching the tile unit's results bitwise, and
 // prefill feeds them to the tile unit as they are. Slices (experts) must start on a tile.
-DType bf16_layout(DType to, int64_t slice_rows) {
-  if (to != DType::BF16 || active_isa() != Isa::kAmx || slice_rows % kTileRows != 0) return to;
-  return DType::BF16T;
+// On AVX-512 VNNI machines without AMX, int8 / int4 products read 16 rows interleaved (Q8GI /
+// Q4GI) and bf16 ones the same tiles as AMX (with AVX512_BF16): the vpdpbusd / vdpbf16ps kernels
+// then need no horizontal sums (ops/gemm_vnni_il.cc, gemm_bf16_il.cc). AMX machines keep the
+// row-major codes their int8 tiles read. Slices (experts) must start on a 16-row block.
+DType run_layout(DType to, int64_t slice_rows) {
+  const Isa isa = active_isa();
+  if (slice_rows % kTileRows != 0) return to;
+  if (is_packed(to) && isa == Isa::kAvx512Vnni) return interleaved_format(to);
+  const bool tiles = isa == Isa::kAmx || (isa == Isa::kAvx512Vnni && cpu_features().avx512bf16);
+  return to == DType::BF16 && tiles ? DType::BF16T : to;
 }
 
 // One non-expert matrix: in place when the stored form already is the run form.
@@ -78,7 +87,8 @@ WeightRef run_linear(const ConvertContext& ctx, const WeightRef& w, DType to, bo
     *kept_fp8 = true;
     return w;
   }
-  to = bf16_layout(to, w.rows);
+  // A matrix that is never sliced may end in a partial block (padded).
+  to = run_layout(to, is_packed(to) ? il_rows(w.rows) : w.rows);
   if (to == DType::BF16 && w.dtype == DType::BF16) return w;
   return convert_matrix(ctx, linear_source(w), to);
 }
@@ -148,17 +158,17 @@ Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& 
           kept_fp8 = true;
         } else {
           d.experts_gate_up =
-              convert_matrix(ctx, stacked_source(pe.gate_up), bf16_layout(ex, 2 * I));
+              convert_matrix(ctx, stacked_source(pe.gate_up), run_layout(ex, 2 * I));
           d.experts_down =
-              convert_matrix(ctx, stacked_source(pe.down), bf16_layout(ex, t.hidden_size));
+              convert_matrix(ctx, stacked_source(pe.down), run_layout(ex, t.hidden_size));
         }
       } else {
         // Stored [E*H, 2I] / [E*I, H] input-major -> per expert [2I, H] / [H, I]: the transpose
         // puts gate columns then up columns as rows, which is the run layout.
         d.experts_gate_up = convert_matrix(ctx, in_major_experts_source(s.experts_gate_up, E),
-                                           bf16_layout(ex, 2 * I));
+                                           run_layout(ex, 2 * I));
         d.experts_down = convert_matrix(ctx, in_major_experts_source(s.experts_down, E),
-                                        bf16_layout(ex, t.hidden_size));
+                                        run_layout(ex, t.hidden_size));
       }
       const DType sh = run_dtype(opt.mode, WeightClass::kShared);
       d.shared_gate = run_linear(ctx, s.shared_gate, sh, &kept_fp8);

@@ -193,7 +193,8 @@ WeightRef convert_matrix(const ConvertContext& ctx, const MatrixSource& src, DTy
   out.dtype = to;
   out.rows = rows;
   out.cols = cols;
-  uint8_t* data = alloc_owned(m, size_t(rows) * rb);
+  // Interleaved formats pad rows to whole 16-row blocks (quant/formats.h).
+  uint8_t* data = alloc_owned(m, size_t(is_interleaved(to) ? il_rows(rows) : rows) * rb);
   float* scales = is_packed(to) ? alloc_owned_f32(m, size_t(rows * groups)) : nullptr;
   out.data = data;
   out.group_scale = scales;
@@ -213,6 +214,21 @@ WeightRef convert_matrix(const ConvertContext& ctx, const MatrixSource& src, DTy
           for (int64_t i = 0; i < n * cols; ++i) rows16[size_t(i)] = f32_to_bf16(buf[size_t(i)]);
         }
         tile_rows_bf16(rows16.data(), n, cols, r0, reinterpret_cast<uint16_t*>(data));
+        if (progress) progress->add(uint64_t(n * cols));
+        continue;
+      }
+      if (is_interleaved(to)) {  // rows quantized as Q8G / Q4G, then 16 at a time interleaved
+        const DType ct = code_format(to);
+        const int64_t crb = packed_row_bytes(ct, cols);
+        thread_local std::vector<uint8_t> codes;
+        thread_local std::vector<float> sc;
+        codes.resize(size_t(kBlock * crb));
+        sc.resize(size_t(kBlock * groups));
+        src.fetch(r0, n, buf.data());
+        for (int64_t r = 0; r < n; ++r)
+          encode_row(&buf[size_t(r * cols)], cols, ct, codes.data() + r * crb,
+                     sc.data() + r * groups);
+        interleave_rows(codes.data(), sc.data(), n, cols, r0, rows, to, data);
         if (progress) progress->add(uint64_t(n * cols));
         continue;
       }

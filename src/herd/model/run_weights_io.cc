@@ -165,6 +165,20 @@ Status save_prequantized(const LoadedModel& m, const std::string& out_dir, int s
 
   const Llama4TextConfig& t = m.config.text;
   std::vector<TensorToWrite> tensors;
+  // Q8GI / Q4GI matrices turned back into Q8G / Q4G for the file; kept alive until written.
+  std::vector<std::vector<uint8_t>> codes;
+  std::vector<std::vector<float>> scales;
+  auto row_major = [&](const WeightRef& w) {
+    const DType ct = code_format(w.dtype);
+    const int64_t rb = packed_row_bytes(ct, w.cols), G = quant_groups(w.cols);
+    codes.emplace_back(size_t(w.rows * rb));
+    scales.emplace_back(size_t(w.rows * G));
+    const auto* d = static_cast<const uint8_t*>(w.data);
+    for (int64_t r = 0; r < w.rows; ++r)
+      deinterleave_row(d, w.dtype, w.cols, r, codes.back().data() + r * rb,
+                       scales.back().data() + r * G);
+    return WeightRef{ct, codes.back().data(), w.rows, w.cols, nullptr, scales.back().data()};
+  };
   uint64_t total = 0;
   auto add = [&](std::string name, DType dt, std::vector<int64_t> shape, const void* data) {
     TensorToWrite w{std::move(name), dt, std::move(shape), data, {}};
@@ -179,6 +193,12 @@ Status save_prequantized(const LoadedModel& m, const std::string& out_dir, int s
     const WeightRef* w = run_weight(m.run, s);
     if (!w || !w->data) return make_error("quantize: run weight for '{}' is missing", s.name);
     const std::string name = run_name(s);
+    if (is_interleaved(w->dtype)) {  // a machine's layout: files hold the portable Q8G / Q4G
+      const WeightRef p = row_major(*w);
+      add(name, p.dtype, {p.rows, p.cols}, p.data);
+      add(name + ".scales", DType::F32, {p.rows, quant_groups(p.cols)}, p.group_scale);
+      continue;
+    }
     add(name, w->dtype, {w->rows, w->cols}, w->data);
     if (is_packed(w->dtype))
       add(name + ".scales", DType::F32, {w->rows, quant_groups(w->cols)}, w->group_scale);
@@ -189,9 +209,10 @@ Status save_prequantized(const LoadedModel& m, const std::string& out_dir, int s
   if (t.tie_word_embeddings && m.run.lm_head.data != m.run.embed.data) {
     const WeightRef& w = m.run.lm_head;
     const std::string name = m.config.text_prefix() + "lm_head.weight";
-    add(name, w.dtype, {w.rows, w.cols}, w.data);
-    if (is_packed(w.dtype))
-      add(name + ".scales", DType::F32, {w.rows, quant_groups(w.cols)}, w.group_scale);
+    const WeightRef p = is_interleaved(w.dtype) ? row_major(w) : w;
+    add(name, p.dtype, {p.rows, p.cols}, p.data);
+    if (is_packed(p.dtype))
+      add(name + ".scales", DType::F32, {p.rows, quant_groups(p.cols)}, p.group_scale);
   }
   for (const TensorSpec& s : vision_tensor_table(m.config)) {  // copied as stored
     const TensorView* v = m.store ? m.store->find(s.name) : nullptr;

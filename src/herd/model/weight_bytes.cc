@@ -8,6 +8,7 @@ int64_t weight_bytes(const WeightRef& w) {
   if (!w.data) return 0;
   if (is_packed(w.dtype))
     return w.rows * (packed_row_bytes(w.dtype, w.cols) + quant_groups(w.cols) * 4);
+  if (is_interleaved(w.dtype)) return il_rows(w.rows) * packed_row_bytes(w.dtype, w.cols);
   if (w.dtype == DType::BF16T) return w.rows * packed_row_bytes(w.dtype, w.cols);
   int64_t b = w.rows * w.cols * int64_t(dtype_size(w.dtype));
   if (w.row_scale) b += w.rows * 4;

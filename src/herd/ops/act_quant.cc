@@ -97,7 +97,7 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
   out.isa = active_isa();
   out.n = n;
   out.k = k;
-  const bool quant = is_packed(weight_dtype);
+  const bool quant = takes_int8_acts(weight_dtype);
   out.kpad = round_up(std::max<int64_t>(k, 1), quant ? kQuantGroup : 32);
   const int64_t kp = out.kpad;
   switch (weight_dtype) {
@@ -129,7 +129,7 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
       if (out.isa == Isa::kAmx && weight_dtype != DType::BF16T) gemm_detail::amx_pack_bf16(out);
       break;
     }
-    default: {  // Q8G / Q4G
+    default: {  // Q8G / Q4G / Q8GI / Q4GI
       const int64_t G = kp / kQuantGroup;
       int8_t* q = out.q.ensure(size_t(n * kp));
       float* sc = out.q_scale.ensure(size_t(G * n));

@@ -55,7 +55,9 @@ FormatKernels kernels_for(Isa isa) {
       FormatKernels k = cpu_features().avx512bf16 ? gemm_detail::avx512_bf16_kernels()
                                                   : gemm_detail::avx512_kernels();
       const FormatKernels kq = gemm_detail::vnni_kernels();
-      k.q8 = kq.q8, k.q4 = kq.q4;
+      const FormatKernels ki = gemm_detail::vnni_il_kernels();
+      k.q8 = kq.q8, k.q4 = kq.q4, k.q8i = ki.q8i, k.q4i = ki.q4i;
+      if (cpu_features().avx512bf16) k.bf16t = gemm_detail::bf16t_dpbf16_kernels().bf16t;
       return k;
     }
     case Isa::kAmx:
@@ -64,10 +66,15 @@ FormatKernels kernels_for(Isa isa) {
   return gemm_detail::scalar_kernels();
 }
 
-// BF16T is made for AMX machines (run_weights.cc); other targets only meet it when forced
-// below the detected one (tests), and read it with the portable kernel.
+// BF16T is made for AMX and AVX512_BF16 machines, Q8GI / Q4GI for VNNI ones (run_weights.cc);
+// other targets only
+// meet them when forced below the ISA active at load (tests), and read them with the portable
+// kernels.
 FormatKernels with_bf16t(FormatKernels k) {
-  if (!k.bf16t) k.bf16t = gemm_detail::scalar_kernels().bf16t;
+  const FormatKernels s = gemm_detail::scalar_kernels();
+  if (!k.bf16t) k.bf16t = s.bf16t;
+  if (!k.q8i) k.q8i = s.q8i;
+  if (!k.q4i) k.q4i = s.q4i;
   return k;
 }
 
@@ -93,6 +100,10 @@ Kernel kernel(const FormatKernels& k, DType t) {
       return k.q4;
     case DType::BF16T:
       return k.bf16t;
+    case DType::Q8GI:
+      return k.q8i;
+    case DType::Q4GI:
+      return k.q4i;
     default:
       return nullptr;
   }

@@ -412,6 +412,10 @@ FormatKernels amx_kernels() {
   k.fp8 = bf16_kernel;
   k.q8 = quant_kernel<DType::Q8G>;
   k.q4 = quant_kernel<DType::Q4G>;
+  // Interleaved int weights on an AMX machine (loaded with the VNNI target active): VNNI reads
+  // them, bitwise like every other int path.
+  const FormatKernels ki = vnni_il_kernels();
+  k.q8i = ki.q8i, k.q4i = ki.q4i;
   return k;
 }
 

@@ -17,6 +17,8 @@ using Kernel = void (*)(const PreparedActs& a, const WeightRef& w, int64_t r0, i
 struct FormatKernels {
   Kernel f32 = nullptr, bf16 = nullptr, fp8 = nullptr, q8 = nullptr, q4 = nullptr;
   Kernel bf16t = nullptr;  // BF16T: AMX (+ its bitwise vector decode); elsewhere the scalar one
+  // Q8GI / Q4GI: VNNI (and AMX, which has VNNI); elsewhere the scalar ones.
+  Kernel q8i = nullptr, q4i = nullptr;
 };
 
 // One table per ISA file (a file's functions carry that ISA's target attribute).
@@ -24,8 +26,10 @@ FormatKernels scalar_kernels();
 FormatKernels avx2_kernels();
 FormatKernels avx512_kernels();  // float formats with AVX-512F; bf16 with vdpbf16ps if `bf16`
 FormatKernels avx512_bf16_kernels();
-FormatKernels vnni_kernels();  // Q8G / Q4G with vpdpbusd
-FormatKernels amx_kernels();   // bf16 / fp8 (every n) and Q8G / Q4G (falls back to VNNI for n<16)
+FormatKernels vnni_kernels();          // Q8G / Q4G with vpdpbusd
+FormatKernels vnni_il_kernels();       // Q8GI / Q4GI with vpdpbusd (gemm_vnni_il.cc)
+FormatKernels bf16t_dpbf16_kernels();  // BF16T with vdpbf16ps, no AMX (gemm_bf16_il.cc)
+FormatKernels amx_kernels();  // bf16 / fp8 (every n) and Q8G / Q4G (falls back to VNNI for n<16)
 
 // AMX activation layouts (gemm_amx.cc), filled by prepare_acts when the ISA is kAmx.
 void amx_pack_bf16(PreparedActs& a);
@@ -46,7 +50,7 @@ inline float q_group_fma(float acc, int32_t dot, float w_scale, float x_scale) {
   return std::fma(float(dot), w_scale * x_scale, acc);
 }
 inline int32_t weight_bias(DType t) {
-  return t == DType::Q8G ? 128 : 8;
+  return t == DType::Q8G || t == DType::Q8GI ? 128 : 8;
 }
 
 // FP8 E4M3 -> f32 without a table: the 7 magnitude bits placed at f32's exponent/mantissa
@@ -73,6 +77,16 @@ struct BlockTable {
     for (int64_t r = r0; r < r1; r += rb) {
       const int64_t nr = r1 - r < rb ? r1 - r : rb;
       for (int64_t t = t0; t < t1; t += tb) get(t1 - t < tb ? t1 - t : tb, nr)(c, r, t);
+    }
+  }
+  // The same for tiles whose R counts blocks of 16 interleaved rows (r0 a multiple of 16; the
+  // tile masks rows past the matrix's end itself).
+  static void drive_blocks(const typename Tile::Ctx& c, int64_t r0, int64_t r1, int64_t t0,
+                           int64_t t1, int64_t tb, int64_t nb) {
+    const int64_t blocks = (r1 - r0 + 15) / 16;
+    for (int64_t b = 0; b < blocks; b += nb) {
+      const int64_t k = blocks - b < nb ? blocks - b : nb;
+      for (int64_t t = t0; t < t1; t += tb) get(t1 - t < tb ? t1 - t : tb, k)(c, r0 + 16 * b, t);
     }
   }
 };

@@ -111,6 +111,27 @@ void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
   });
 }
 
+// Q8GI / Q4GI: the same sums with codes and scales read from the interleaved blocks.
+template <DType kType>
+void quant_il_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
+                     int64_t t1, float* y, int64_t ys) {
+  const int64_t G = a.groups();
+  const int32_t bias = weight_bias(kType);
+  const uint8_t* W = static_cast<const uint8_t*>(w.data);
+  each_output(a, r0, r1, t0, t1, y, ys, [&](int64_t t, int64_t r) {
+    const int8_t* xq = a.q.data() + t * a.kpad;
+    float acc = 0;
+    for (int64_t g = 0; g < G; ++g) {
+      int32_t dot = 0;
+      for (int64_t i = 0; i < kQuantGroup; ++i)
+        dot += il_code(W, kType, w.cols, r, g * kQuantGroup + i) * xq[g * kQuantGroup + i];
+      dot -= bias * a.q_sum.data()[g * a.n + t];
+      acc = q_group_fma(acc, dot, il_scale(W, kType, w.cols, r, g), a.q_scale.data()[g * a.n + t]);
+    }
+    return acc;
+  });
+}
+
 }  // namespace
 
 FormatKernels scalar_kernels() {
@@ -121,6 +142,8 @@ FormatKernels scalar_kernels() {
   k.fp8 = fp8_kernel;
   k.q8 = quant_kernel<DType::Q8G>;
   k.q4 = quant_kernel<DType::Q4G>;
+  k.q8i = quant_il_kernel<DType::Q8GI>;
+  k.q4i = quant_il_kernel<DType::Q4GI>;
   return k;
 }
 

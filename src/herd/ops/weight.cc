@@ -45,7 +45,7 @@ inline const uint8_t* row_ptr(const WeightRef& w, int64_t r) {
 
 WeightRef WeightRef::row_slice(int64_t r0, int64_t n) const {
   assert(r0 >= 0 && n >= 0 && r0 + n <= rows);
-  assert(dtype != DType::BF16T || r0 % kTileRows == 0);
+  assert((dtype != DType::BF16T && !is_interleaved(dtype)) || r0 % kTileRows == 0);
   WeightRef w = *this;
   w.data = row_ptr(*this, r0);
   w.rows = n;
@@ -58,6 +58,14 @@ void dequantize_row(const WeightRef& w, int64_t r, float* out) {
   if (w.dtype == DType::BF16T) {  // r within its 16-row block of the slice's tiles
     const uint16_t* d = static_cast<const uint16_t*>(w.data);
     for (int64_t c = 0; c < w.cols; ++c) out[c] = bf16_to_f32(d[tiled_index(r, c, w.cols)]);
+    return;
+  }
+  if (is_interleaved(w.dtype)) {  // r within the slice (slices start on a 16-row block)
+    const auto* d = static_cast<const uint8_t*>(w.data);
+    const int bias = w.dtype == DType::Q8GI ? 128 : 8;
+    for (int64_t c = 0; c < w.cols; ++c)
+      out[c] = float(il_code(d, w.dtype, w.cols, r, c) - bias) *
+               il_scale(d, w.dtype, w.cols, r, c / kQuantGroup);
     return;
   }
   const uint8_t* row = row_ptr(w, r);
@@ -85,6 +93,11 @@ void dequantize_row(const WeightRef& w, int64_t r, float* out) {
 float weight_at(const WeightRef& w, int64_t r, int64_t c) {
   if (w.dtype == DType::BF16T)
     return bf16_to_f32(static_cast<const uint16_t*>(w.data)[tiled_index(r, c, w.cols)]);
+  if (is_interleaved(w.dtype)) {
+    const auto* d = static_cast<const uint8_t*>(w.data);
+    return float(il_code(d, w.dtype, w.cols, r, c) - (w.dtype == DType::Q8GI ? 128 : 8)) *
+           il_scale(d, w.dtype, w.cols, r, c / kQuantGroup);
+  }
   if (is_packed(w.dtype)) {  // slow path for references and tests: dequantize the group
     const int64_t g = c / kQuantGroup;
     WeightRef one = w.row_slice(r, 1);

@@ -15,7 +15,7 @@ struct WeightRef {
   // FP8 checkpoints: one scale per row (per output channel), f32; nullptr otherwise.
   const float* row_scale = nullptr;
   // Packed formats Q8G / Q4G (quant/formats.h): data holds rows x packed_row_bytes(cols) bytes,
-  // group_scale holds rows x quant_groups(cols) f32 scales.
+  // group_scale holds rows x quant_groups(cols) f32 scales. Q8GI / Q4GI keep theirs inside.
   const float* group_scale = nullptr;
 
   // Sub-matrix of rows [r0, r0+n) (e.g. one expert of a stacked [E*rows, cols] tensor).

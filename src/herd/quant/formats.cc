@@ -10,6 +10,7 @@ int64_t packed_row_bytes(DType t, int64_t cols) {
   if (t == DType::Q8G) return quant_groups(cols) * kQuantGroup;
   if (t == DType::Q4G) return quant_groups(cols) * kQuantGroup / 2;
   if (t == DType::BF16T) return tiled_kpad(cols) * 2;
+  if (is_interleaved(t)) return quant_groups(cols) * il_record_bytes(t) / 16;
   return 0;
 }
 
@@ -64,6 +65,89 @@ void dequantize_row_q4g(const uint8_t* q, const float* scales, int64_t cols, flo
     const int code = i < kQuantGroup / 2 ? (byte & 0xF) : (byte >> 4);
     out[c] = float(code - 8) * scales[g];
   }
+}
+
+namespace {
+// Byte offset of (r, c)'s code within the matrix, and whether it is the high nibble (Q4GI).
+int64_t il_offset(DType t, int64_t cols, int64_t r, int64_t c, bool* high) {
+  const int64_t g = c / kQuantGroup, i = c % kQuantGroup;
+  const int64_t rec = ((r / 16) * quant_groups(cols) + g) * il_record_bytes(t);
+  if (t == DType::Q8GI) {
+    *high = false;
+    return rec + (i / 4) * 64 + (r % 16) * 4 + i % 4;
+  }
+  *high = i % 8 >= 4;
+  return rec + (i / 8) * 64 + (r % 16) * 4 + i % 4;
+}
+float* il_scale_ptr(uint8_t* data, DType t, int64_t cols, int64_t r, int64_t g) {
+  const int64_t rec = ((r / 16) * quant_groups(cols) + g) * il_record_bytes(t);
+  return reinterpret_cast<float*>(data + rec + il_code_bytes(t)) + r % 16;
+}
+}  // namespace
+
+int il_code(const uint8_t* data, DType t, int64_t cols, int64_t r, int64_t c) {
+  bool high;
+  const uint8_t b = data[il_offset(t, cols, r, c, &high)];
+  return t == DType::Q8GI ? b : high ? b >> 4 : b & 15;
+}
+
+float il_scale(const uint8_t* data, DType t, int64_t cols, int64_t r, int64_t g) {
+  float s;
+  std::memcpy(&s, il_scale_ptr(const_cast<uint8_t*>(data), t, cols, r, g), 4);
+  return s;
+}
+
+void interleave_rows(const uint8_t* codes, const float* scales, int64_t n, int64_t cols, int64_t r0,
+                     int64_t rows, DType t, uint8_t* dst) {
+  // Row by row and group by group (load time: no per-element address arithmetic).
+  const DType ct = code_format(t);
+  const int64_t G = quant_groups(cols), rb = packed_row_bytes(ct, cols);
+  const int64_t rec = il_record_bytes(t), cb = il_code_bytes(t);
+  const int64_t end = std::min(il_rows(rows), il_rows(r0 + n));  // whole blocks touched
+  uint8_t u[kQuantGroup];                                        // one group's codes, element order
+  for (int64_t r = r0; r < end; ++r) {
+    const bool pad = r >= r0 + n;
+    const uint8_t* row = codes + (r - r0) * rb;
+    for (int64_t g = 0; g < G; ++g) {
+      uint8_t* d = dst + ((r / 16) * G + g) * rec + (r % 16) * 4;
+      if (ct == DType::Q8G) {
+        const uint8_t* src = row + g * kQuantGroup;
+        for (int64_t c = 0; c < 32; ++c) {
+          if (pad)
+            std::memset(d + c * 64, 128, 4);
+          else
+            std::memcpy(d + c * 64, src + 4 * c, 4);
+        }
+      } else {
+        const uint8_t* src = row + g * (kQuantGroup / 2);
+        for (int64_t j = 0; j < kQuantGroup / 2; ++j) {
+          u[j] = pad ? 8 : src[j] & 15;
+          u[j + kQuantGroup / 2] = pad ? 8 : src[j] >> 4;
+        }
+        for (int64_t c = 0; c < 16; ++c)
+          for (int64_t j = 0; j < 4; ++j)
+            d[c * 64 + j] = uint8_t(u[8 * c + j] | (u[8 * c + 4 + j] << 4));
+      }
+      const float sc = pad ? 0.0f : scales[(r - r0) * G + g];
+      std::memcpy(dst + ((r / 16) * G + g) * rec + cb + (r % 16) * 4, &sc, 4);
+    }
+  }
+}
+
+void deinterleave_row(const uint8_t* data, DType t, int64_t cols, int64_t r, uint8_t* codes,
+                      float* scales) {
+  const int64_t G = quant_groups(cols);
+  for (int64_t c = 0; c < G * kQuantGroup; ++c) {
+    const int v = il_code(data, t, cols, r, c);
+    const int64_t g = c / kQuantGroup, i = c % kQuantGroup;
+    if (t == DType::Q8GI)
+      codes[c] = uint8_t(v);
+    else if (i < kQuantGroup / 2)
+      codes[g * 64 + i] = uint8_t((codes[g * 64 + i] & 0xF0) | v);
+    else
+      codes[g * 64 + i - 64] = uint8_t((codes[g * 64 + i - 64] & 15) | (v << 4));
+  }
+  for (int64_t g = 0; g < G; ++g) scales[g] = il_scale(data, t, cols, r, g);
 }
 
 void tile_rows_bf16(const uint16_t* src, int64_t n, int64_t cols, int64_t r0, uint16_t* dst) {

@@ -17,6 +17,19 @@
 //       is, and one vector per K pair for the AVX-512 decode kernel that reproduces the tile
 //       unit bit for bit (ops/gemm_amx.cc). "Row bytes" = kp * 2, so row_slice works at
 //       multiples of 16 rows. No scales.
+//
+//  Q8GI / Q4GI  Q8G / Q4G codes and scales (same values) with 16 rows interleaved, for AVX-512
+//       VNNI machines (ops/gemm_vnni_il.cc): one vpdpbusd of a 64-byte vector against 4 bytes of x
+//       broadcast adds 4 products to each of 16 rows' lanes, so each row's exact group dot builds
+//       up in its own lane with no horizontal sum. Rows come in blocks of 16 (the last padded
+//       with code 0, scale 0). A block is n_groups records, each the group's codes then its 16
+//       rows' f32 scales (read right after the codes they scale):
+//         Q8GI: 32 chunks of 64 bytes, chunk c = [row 0..15][4 bytes: K 4c .. 4c+3]; scales.
+//         Q4GI: 16 chunks of 64 bytes, chunk c = [row 0..15][4 bytes], byte j of a row holding
+//               K 8c+j in its low nibble and K 8c+4+j in its high nibble (one AND, one shift and
+//               one AND give the two 4-K halves); scales.
+//       "Row bytes" = record bytes / 16, so row_slice works at multiples of 16 rows. group_scale
+//       is null (the scales are inside).
 #pragma once
 
 #include <cstdint>
@@ -36,8 +49,23 @@ inline bool is_packed(DType t) {
   return t == DType::Q8G || t == DType::Q4G;
 }
 // Formats whose rows are not cols * dtype_size bytes (packed_row_bytes gives the row stride).
+inline bool is_interleaved(DType t) {
+  return t == DType::Q8GI || t == DType::Q4GI;
+}
 inline bool is_blocked(DType t) {
-  return is_packed(t) || t == DType::BF16T;
+  return is_packed(t) || t == DType::BF16T || is_interleaved(t);
+}
+// Formats whose products take int8-quantized activations (PreparedActs::q).
+inline bool takes_int8_acts(DType t) {
+  return is_packed(t) || is_interleaved(t);
+}
+// Q8GI -> Q8G, Q4GI -> Q4G (the codes' format); other types unchanged.
+inline DType code_format(DType t) {
+  return t == DType::Q8GI ? DType::Q8G : t == DType::Q4GI ? DType::Q4G : t;
+}
+// The interleaved counterpart of a packed format.
+inline DType interleaved_format(DType t) {
+  return t == DType::Q8G ? DType::Q8GI : t == DType::Q4G ? DType::Q4GI : t;
 }
 inline constexpr int64_t kTileRows = 16;
 inline int64_t tiled_kpad(int64_t cols) {
@@ -47,6 +75,29 @@ inline int64_t tiled_kpad(int64_t cols) {
 inline int64_t tiled_index(int64_t r, int64_t c, int64_t cols) {
   return ((r / kTileRows) * (tiled_kpad(cols) / 2) + c / 2) * 32 + (r % kTileRows) * 2 + c % 2;
 }
+// Q8GI / Q4GI: bytes of one group record of a 16-row block (codes, then 16 scales).
+inline int64_t il_code_bytes(DType t) {
+  return t == DType::Q8GI ? 2048 : 1024;
+}
+inline int64_t il_record_bytes(DType t) {
+  return il_code_bytes(t) + 64;
+}
+// Code (biased, as in Q8G / Q4G) and scale of element (r, c) of an interleaved matrix.
+int il_code(const uint8_t* data, DType t, int64_t cols, int64_t r, int64_t c);
+float il_scale(const uint8_t* data, DType t, int64_t cols, int64_t r, int64_t g);
+// Writes rows [r0, r0 + n) given as Q8G / Q4G (codes row-major with stride packed_row_bytes,
+// scales [n, groups]) into an interleaved matrix. Rows of the touched blocks past `rows` are
+// filled as padding (code 0, scale 0); r0 must be a multiple of 16.
+void interleave_rows(const uint8_t* codes, const float* scales, int64_t n, int64_t cols, int64_t r0,
+                     int64_t rows, DType t, uint8_t* dst);
+// The inverse for one row: Q8G / Q4G codes (packed_row_bytes) and its groups' scales.
+void deinterleave_row(const uint8_t* data, DType t, int64_t cols, int64_t r, uint8_t* codes,
+                      float* scales);
+// Rows padded to whole blocks: bytes of an interleaved matrix = il_rows(rows) * row bytes.
+inline int64_t il_rows(int64_t rows) {
+  return (rows + 15) / 16 * 16;
+}
+
 // Writes n (a multiple of 16) rows of bf16 [n][cols] at row r0 of a BF16T matrix.
 void tile_rows_bf16(const uint16_t* src, int64_t n, int64_t cols, int64_t r0, uint16_t* dst);
 
