@@ -123,8 +123,9 @@ PrefixMatch SequenceKv::match_prefix(std::span<const int32_t> prompt, int64_t ma
       m.tokens = n * P + common;
     }
   }
+  // Global pages only: the scheduler checks this against the global pool. Revived chunked pages
+  // are part of the sequence's window, which its chunked reservation already covers.
   for (int32_t id : m.global_ids) m.revived += global_.refs(id) == 0;
-  for (int32_t id : m.chunked_ids) m.revived += chunked_->refs(id) == 0;
   return m;
 }
 
