@@ -50,9 +50,9 @@ PlanTarget ram_target(int64_t ram_bytes);
 // prefill slice, communication buffers. An assumption, printed with every plan.
 inline constexpr int64_t kGpuReserveBytes = int64_t(4) << 30;
 // CPU: what a herd process holds besides weights, KV and activations (binary, libraries, thread
-// stacks, allocator arenas, tokenizer tables), measured as the RSS of `herd bench` on the tiny
-// preset at a 1k context (bench/long_context.sh).
-inline constexpr int64_t kCpuRuntimeBytes = int64_t(24) << 20;
+// stacks, allocator arenas), measured: `herd bench -m tiny -t 1 -p 32 -n 4 -r 1 --ctx 64` peaks
+// at 11.8 MB RSS, of which 0.7 MB are the tiny preset's weights (2026-12-04).
+inline constexpr int64_t kCpuRuntimeBytes = int64_t(11) << 20;
 // CPU: bytes per context token outside the KV pages. Token ids (int32): the request's prompt,
 // the sequence's history, the cache's token list, the caller's copy (16 B). The page pool's
 // bookkeeping, per 32-token page of its capacity (runtime/kv_pool.cc): data pointer 8, Meta 40,
