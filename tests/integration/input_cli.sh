@@ -369,6 +369,18 @@ EOF
         if [ "$cmd" = info ]; then expect_error "$want" run -m "$d" -p hi -n 1; fi
       done
     done
+    # The prompt file of `run -f`.
+    for kind in fifo dir loop dev; do
+      f="$WORK/prompt-$kind"
+      case "$kind" in
+        fifo) mkfifo "$f"; want="not a regular file (a FIFO)" ;;
+        dir) mkdir "$f"; want="not a regular file (a directory)" ;;
+        loop) ln -s "$f.b" "$f"; ln -s "$f" "$f.b"; want="symbolic link loop" ;;
+        dev) ln -s /dev/zero "$f"; want="not a regular file (a character device)" ;;
+      esac
+      expect_error "$want" run -m "$WORK/m" -f "$f" -n 1
+      grep -qF "$f" "$WORK/err" || fail "error does not name the prompt file ($kind)"
+    done
     # The model directory itself.
     mkfifo "$WORK/fifo-dir"
     expect_error "is a FIFO, expected the model directory" info -m "$WORK/fifo-dir"
