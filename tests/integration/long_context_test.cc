@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <span>
 
 #include "herd/runtime/kv_cache.h"
 #include "herd/runtime/sequence.h"
@@ -50,6 +52,30 @@ double kl(const float* p_logits, const float* q_logits, int64_t V) {
 
 int64_t argmax(const float* x, int64_t V) {
   return std::max_element(x, x + V) - x;
+}
+
+// Decode steps past 8192 keys take the decoder's split path (one work item per key segment,
+// folded afterwards); the same positions inside a prefill slice take one pass over the
+// segments. Both must give the same bits (batch invariance of ops/attention_fast.h).
+TEST(LongContext, DecodeSplitBySegmentsEqualsPrefill) {
+  ThreadPool& pool = testutil::test_pool();
+  const ModelCase mc{"tiny", 8192, "bf16"};
+  LoadedModel& model = testutil::runtime_model(mc, pool);
+  TextDecoder dec(model, pool, Precision::kAuto);
+  const int64_t N = 8192 + 300, V = dec.vocab_size(), kSteps = 4;
+  const std::vector<int32_t> tokens = testutil::lcg_tokens(N, V, 9);
+  std::vector<int64_t> want;
+  for (int64_t i = N - kSteps; i < N; ++i) want.push_back(i);
+  std::vector<float> prefill(size_t(kSteps * V)), decode(size_t(kSteps * V));
+  Sequence a(dec, 512, KvType::kBF16);
+  ASSERT_TRUE(a.append(tokens, want, prefill.data()).is_ok());
+  Sequence b(dec, 512, KvType::kBF16);
+  const std::span<const int32_t> all(tokens);
+  ASSERT_TRUE(b.append(all.first(size_t(N - kSteps)), {}, nullptr).is_ok());
+  for (int64_t k = 0; k < kSteps; ++k)
+    ASSERT_TRUE(
+        b.append_last(all.subspan(size_t(N - kSteps + k), 1), &decode[size_t(k * V)]).is_ok());
+  EXPECT_EQ(std::memcmp(prefill.data(), decode.data(), prefill.size() * sizeof(float)), 0);
 }
 
 TEST(LongContext, SlicedHerdLayoutMatchesOneForwardWithFullKv) {
