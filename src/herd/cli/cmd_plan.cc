@@ -20,7 +20,9 @@ struct Options {
   bool json = false;
 };
 
-std::string gib(int64_t b) {
+std::string gib(int64_t b) {  // GiB, or MiB below one GiB (CPU plans of small models)
+  if (b > -(1LL << 30) && b < (1LL << 30))
+    return fmt::format("{:.2f} MiB", double(b) / double(1LL << 20));
   return fmt::format("{:.2f} GiB", double(b) / double(1LL << 30));
 }
 std::string count_str(int64_t n) {  // 1234567 -> "1,234,567"
