@@ -215,7 +215,8 @@ void TextDecoder::attention_fast(int layer, const AttentionShape& shape,
     const int64_t seg0 = int64_t(segs_.size());
     if (e - t <= kSplitMaxTokens) {
       const KvView kv = caches[size_t(batch[size_t(t)].seq)]->view(layer);
-      if (attention_partials_supported(kv)) {
+      // Short views are not worth scanning (splitting or not gives the same bits either way).
+      if (kv.n_rows() > shape.segment && attention_partials_supported(kv)) {
         int64_t min_pos = INT64_MAX, max_pos = INT64_MIN;
         for (int64_t i = t; i < e; ++i) {
           min_pos = std::min(min_pos, attention_min_key(shape, batch[size_t(i)].pos));
