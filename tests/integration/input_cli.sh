@@ -142,6 +142,15 @@ case "$CASE" in
       "synth|--preset|huge|enum|-o $WORK/s"
       "verify|--threads|1025|int|-m $M"
       "export-gguf|--dtype|f8|enum|-m $M -o $WORK/g.gguf"
+      "bench|--depth|-1|int|-m $M -p 1 -n 1 -r 1"
+      "plan|--count|0|int|-m scout --quant bf16 --gpu h100"
+      "plan|--ram|0|real|-m scout --quant bf16"
+      "plan|--ctx|0|int|-m $M --quant bf16 --ram 1G"
+      "plan|--ubatch|0|int|-m $M --quant bf16 --ram 1G"
+      "plan|--parallel|0|int|-m $M --quant bf16 --ram 1G"
+      "plan|--quant|int3|enum|-m scout --gpu h100 --count 1"
+      "plan|--kv-type|q8|enum|-m scout --quant bf16 --gpu h100"
+      "plan|--gpu|a100|enum|-m scout --quant bf16 --count 2"
     )
     for row in "${table[@]}"; do
       IFS='|' read -r cmd flag oor kind rest <<<"$row"
@@ -359,6 +368,18 @@ EOF
         grep -qF "$file" "$WORK/err" || fail "error does not name $file ($kind)"
         if [ "$cmd" = info ]; then expect_error "$want" run -m "$d" -p hi -n 1; fi
       done
+    done
+    # The prompt file of `run -f`.
+    for kind in fifo dir loop dev; do
+      f="$WORK/prompt-$kind"
+      case "$kind" in
+        fifo) mkfifo "$f"; want="not a regular file (a FIFO)" ;;
+        dir) mkdir "$f"; want="not a regular file (a directory)" ;;
+        loop) ln -s "$f.b" "$f"; ln -s "$f" "$f.b"; want="symbolic link loop" ;;
+        dev) ln -s /dev/zero "$f"; want="not a regular file (a character device)" ;;
+      esac
+      expect_error "$want" run -m "$WORK/m" -f "$f" -n 1
+      grep -qF "$f" "$WORK/err" || fail "error does not name the prompt file ($kind)"
     done
     # The model directory itself.
     mkfifo "$WORK/fifo-dir"

@@ -145,6 +145,20 @@ TEST(PagedKv, MatchesFullKvForEverySliceSize) {
   }
 }
 
+// A Sequence's private pools grow: 600 tokens need 38 pages of 16 rows, more than the 16 it
+// starts with (prepare() used to refuse instead of letting take() add memory).
+TEST(PagedKv, SequenceGrowsPastItsFirstPages) {
+  const ModelCase c{"tiny", 16, "f32"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kF32);
+  const auto tokens = testutil::lcg_tokens(600, dec.vocab_size(), 4);
+  const auto ref = full_kv_logits(dec, tokens);
+  const auto got = paged_logits(dec, tokens, 128, KvType::kF32);
+  float worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::fabs(ref[i] - got[i]));
+  EXPECT_LE(worst, 1e-5f);
+}
+
 // Top-1 agreement and mean KL of the stored KV types against f32 KV (figures in BENCHMARKS.md).
 TEST(PagedKv, QuantizedKvTypesStayCloseToF32) {
   const int64_t chunk = 16;

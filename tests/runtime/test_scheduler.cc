@@ -268,6 +268,32 @@ TEST(Scheduler, PrefixReuseEvaluatesOnlyNewTokensAndMatchesColdRun) {
   EXPECT_EQ(sched.global_pool().in_use(), 0);
 }
 
+// A global pool with room for one request's pages plus a little (what `herd bench -d` sizes with
+// --ctx): a request that reuses a finished one's prefix is admitted. Its cached CHUNKED pages are
+// part of its window reservation and must not count against the global pool.
+TEST(Scheduler, PrefixReuseFitsATightGlobalPool) {
+  const ModelCase c{"tiny", 256, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  SchedulerOptions o = options(c, 1, 64);
+  o.context = 224;
+  o.global_pages = 14;  // 224 tokens of 16-row pages
+  Scheduler sched(dec, o);
+  const std::vector<int32_t> base = testutil::lcg_tokens(128, V, 5);
+  SeqRun first, second;
+  ASSERT_TRUE(sched.submit(traced(base, 0, V, first)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  std::vector<int32_t> more = base;
+  const auto tail = testutil::lcg_tokens(64, V, 6);
+  more.insert(more.end(), tail.begin(), tail.end());
+  ASSERT_TRUE(sched.submit(traced(more, 4, V, second)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(second.done.reason, FinishReason::kLength) << second.done.error.message();
+  EXPECT_EQ(second.done.reused_tokens, 128);
+  expect_same_as_cold(dec, c, more, 4, {}, second, "reused on a tight pool vs cold");
+}
+
 // n choices of one prompt submitted together: the first prefills it, the others wait for its
 // pages and reuse them, and every choice equals its own cold run.
 TEST(Scheduler, ChoicesOfOnePromptPrefillItOnce) {

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cstdio>
 
 namespace herd {
@@ -47,8 +50,14 @@ void Progress::draw(uint64_t done) {
   bar[kWidth] = 0;
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::fprintf(stderr, "\r%s [%s] %5.1f%% %6.1fs %s\033[K", label_.c_str(), bar, frac * 100.0, secs,
-               detail_.c_str());
+  std::string rate;
+  if (!unit_.empty() && secs > 0 && done > 0) {
+    const double per_s = double(done) / secs;
+    const double left = double(total_ - std::min(done, total_)) / per_s;
+    rate = fmt::format(" {:.1f} {}/s, ETA {:.0f}s", per_s, unit_, left);
+  }
+  std::fprintf(stderr, "\r%s [%s] %5.1f%% %6.1fs%s %s\033[K", label_.c_str(), bar, frac * 100.0,
+               secs, rate.c_str(), detail_.c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -1,4 +1,5 @@
-// A one-line progress bar on stderr for long conversions (quantization at load, `herd quantize`).
+// A one-line progress bar on stderr for long conversions (quantization at load, `herd quantize`)
+// and long prefills (with show_rate: units per second and the time left).
 // Thread-safe: workers call add() from the pool; the line is redrawn at most once per percent.
 // Silent unless enabled and stderr is a terminal, so logs and CI output stay clean.
 #pragma once
@@ -21,6 +22,8 @@ class Progress {
 
   void add(uint64_t n);
   void set_detail(const std::string& detail);  // e.g. "layer 3/16"
+  // Also print the rate so far in `unit`s per second and the ETA at that rate ("tok").
+  void show_rate(std::string unit) { unit_ = std::move(unit); }
   void finish();
   bool active() const { return active_; }
 
@@ -30,7 +33,7 @@ class Progress {
  private:
   void draw(uint64_t done);
 
-  std::string label_, detail_;
+  std::string label_, detail_, unit_;
   uint64_t total_;
   bool active_;
   bool drawn_ = false;

@@ -1,12 +1,15 @@
 // `herd bench`: prefill and decode speed the way llama-bench measures them (pp: P random tokens
 // on an empty cache; tg: N single-token steps from an empty cache), medians of repeats, plus
-// load time, peak RSS and the weight bytes each decoded token reads.
+// load time, peak RSS and the weight bytes each decoded token reads. With -d D (llama-bench's
+// depth) a context of D random tokens is prefilled once (timed: the long-prefill speed), and pp
+// and tg then run on top of it, reusing its pages through the prefix cache.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 
+#include "herd/base/progress.h"
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
 #include "herd/cli/flag_checks.h"
@@ -23,7 +26,8 @@ namespace {
 
 struct Options {
   EngineFlags engine;
-  int64_t prompt_tokens = 512, gen_tokens = 128;
+  int64_t prompt_tokens = 512, gen_tokens = 128, depth = 0;
+  bool ubatch_given = false;
   int repeats = 3;
   bool json = false, probe = false;
   int64_t image_tiles = 0;  // > 0: time the vision encoder instead (run_image_bench)
@@ -100,9 +104,14 @@ int run_bench(const Options& o) {
   if (!opt) return report(opt.status());
   opt->tokenizer = false;
   opt->progress = !o.json;
-  // One prompt of P tokens in one slice (as llama-bench's pp), or N sequences of generation.
-  opt->sched.step_tokens = std::max<int64_t>({o.prompt_tokens, opt->sched.max_seqs, 1});
-  opt->sched.context = 0;
+  // One prompt of P tokens in one slice (as llama-bench's pp) unless --ubatch says otherwise, at
+  // most kMaxSlice: activation memory grows with the slice, and a long prompt goes in slices.
+  constexpr int64_t kMaxSlice = 4096;
+  if (!o.ubatch_given)
+    opt->sched.step_tokens =
+        std::max<int64_t>({std::min(o.prompt_tokens, kMaxSlice), opt->sched.max_seqs, 1});
+  // --ctx bounds the pools; otherwise the model's limit (pages are reserved, touched when used).
+  opt->sched.context = o.engine.ctx;
   // Load time includes the conversion to the run format (none for a pre-quantized model).
   auto engine = Engine::open(*opt);
   if (!engine) return report(engine.status());
@@ -120,18 +129,48 @@ int run_bench(const Options& o) {
     for (auto& x : t) x = int32_t(rng.next() % uint64_t(V));
     return t;
   };
+  // The depth context, prefilled once: it also serves as the warm-up round.
+  const std::vector<int32_t> base = random_tokens(o.depth);
+  double depth_tok_s = 0;
+  if (o.depth > 0) {
+    Request req;
+    req.prompt = base;
+    req.logits_positions = {o.depth - 1};
+    Progress bar("prefill depth", uint64_t(o.depth), !o.json);
+    bar.show_rate("tok");
+    int64_t shown = 0;
+    req.on_prefill = [&](int64_t done, int64_t) {
+      bar.add(uint64_t(done - shown));
+      shown = done;
+    };
+    auto t1 = std::chrono::steady_clock::now();
+    auto done = e.run(std::move(req));
+    if (!done) return report(done.status());
+    depth_tok_s = double(o.depth) / seconds_since(t1);
+  }
+  // A prompt of n new tokens on top of the depth context (reused from the prefix cache).
+  auto at_depth = [&](int64_t n) {
+    std::vector<int32_t> t = base;
+    const std::vector<int32_t> more = random_tokens(n);
+    t.insert(t.end(), more.begin(), more.end());
+    return t;
+  };
   std::vector<double> pp, tg;
-  // One warm-up round of each (page faults of the mmap, caches), then the measured repeats.
-  for (int r = 0; r <= o.repeats; ++r) {
+  // One warm-up round of each (page faults of the mmap, caches), then the measured repeats; the
+  // depth prefill above already warmed everything up.
+  for (int r = o.depth > 0 ? 1 : 0; r <= o.repeats; ++r) {
     if (o.prompt_tokens > 0) {
       Request req;
-      req.prompt = random_tokens(o.prompt_tokens);
-      req.logits_positions = {o.prompt_tokens - 1};
-      req.reuse_prefix = false;
+      req.prompt = at_depth(o.prompt_tokens);
+      req.logits_positions = {int64_t(req.prompt.size()) - 1};
+      req.reuse_prefix = o.depth > 0;
       auto t1 = std::chrono::steady_clock::now();
       auto done = e.run(std::move(req));
       if (!done) return report(done.status());
-      if (r > 0) pp.push_back(double(o.prompt_tokens) / seconds_since(t1));
+      // Only whole pages of the depth are reused (a partial last page is evaluated again): count
+      // what was evaluated.
+      const int64_t evaluated = done->prompt_tokens - done->reused_tokens;
+      if (r > 0) pp.push_back(double(evaluated) / seconds_since(t1));
     }
     if (o.gen_tokens > 0) {
       // N sequences, each from an empty cache: one token of prompt, then gen_tokens - 1 decode
@@ -139,11 +178,11 @@ int run_bench(const Options& o) {
       int64_t evaluated = 0;
       for (int64_t i = 0; i < N; ++i) {
         Request req;
-        req.prompt = random_tokens(1);
+        req.prompt = at_depth(1);
         req.max_tokens = o.gen_tokens;
-        req.reuse_prefix = false;
+        req.reuse_prefix = o.depth > 0;
         req.on_finish = [&](const Completion& c) {
-          evaluated += 1 + c.decode_steps;
+          evaluated += c.prompt_tokens - c.reused_tokens + c.decode_steps;
           if (c.reason == FinishReason::kError)
             std::fprintf(stderr, "herd: error: %s\n", c.error.message().c_str());
         };
@@ -162,16 +201,20 @@ int run_bench(const Options& o) {
         "\"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"repeats\": %d, \"prefill_tok_s\": %.4f, "
         "\"decode_tok_s\": %.4f, \"peak_rss_bytes\": %lld, \"load_s\": %.4f, "
         "\"bytes_per_token\": %lld, \"parallel\": %lld, \"aggregate_decode_tok_s\": %.4f, "
-        "\"kv_type\": \"%s\"}\n",
+        "\"kv_type\": \"%s\", \"depth\": %lld, \"depth_prefill_tok_s\": %.4f}\n",
         o.engine.model.c_str(), quant_used.c_str(), o.engine.precision.c_str(), e.pool().size(),
         (long long)o.prompt_tokens, (long long)o.gen_tokens, o.repeats, prefill,
         N == 1 ? decode : decode / double(N), (long long)peak_rss_bytes(), load_s, (long long)bpt,
-        (long long)N, decode, kv_type_name(sched.kv_spec().global.type));
+        (long long)N, decode, kv_type_name(sched.kv_spec().global.type), (long long)o.depth,
+        depth_tok_s);
   } else {
     std::printf("model %s  quant %s  precision %s  threads %d  parallel %lld  kv %s\n",
                 o.engine.model.c_str(), quant_used.c_str(), o.engine.precision.c_str(),
                 e.pool().size(), (long long)N, kv_type_name(sched.kv_spec().global.type));
     std::printf("load          %.2f s\n", load_s);
+    if (o.depth > 0)
+      std::printf("depth %lld     prefilled at %.2f tok/s (once); pp and tg below run on it\n",
+                  (long long)o.depth, depth_tok_s);
     std::printf("prefill pp%-4lld %.2f tok/s (median of %d)\n", (long long)o.prompt_tokens, prefill,
                 o.repeats);
     std::printf("decode  tg%-4lld %.2f tok/s aggregate over %lld sequences (median of %d)\n",
@@ -193,11 +236,17 @@ CommandRegistrar reg(
       app.add_option("-n,--gen-tokens", o->gen_tokens, "Decode test length (0 = skip)")
           ->check(int_in(0, 1 << 20, "0 = skip"));
       app.add_option("-r,--repeats", o->repeats, "Measured repetitions")->check(int_in(1, 10000));
+      app.add_option("-d,--depth", o->depth,
+                     "Context tokens prefilled once before pp and tg (llama-bench -d)")
+          ->check(int_in(0, kMaxTokensFlag, "0 = none"));
       app.add_flag("--json", o->json, "Print one JSON object");
       app.add_option("--image-tiles", o->image_tiles,
                      "Time the vision encoder on N random image tiles instead (seconds per tile)")
           ->check(int_in(0, 1024, "0 = off"));
-      run = [o] { return run_bench(*o); };
+      run = [o, &app] {
+        o->ubatch_given = app.count("--ubatch") > 0;
+        return run_bench(*o);
+      };
     });
 
 }  // namespace

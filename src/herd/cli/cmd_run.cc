@@ -1,8 +1,11 @@
-// `herd run`: generate a continuation of a prompt; the text goes to stdout, speeds to stderr.
+// `herd run`: generate a continuation of a prompt (-p TEXT or -f FILE); the text goes to stdout,
+// speeds to stderr, and a long prefill shows a progress bar with tokens/s and ETA.
 #include <chrono>
 #include <cstdio>
 #include <optional>
 
+#include "herd/base/mapped_file.h"
+#include "herd/base/progress.h"
 #include "herd/base/thread_pool.h"
 #include "herd/cli/chat_session.h"
 #include "herd/cli/command.h"
@@ -16,7 +19,8 @@ namespace herd::cli {
 namespace {
 
 struct Options {
-  std::string prompt;
+  std::string prompt, prompt_file;
+  bool have_prompt = false, have_file = false;
   EngineFlags engine;
   int64_t n_predict = 128;
   SamplingFlags sampling;
@@ -66,7 +70,18 @@ Result<std::vector<int32_t>> image_prompt(const Options& o, Engine& e, const Cli
 
 void print_stats(double load_s, const Completion& c);
 
-int run_generate(const Options& o) {
+// Prefills of at least this many tokens show a progress bar.
+constexpr int64_t kProgressTokens = 8192;
+
+int run_generate(Options o) {
+  if (o.have_prompt == o.have_file)
+    return report(Status::error(o.have_prompt ? "give the prompt with -p or -f, not both"
+                                              : "a prompt is required: -p TEXT or -f FILE"));
+  if (o.have_file) {
+    auto text = read_text_file(o.prompt_file);
+    if (!text) return report(text.status());
+    o.prompt = std::move(*text);
+  }
   auto opt = o.engine.options();
   if (!opt) return report(opt.status());
   auto engine = Engine::open(*opt);
@@ -115,6 +130,16 @@ int run_generate(const Options& o) {
     if (Status st = attach_images(e, images, req); !st) return report(st);
   Utf8Printer printer(e.tokenizer(), stdout);
   req.on_token = [&](int32_t tok) { return printer.print(tok); };
+  const int64_t n_prompt = int64_t(req.prompt.size());
+  Progress bar("prefill", uint64_t(n_prompt), n_prompt >= kProgressTokens);
+  bar.show_rate("tok");
+  int64_t shown = -1;
+  req.on_prefill = [&](int64_t done, int64_t total) {
+    if (shown < 0) shown = 0;  // the first call also counts reused tokens, as done
+    bar.add(uint64_t(done - shown));
+    shown = done;
+    if (done == total) bar.finish();
+  };
   auto c = e.run(std::move(req));
   printer.finish();
   std::fputc('\n', stdout);
@@ -139,7 +164,8 @@ void print_stats(double load_s, const Completion& c) {
 CommandRegistrar reg(
     "run", "Generate text from a prompt", [](CLI::App& app, std::function<int()>& run) {
       auto o = std::make_shared<Options>();
-      app.add_option("-p,--prompt", o->prompt, "Prompt text")->required();
+      app.add_option("-p,--prompt", o->prompt, "Prompt text");
+      app.add_option("-f,--file", o->prompt_file, "Read the prompt from this file (instead of -p)");
       app.add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
           ->check(int_in(1, kMaxTokensFlag));
       o->engine.add_to(app);
@@ -148,7 +174,11 @@ CommandRegistrar reg(
       app.add_option("-s,--system", o->system, "System prompt (with --chat)");
       app.add_option("--image", o->images, "Image file placed before the prompt text (repeatable)");
       o->sampling.add_to(app);
-      run = [o] { return run_generate(*o); };
+      run = [o, &app] {
+        o->have_prompt = app.count("--prompt") > 0;
+        o->have_file = app.count("--file") > 0;
+        return run_generate(*o);
+      };
     });
 
 }  // namespace

@@ -44,14 +44,13 @@ Result<QuantMode> parse_quant(const std::string& s) {
   return *q;
 }
 
-namespace {
-Result<int64_t> parse_bytes(const std::string& s) {
+Result<int64_t> parse_byte_size(const std::string& flag, const std::string& s) {
   size_t used = 0;
   double v = 0;
   try {
     v = std::stod(s, &used);
   } catch (...) {
-    return make_error("--kv-size {}: expected a byte count like 8G or 512M", s);
+    return make_error("{} {}: expected a byte count like 8G or 512M", flag, s);
   }
   std::string suffix = s.substr(used);
   double mult = 1;
@@ -61,13 +60,14 @@ Result<int64_t> parse_bytes(const std::string& s) {
     mult = 1024.0 * 1024;
   else if (suffix == "G" || suffix == "g")
     mult = 1024.0 * 1024 * 1024;
+  else if (suffix == "T" || suffix == "t")
+    mult = 1024.0 * 1024 * 1024 * 1024;
   else if (!suffix.empty())
-    return make_error("--kv-size {}: unknown suffix '{}' (K, M or G)", s, suffix);
+    return make_error("{} {}: unknown suffix '{}' (K, M, G or T)", flag, s, suffix);
   if (!(v > 0) || v * mult > 1e15)
-    return make_error("--kv-size {}: must be positive and at most 1e15 bytes", s);
+    return make_error("{} {}: must be positive and at most 1e15 bytes", flag, s);
   return int64_t(v * mult);
 }
-}  // namespace
 
 Result<EngineOptions> EngineFlags::options() const {
   EngineOptions o;
@@ -82,7 +82,7 @@ Result<EngineOptions> EngineFlags::options() const {
     o.kv_type = t;
   }
   if (kv_size) {
-    HERD_ASSIGN_OR_RETURN(o.kv_bytes, parse_bytes(*kv_size));
+    HERD_ASSIGN_OR_RETURN(o.kv_bytes, parse_byte_size("--kv-size", *kv_size));
   }
   if (ctx < 0) return make_error("--ctx {}: must be >= 1 (0 = the model's limit)", ctx);
   if (ubatch < 1) return make_error("--ubatch {}: must be >= 1", ubatch);

@@ -21,7 +21,7 @@ struct EngineFlags {
   int threads = 0;
   std::string precision = "auto";
   std::string quant = "bf16";
-  std::string kv_type;  // empty: by precision
+  std::string kv_type;                 // empty: by precision
   std::optional<std::string> kv_size;  // bytes, with an optional K/M/G suffix; unset: automatic
   int64_t ctx = 0;
   int64_t ubatch = 512;
@@ -32,6 +32,8 @@ struct EngineFlags {
 };
 
 Result<Precision> parse_precision(const std::string& s);
+// A byte count with an optional K/M/G/T suffix (powers of 1024); errors name `flag`.
+Result<int64_t> parse_byte_size(const std::string& flag, const std::string& s);
 Result<QuantMode> parse_quant(const std::string& s);
 
 // --temp/--top-k/--top-p/--min-p/--repeat-penalty/--seed; unset flags keep the defaults.

@@ -171,28 +171,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
   shape.scale = 1.0f / std::sqrt(float(hd));
   shape.chunk_size = kind.chunked ? cfg_.attention_chunk_size : 0;
   if (fast_) {
-    // Work items: (block of ≤ kBlock consecutive tokens of one sequence, kv head). The queries of
-    // a block and the heads of a GQA group share each key block (ops/attention_fast.h).
-    constexpr int64_t kBlock = 32;
-    att_items_.clear();
-    for (int64_t t = 0; t < n;) {
-      int64_t e = t + 1;
-      while (e < n && e - t < kBlock && batch[size_t(e)].seq == batch[size_t(t)].seq) ++e;
-      for (int64_t g = 0; g < nkv; ++g) att_items_.push_back({t, e, g});
-      t = e;
-    }
-    q_pos_.resize(size_t(n));
-    for (int64_t t = 0; t < n; ++t) q_pos_[size_t(t)] = batch[size_t(t)].pos;
-    if (att_scratch_.size() < size_t(pool_.size())) att_scratch_.resize(size_t(pool_.size()));
-    pool_.parallel_for(att_items_.size(), 1, [&](size_t b, size_t e, int ith) {
-      for (size_t i = b; i < e; ++i) {
-        const AttItem& it = att_items_[i];
-        const KvView kv = caches[size_t(batch[size_t(it.t0)].seq)]->view(layer);
-        AttentionQueries qs{&q_[it.t0 * qd],    qd, &q_pos_[size_t(it.t0)], it.t1 - it.t0,
-                            &attn_[it.t0 * qd], qd};
-        attention_group_fast(shape, it.g, qs, kv, att_scratch_[size_t(ith)]);
-      }
-    });
+    attention_fast(layer, shape, batch, caches);
     return;
   }
   size_t need = 0;
@@ -211,6 +190,84 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
       const KvView kv = caches[size_t(bt.seq)]->view(layer);
       herd::attention(one, &q_[t * qd + h * hd], bt.pos, kv, h / group, &attn_[t * qd + h * hd],
                       scratch_[size_t(ith)].data());
+    }
+  });
+}
+
+// Work items: (block of ≤ kBlock consecutive tokens of one sequence, kv head). The queries of a
+// block and the heads of a GQA group share each key block (ops/attention_fast.h). A block of a
+// few tokens (decode) over a long KV is split further by key segments (flash-decoding): one item
+// per segment computes a partial softmax, and a second pass folds them in segment order, which
+// gives the same bits as one item doing all segments (so batch invariance is kept).
+void TextDecoder::attention_fast(int layer, const AttentionShape& shape,
+                                 std::span<const BatchToken> batch,
+                                 std::span<KvCache* const> caches) {
+  constexpr int64_t kBlock = 32, kSplitMaxTokens = 4;
+  const int64_t n = int64_t(batch.size()), qd = cfg_.q_dim(), nkv = cfg_.num_key_value_heads;
+  const int64_t group = std::max<int64_t>(1, shape.n_heads / nkv);
+  att_items_.clear();
+  att_folds_.clear();
+  segs_.clear();
+  int64_t part_total = 0;
+  for (int64_t t = 0; t < n;) {
+    int64_t e = t + 1;
+    while (e < n && e - t < kBlock && batch[size_t(e)].seq == batch[size_t(t)].seq) ++e;
+    const int64_t seg0 = int64_t(segs_.size());
+    if (e - t <= kSplitMaxTokens) {
+      const KvView kv = caches[size_t(batch[size_t(t)].seq)]->view(layer);
+      // Short views are not worth scanning (splitting or not gives the same bits either way).
+      if (kv.n_rows() > shape.segment && attention_partials_supported(kv)) {
+        int64_t min_pos = INT64_MAX, max_pos = INT64_MIN;
+        for (int64_t i = t; i < e; ++i) {
+          min_pos = std::min(min_pos, attention_min_key(shape, batch[size_t(i)].pos));
+          max_pos = std::max(max_pos, batch[size_t(i)].pos);
+        }
+        kv_segments(kv, shape.segment, min_pos, max_pos, seg_found_);
+        if (seg_found_.size() > 1) segs_.insert(segs_.end(), seg_found_.begin(), seg_found_.end());
+      }
+    }
+    const int64_t n_seg = int64_t(segs_.size()) - seg0;
+    for (int64_t g = 0; g < nkv; ++g) {
+      if (n_seg == 0) {
+        att_items_.push_back({t, e, g});
+        continue;
+      }
+      const int64_t floats = (e - t) * group * (cfg_.head_dim + 2);
+      att_folds_.push_back({t, e, g, seg0, n_seg, part_total, floats});
+      for (int64_t k = 0; k < n_seg; ++k, part_total += floats)
+        att_items_.push_back({t, e, g, seg0 + k, part_total});
+    }
+    t = e;
+  }
+  float* parts = parts_.ensure(size_t(std::max<int64_t>(part_total, 1)));
+  q_pos_.resize(size_t(n));
+  for (int64_t t = 0; t < n; ++t) q_pos_[size_t(t)] = batch[size_t(t)].pos;
+  if (att_scratch_.size() < size_t(pool_.size())) att_scratch_.resize(size_t(pool_.size()));
+  auto queries = [&](int64_t t0, int64_t t1) {
+    return AttentionQueries{&q_[t0 * qd], qd, &q_pos_[size_t(t0)], t1 - t0, &attn_[t0 * qd], qd};
+  };
+  pool_.parallel_for(att_items_.size(), 1, [&](size_t b, size_t e, int ith) {
+    for (size_t i = b; i < e; ++i) {
+      const AttItem& it = att_items_[i];
+      const KvView kv = caches[size_t(batch[size_t(it.t0)].seq)]->view(layer);
+      const AttentionQueries qs = queries(it.t0, it.t1);
+      if (it.seg < 0)
+        attention_group_fast(shape, it.g, qs, kv, att_scratch_[size_t(ith)]);
+      else
+        attention_group_partial(shape, it.g, qs, kv, segs_[size_t(it.seg)], parts + it.part,
+                                att_scratch_[size_t(ith)]);
+    }
+  });
+  if (att_folds_.empty()) return;
+  pool_.parallel_for(att_folds_.size(), 1, [&](size_t b, size_t e, int ith) {
+    for (size_t i = b; i < e; ++i) {
+      const AttFold& f = att_folds_[i];
+      const int64_t rows = (f.t1 - f.t0) * group;
+      float* acc = att_scratch_[size_t(ith)].parts.ensure(size_t(f.part_floats));
+      attention_fold_init(rows, cfg_.head_dim, acc);
+      for (int64_t k = 0; k < f.n_seg; ++k)
+        attention_fold(rows, cfg_.head_dim, parts + f.part0 + k * f.part_floats, acc);
+      attention_finish(shape, f.g, acc, queries(f.t0, f.t1));
     }
   });
 }

@@ -55,6 +55,8 @@ class TextDecoder {
 
  private:
   void attention(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches);
+  void attention_fast(int layer, const AttentionShape& shape, std::span<const BatchToken> batch,
+                      std::span<KvCache* const> caches);
   void moe(int layer, int64_t n);
   void dense_mlp(int layer, int64_t n);
   void resize(int64_t n);
@@ -80,8 +82,16 @@ class TextDecoder {
   std::vector<std::vector<float>> scratch_;  // per thread: attention_scratch_floats (reference)
   struct AttItem {
     int64_t t0, t1, g;  // batch tokens [t0, t1) of one sequence, kv head g
+    int64_t seg = -1;   // >= 0: only segment segs_[seg], partial to parts_[part..]
+    int64_t part = 0;
+  };
+  struct AttFold {  // a split item's partials folded in segment order
+    int64_t t0, t1, g, seg0, n_seg, part0, part_floats;
   };
   std::vector<AttItem> att_items_;
+  std::vector<AttFold> att_folds_;
+  std::vector<KvSegment> segs_, seg_found_;
+  AlignedBuffer<float> parts_;
   std::vector<int64_t> q_pos_;
   std::vector<AttentionScratch> att_scratch_;  // per thread (fast path)
   std::vector<float> eg_, eh_;                 // experts' gate|up outputs and hidden, grouped

@@ -15,6 +15,9 @@ struct AttentionShape {
   int64_t head_dim = 0;
   float scale = 0;         // 1/sqrt(head_dim)
   int64_t chunk_size = 0;  // > 0: key allowed only if floor(kpos/c) == floor(qpos/c)
+  // The fast path (attention_fast.h) softmaxes keys in segments of positions
+  // [s·segment, (s+1)·segment) and merges them in order (flash-decoding); 0: one segment.
+  int64_t segment = 8192;
 };
 
 // True when a query at q_pos may attend to a key at k_pos.

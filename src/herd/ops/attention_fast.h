@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "herd/ops/attention.h"
@@ -23,6 +24,14 @@ struct AttentionQueries {
   int64_t out_stride = 0;  // floats between rows of out
 };
 
+// Keys of positions [seg·size, (seg+1)·size) (every position when size is 0), found in the
+// 16-key blocks [b0, b1) of a view (block b = rows [16b, 16b + 16)).
+struct KvSegment {
+  int64_t seg = 0, size = 0, b0 = 0, b1 = 0;
+  int64_t lo() const { return size > 0 ? seg * size : INT64_MIN; }
+  int64_t hi() const { return size > 0 ? seg * size + size - 1 : INT64_MAX; }
+};
+
 // Working memory of attention_group_fast, one per thread. It grows to the largest call seen and
 // never shrinks, so steady decode allocates nothing.
 struct AttentionScratch {
@@ -31,6 +40,8 @@ struct AttentionScratch {
   std::vector<const float*> q_rows;  // query heads scored against one pair of key blocks
   std::vector<float*> s_rows;        // where their scores go
   std::vector<float> ref;            // scratch of the reference fallback
+  std::vector<KvSegment> segments;   // of the call
+  AlignedBuffer<float> parts;        // one segment's partial and the running fold
 };
 
 // Attention of the queries `qs` for the query heads of GQA group g (the heads that read kv head
@@ -52,7 +63,36 @@ struct AttentionScratch {
 // multiple of 16); a query steps its softmax on exactly 16 allowed keys at a time, wherever they
 // came from. AVX-512 when active_isa() has it; otherwise attention() per query (also
 // batch-invariant). scratch: one per thread.
+//
+// Long KV (flash-decoding): keys are taken in segments of s.segment POSITIONS, each giving a
+// partial softmax (max m, sum l, unnormalized output o per query head) that is folded into the
+// result in segment order. Segments are fixed by position, not by batch, paging or thread
+// count, so batch invariance holds as stated; a caller may compute the partials of one call in
+// parallel (attention_group_partial per segment) and fold them in order (attention_fold, then
+// attention_finish) for the same bits. Chunked layers whose chunk divides s.segment never split.
 void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
                           const KvView& kv, AttentionScratch& scratch);
+
+// The partial-softmax path exists on this ISA for this view (else attention_group_fast falls
+// back to the reference and the functions below must not be called).
+bool attention_partials_supported(const KvView& kv);
+// The segments of `kv` holding positions in [min_pos, max_pos], in order; segments without such
+// a key are left out (a query at q attends to [attention_min_key(s, q), q] at most).
+void kv_segments(const KvView& kv, int64_t segment, int64_t min_pos, int64_t max_pos,
+                 std::vector<KvSegment>& out);
+inline int64_t attention_min_key(const AttentionShape& s, int64_t q_pos) {
+  return s.chunk_size > 0 ? q_pos / s.chunk_size * s.chunk_size : INT64_MIN;
+}
+// Partial of the queries over one segment for GQA group g: `part` gets qs.n × G rows (G query
+// heads of the group) of head_dim + 2 floats: m, l, o[head_dim]. m = -inf: no allowed key.
+void attention_group_partial(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
+                             const KvView& kv, const KvSegment& seg, float* part,
+                             AttentionScratch& scratch);
+// acc (rows of head_dim + 2 floats) starts empty; each partial is folded in, in segment order;
+// finish writes the normalized outputs of group g (zeros where no key was allowed).
+void attention_fold_init(int64_t rows, int64_t head_dim, float* acc);
+void attention_fold(int64_t rows, int64_t head_dim, const float* part, float* acc);
+void attention_finish(const AttentionShape& s, int64_t g, const float* acc,
+                      const AttentionQueries& qs);
 
 }  // namespace herd

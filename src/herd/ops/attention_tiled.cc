@@ -353,10 +353,13 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   st.cnt[t] = c;
 }
 
+// The partial softmax of the queries over the keys of blocks [seg.b0, seg.b1) whose positions
+// lie in segment seg.seg: per query head (row t*G + h of `part`, hd + 2 floats) the running max
+// m, the sum l and the unnormalized output o, as attention_fast.h's KvPartial describes.
 template <KvType T>
 HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, int64_t G,
-                              const AttentionQueries& qs, const KvView& kv,
-                              AttentionScratch& scratch) {
+                              const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
+                              float* part, AttentionScratch& scratch) {
   const int64_t hd = sh.head_dim, n = qs.n, hdp = (hd + 15) / 16 * 16;
   const int64_t rows = n * G;
   State st;
@@ -391,20 +394,24 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
 
   const KvPageLayout& L = kv.layout;
   const int64_t k_stride = L.kv_dim * kBytes<T>;  // bytes between K rows of a page
+  // Keys of the segment only: positions [seg_lo, seg_hi] (the whole range when unsegmented).
+  const int64_t seg_lo = seg.lo(), seg_hi = seg.hi();
   auto chunk_lo = [&](int64_t t) {
-    return sh.chunk_size > 0 ? qs.pos[t] / sh.chunk_size * sh.chunk_size : INT64_MIN;
+    return std::max(sh.chunk_size > 0 ? qs.pos[t] / sh.chunk_size * sh.chunk_size : INT64_MIN,
+                    seg_lo);
   };
+  auto query_hi = [&](int64_t t) { return std::min(qs.pos[t], seg_hi); };
   // Block b is rows [16b, 16b + 16): 16 consecutive slots of one page (page_rows % 16 == 0).
   auto block_pos = [&](int64_t b) {
     return kv.page_pos(b * kBlock / L.page_rows) + kv.slot(b * kBlock);
   };
   // Next block at or after b with an allowed key for some query; its masks into mask[0..n).
-  const int64_t n_blocks = kv.n_rows() / kBlock;
+  const int64_t n_blocks = std::min(kv.n_rows() / kBlock, seg.b1);
   auto next_block = [&](int64_t b, int32_t* mask) {
     for (; b < n_blocks; ++b) {
       const int64_t* pos = block_pos(b);
       int32_t any = 0;
-      for (int64_t t = 0; t < n; ++t) any |= mask[t] = block_mask(pos, chunk_lo(t), qs.pos[t]);
+      for (int64_t t = 0; t < n; ++t) any |= mask[t] = block_mask(pos, chunk_lo(t), query_hi(t));
       if (any) break;
     }
     return b;
@@ -418,7 +425,7 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
   };
 
   // Blocks go in pairs so the score tiles have 8 FMA chains at 4 query heads.
-  for (int64_t b = 0;;) {
+  for (int64_t b = seg.b0;;) {
     const int64_t b0 = next_block(b, st.mask);
     if (b0 >= n_blocks) break;
     const int64_t b1 = next_block(b0 + 1, st.mask + n);
@@ -445,26 +452,125 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
     }
   }
 
+  const int64_t ps = hd + 2;
   for (int64_t t = 0; t < n; ++t) {
     if (st.cnt[t] > 0) softmax_step<T>(st, t, st.pend + t * G * 32, st.pidx + t * 32, st.cnt[t]);
-    float* out = qs.out + t * qs.out_stride + h0 * hd;
     for (int64_t h = 0; h < G; ++h) {
       const int64_t row = t * G + h;
-      float* oh = out + h * hd;
-      if (st.m[row] == -INFINITY) {  // no allowed key: zeros, like attention()
-        std::fill_n(oh, hd, 0.0f);
-        continue;
-      }
-      const __m512 inv =
-          _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_load_ps(st.l + row * 16)));
-      for (int64_t d = 0; d < hd; d += 16)
-        _mm512_mask_storeu_ps(oh + d, lanes(hd - d),
-                              _mm512_mul_ps(_mm512_load_ps(st.o + row * hdp + d), inv));
+      float* pr = part + row * ps;
+      pr[0] = st.m[row];
+      pr[1] = st.m[row] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_load_ps(st.l + row * 16));
+      std::copy_n(st.o + row * hdp, hd, pr + 2);
     }
   }
 }
 
+// Bit j set: slot j of the 16 at `pos` holds a position in [min_pos, max_pos] (kKvEmpty never
+// does); the smallest and largest such position.
+HERD_AVX512 __mmask16 block_range(const int64_t* pos, int64_t min_pos, int64_t max_pos, int64_t* lo,
+                                  int64_t* hi) {
+  const __mmask16 m = block_mask(pos, min_pos, max_pos);
+  const __mmask8 a0 = __mmask8(m & 0xFF), a1 = __mmask8(m >> 8);
+  const __m512i p0 = _mm512_loadu_si512(pos), p1 = _mm512_loadu_si512(pos + 8);
+  if (!(a0 | a1)) return 0;
+  *lo = std::min(_mm512_mask_reduce_min_epi64(a0, p0), _mm512_mask_reduce_min_epi64(a1, p1));
+  *hi = std::max(_mm512_mask_reduce_max_epi64(a0, p0), _mm512_mask_reduce_max_epi64(a1, p1));
+  return m;
+}
+
+bool fast_path(const KvView& kv) {
+  return active_isa() >= Isa::kAvx512 && kv.layout.page_rows % kBlock == 0;
+}
+
 }  // namespace
+
+bool attention_partials_supported(const KvView& kv) {
+  return fast_path(kv);
+}
+
+void kv_segments(const KvView& kv, int64_t segment, int64_t min_pos, int64_t max_pos,
+                 std::vector<KvSegment>& out) {
+  out.clear();
+  const int64_t n_blocks = kv.n_rows() / kBlock;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    int64_t lo = 0, hi = 0;
+    const int64_t* pos = kv.page_pos(b * kBlock / kv.layout.page_rows) + kv.slot(b * kBlock);
+    if (!block_range(pos, min_pos, max_pos, &lo, &hi)) continue;
+    // Rows are in ascending position order, so segments appear in order and a block extends
+    // the last segments listed or starts new ones.
+    const int64_t s_lo = segment > 0 ? lo / segment : 0, s_hi = segment > 0 ? hi / segment : 0;
+    for (int64_t sg = s_lo; sg <= s_hi; ++sg) {
+      if (!out.empty() && out.back().seg == sg) {
+        out.back().b1 = b + 1;
+      } else {
+        KvSegment k;
+        k.seg = sg;
+        k.size = segment;
+        k.b0 = b;
+        k.b1 = b + 1;
+        out.push_back(k);
+      }
+    }
+  }
+}
+
+void attention_group_partial(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
+                             const KvView& kv, const KvSegment& seg, float* part,
+                             AttentionScratch& scratch) {
+  const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
+  const int64_t h0 = g * group, G = std::min(s.n_heads, h0 + group) - h0;
+  if (qs.n <= 0 || G <= 0) return;
+  switch (kv.layout.type) {
+    case KvType::kF32:
+      return group_avx512<KvType::kF32>(s, g, h0, G, qs, kv, seg, part, scratch);
+    case KvType::kBF16:
+      return group_avx512<KvType::kBF16>(s, g, h0, G, qs, kv, seg, part, scratch);
+    case KvType::kInt8:
+      return group_avx512<KvType::kInt8>(s, g, h0, G, qs, kv, seg, part, scratch);
+    case KvType::kFp8E4M3:
+      return group_avx512<KvType::kFp8E4M3>(s, g, h0, G, qs, kv, seg, part, scratch);
+  }
+}
+
+void attention_fold(int64_t rows, int64_t head_dim, const float* part, float* acc) {
+  const int64_t ps = head_dim + 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* p = part + r * ps;
+    float* a = acc + r * ps;
+    if (p[0] == -INFINITY) continue;  // no allowed key of this query in the segment
+    if (a[0] == -INFINITY) {
+      std::copy_n(p, ps, a);
+      continue;
+    }
+    const float m = std::max(a[0], p[0]);
+    const float x = std::exp(a[0] - m), y = std::exp(p[0] - m);
+    for (int64_t d = 2; d < ps; ++d) a[d] = a[d] * x + p[d] * y;
+    a[1] = a[1] * x + p[1] * y;
+    a[0] = m;
+  }
+}
+
+void attention_fold_init(int64_t rows, int64_t head_dim, float* acc) {
+  for (int64_t r = 0; r < rows; ++r) acc[r * (head_dim + 2)] = -INFINITY;
+}
+
+void attention_finish(const AttentionShape& s, int64_t g, const float* acc,
+                      const AttentionQueries& qs) {
+  const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
+  const int64_t h0 = g * group, G = std::min(s.n_heads, h0 + group) - h0;
+  const int64_t hd = s.head_dim, ps = hd + 2;
+  for (int64_t t = 0; t < qs.n; ++t)
+    for (int64_t h = 0; h < G; ++h) {
+      const float* a = acc + (t * G + h) * ps;
+      float* out = qs.out + t * qs.out_stride + (h0 + h) * hd;
+      if (a[0] == -INFINITY) {  // no allowed key: zeros, like attention()
+        std::fill_n(out, hd, 0.0f);
+        continue;
+      }
+      const float inv = 1.0f / a[1];
+      for (int64_t d = 0; d < hd; ++d) out[d] = a[2 + d] * inv;
+    }
+}
 
 void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
                           const KvView& kv, AttentionScratch& scratch) {
@@ -474,17 +580,24 @@ void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQue
   if (qs.n <= 0 || G <= 0) return;
   // Blocks of 16 keys must not straddle pages (kv_view.h promises page_rows % 16 == 0; a view
   // that breaks it still gets a correct answer from the reference).
-  if (active_isa() >= Isa::kAvx512 && kv.layout.page_rows % kBlock == 0) {
-    switch (kv.layout.type) {
-      case KvType::kF32:
-        return group_avx512<KvType::kF32>(s, g, h0, G, qs, kv, scratch);
-      case KvType::kBF16:
-        return group_avx512<KvType::kBF16>(s, g, h0, G, qs, kv, scratch);
-      case KvType::kInt8:
-        return group_avx512<KvType::kInt8>(s, g, h0, G, qs, kv, scratch);
-      case KvType::kFp8E4M3:
-        return group_avx512<KvType::kFp8E4M3>(s, g, h0, G, qs, kv, scratch);
+  if (fast_path(kv)) {
+    // Segment by segment, each folded into the result in order (attention_fast.h).
+    int64_t min_pos = INT64_MAX, max_pos = INT64_MIN;
+    for (int64_t t = 0; t < qs.n; ++t) {
+      min_pos = std::min(min_pos, attention_min_key(s, qs.pos[t]));
+      max_pos = std::max(max_pos, qs.pos[t]);
     }
+    kv_segments(kv, s.segment, min_pos, max_pos, scratch.segments);
+    const int64_t rows = qs.n * G, floats = rows * (s.head_dim + 2);
+    float* part = scratch.parts.ensure(size_t(2 * floats));
+    float* acc = part + floats;
+    attention_fold_init(rows, s.head_dim, acc);
+    for (const KvSegment& seg : scratch.segments) {
+      attention_group_partial(s, g, qs, kv, seg, part, scratch);
+      attention_fold(rows, s.head_dim, part, acc);
+    }
+    attention_finish(s, g, acc, qs);
+    return;
   }
   // The reference per query, for just this group's heads (kv head g of the view).
   AttentionShape one = s;

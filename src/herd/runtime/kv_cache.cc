@@ -123,8 +123,9 @@ PrefixMatch SequenceKv::match_prefix(std::span<const int32_t> prompt, int64_t ma
       m.tokens = n * P + common;
     }
   }
+  // Global pages only: the scheduler checks this against the global pool. Revived chunked pages
+  // are part of the sequence's window, which its chunked reservation already covers.
   for (int32_t id : m.global_ids) m.revived += global_.refs(id) == 0;
-  for (int32_t id : m.chunked_ids) m.revived += chunked_->refs(id) == 0;
   return m;
 }
 
@@ -174,7 +175,7 @@ Status SequenceKv::prepare(int64_t n) {
     const int64_t have_end = c_ids_.empty() ? first : c_first_ + int64_t(c_ids_.size());
     need_c = end_page - std::max(first, have_end);
   }
-  if (global_.free_pages() + global_.cached() < need_g)
+  if (!global_.can_take(need_g))
     return make_error("KV cache full: {} more pages of global-layer KV needed, {} available",
                       need_g, global_.free_pages() + global_.cached());
   if (chunked_) {
@@ -185,7 +186,7 @@ Status SequenceKv::prepare(int64_t n) {
     c_ids_.erase(c_ids_.begin(), c_ids_.begin() + drop);
     c_ptrs_.erase(c_ptrs_.begin(), c_ptrs_.begin() + drop);
     c_first_ = c_ids_.empty() ? first : c_first_ + drop;
-    if (chunked_->free_pages() + chunked_->cached() < need_c)
+    if (!chunked_->can_take(need_c))
       return make_error("KV cache full: {} more pages of chunked-layer KV needed, {} available",
                         need_c, chunked_->free_pages() + chunked_->cached());
     for (int64_t i = 0; i < need_c; ++i) {

@@ -52,7 +52,7 @@ struct PrefixMatch {
   std::vector<int32_t> global_ids, chunked_ids;
   int64_t chunked_first = 0;   // page index of chunked_ids[0]
   std::vector<uint64_t> keys;  // hash chain of the reused pages
-  int64_t revived = 0;         // pages now cached (refs 0) that adopting moves back into use
+  int64_t revived = 0;         // global pages now cached (refs 0) that adopting takes back
   // Where the prompt diverges inside a cached page, that page's first partial_rows rows are
   // copied into a page of the sequence's own (copy-on-write): -1 when there is none.
   int32_t partial_global = -1, partial_chunked = -1;

@@ -43,6 +43,9 @@ class KvPagePool {
   int64_t in_use() const { return in_use_; }
   int64_t cached() const { return n_cached_; }
   int64_t free_pages() const { return int64_t(free_.size()); }
+  bool growable() const { return growable_; }
+  // Pages take() can still hand out: free and cached ones, unbounded when growable.
+  bool can_take(int64_t n) const { return growable_ || free_pages() + cached() >= n; }
   size_t page_bytes() const { return layout_.page_bytes(); }
 
   // A page with refs = 1 and every slot's position kKvEmpty; evicts the least recently released

@@ -383,6 +383,7 @@ Result<bool> Scheduler::step() {
     }
     if (p.prompt) {
       s.fed += p.n;
+      if (s.req.on_prefill) s.req.on_prefill(s.fed, n_prompt);
       if (s.fed == n_prompt && s.req.max_tokens == 0) {
         s.c.prefill_seconds = seconds_since(s.t_start);
         finish(s, FinishReason::kLength);

@@ -59,6 +59,9 @@ struct Request {
   std::function<bool(int32_t)> on_token;
   std::function<void(int64_t, const float*)> on_logits;
   std::function<void(const Completion&)> on_finish;
+  // After every forward that evaluated a slice of the prompt: prompt tokens done (reused ones
+  // included) and the prompt's length (progress bars of long prefills).
+  std::function<void(int64_t done, int64_t total)> on_prefill;
 };
 
 struct SchedulerOptions {
