@@ -44,16 +44,29 @@ def free_port():
 
 
 def start(model):
-    port = free_port()
-    p = subprocess.Popen([herd, "serve", "-m", str(model), "--port", str(port), "-t", "2"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return p, port
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("FAIL: server did not start")
+    # The free port can be taken by another test's server before ours binds it (CTest runs
+    # server tests in parallel): then ours exits, and we try another port rather than talk to
+    # the other server.
+    for _ in range(5):
+        port = free_port()
+        log = open(work / f"serve-{port}.log", "w+b")  # a file: a pipe could fill and block it
+        p = subprocess.Popen([herd, "serve", "-m", str(model), "--port", str(port), "-t", "2"],
+                             stdout=subprocess.DEVNULL, stderr=log)
+        for _ in range(600):
+            if p.poll() is not None:
+                log.seek(0)
+                print("server exited:", log.read().decode(errors="replace")[-300:])
+                break
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                if p.poll() is None:
+                    return p, port
+            except OSError:
+                time.sleep(0.1)
+        else:
+            p.kill()
+            raise SystemExit("FAIL: server did not start")
+    raise SystemExit("FAIL: server did not start on 5 ports")
 
 
 def post(port, body, stream=False):
