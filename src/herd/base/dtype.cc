@@ -28,6 +28,14 @@ constexpr DTypeInfo kInfo[] = {
     {DType::BF16T, "HERD_BF16T", 0},
     {DType::Q8GI, "HERD_Q8GI", 0},
     {DType::Q4GI, "HERD_Q4GI", 0},
+    // GGUF block formats: named as ggml names them.
+    {DType::GGUF_Q8_0, "Q8_0", 0},
+    {DType::GGUF_Q4_0, "Q4_0", 0},
+    {DType::GGUF_Q4_1, "Q4_1", 0},
+    {DType::GGUF_Q5_K, "Q5_K", 0},
+    {DType::GGUF_Q4_K, "Q4_K", 0},
+    {DType::GGUF_Q6_K, "Q6_K", 0},
+    {DType::GGUF_Q8_K, "Q8_K", 0},
 };
 }  // namespace
 
@@ -45,7 +53,8 @@ std::string_view dtype_name(DType t) {
 
 bool parse_dtype(std::string_view name, DType* out) {
   for (const auto& i : kInfo)
-    if (i.name == name) {
+    // GGUF block types never appear in a safetensors header; a file naming one is malformed.
+    if (i.name == name && !is_gguf_block(i.type)) {
       *out = i.type;
       return true;
     }

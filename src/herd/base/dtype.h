@@ -23,13 +23,27 @@ enum class DType : uint8_t {
   Q4G,
   BF16T,
   Q8GI,  // Q8G / Q4G interleaved 16 rows at a time (quant/formats.h), for AVX-512 VNNI
-  Q4GI
+  Q4GI,
+  // llama.cpp's GGUF block formats, byte for byte as ggml lays them out (ggml-common.h), so a
+  // GGUF's tensors run from the mmap with no conversion. Q8_K is the activation format of the
+  // K-quants' dot products; GGUF files may also store it.
+  GGUF_Q8_0,
+  GGUF_Q4_0,
+  GGUF_Q4_1,
+  GGUF_Q5_K,
+  GGUF_Q4_K,
+  GGUF_Q6_K,
+  GGUF_Q8_K
 };
+
+inline bool is_gguf_block(DType t) {
+  return t >= DType::GGUF_Q8_0 && t <= DType::GGUF_Q8_K;
+}
 
 // Bytes per element; 0 for packed block formats (their size comes from quant/).
 size_t dtype_size(DType t);
 std::string_view dtype_name(DType t);  // safetensors spelling: "BF16", "F8_E4M3", ...
-// Parses a safetensors dtype name; false if unknown.
+// Parses a safetensors dtype name; false if unknown (GGUF block names are not safetensors').
 bool parse_dtype(std::string_view name, DType* out);
 
 inline float bf16_to_f32(uint16_t v) {
