@@ -59,6 +59,17 @@ const chatBody = (content, extra = {}) => ({
   model: MODEL, messages: [{ role: "user", content }], max_tokens: 16, seed: 7, ...extra,
 });
 
+// logit_bias -100 on the model's stop ids (config.json / generation_config.json), so a request
+// generates all the tokens it asks for.
+function noStopBias(modelDir) {
+  const ids = new Set();
+  for (const f of ["config.json", "generation_config.json"]) {
+    const j = JSON.parse(readFileSync(`${modelDir}/${f}`, "utf8"));
+    for (const v of [j.eos_token_id, j.text_config?.eos_token_id]) [v].flat().forEach((x) => x != null && ids.add(x));
+  }
+  return Object.fromEntries([...ids].map((id) => [String(id), -100]));
+}
+
 async function main() {
   const srv = await startServer(["--parallel", "16", "--max-queue", "0"]);
   const { base } = srv;
@@ -328,15 +339,37 @@ async function main() {
     assert.equal(ok.status, 200);
   });
 
+  await check("a non-streaming client that disconnects frees its sequences", async () => {
+    // Such a client has received nothing when it leaves; the server must notice the closed
+    // connection itself (server/connection_probe) and stop generating for nobody.
+    const logit_bias = noStopBias(modelDir);
+    const before = await metric(base, "herd_generated_tokens_total");
+    const ctrl = new AbortController();
+    const pending = fetch(`${base}/v1/chat/completions`, {
+      method: "POST", signal: ctrl.signal,
+      headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" },
+      body: JSON.stringify(chatBody("long", { n: 8, max_tokens: 1900, logit_bias })),
+    });
+    pending.catch(() => {});
+    for (let i = 0; i < 200 && !((await metric(base, "herd_active_sequences")) > 0); ++i)
+      await new Promise((res) => setTimeout(res, 10));
+    assert.ok((await metric(base, "herd_active_sequences")) > 0, "the request never started");
+    ctrl.abort();
+    for (let i = 0; i < 100 && (await metric(base, "herd_active_sequences")) > 0; ++i)
+      await new Promise((res) => setTimeout(res, 50));
+    assert.equal(await metric(base, "herd_active_sequences"), 0);
+    assert.equal(await metric(base, "herd_kv_pages_used"), 0);
+    // Stopped early: far fewer tokens than the 8 × 1900 the request asked for.
+    const generated = (await metric(base, "herd_generated_tokens_total")) - before;
+    assert.ok(generated < 8 * 1900 / 2, `${generated} tokens generated after the disconnect`);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.ok(text.includes('herd_requests_total{status="499"}'), "no 499 counted");
+  });
+
   await check("16 concurrent clients each get what they get alone", async () => {
     // logit_bias -100 on the stop ids (from config.json / generation_config.json) keeps every
     // request generating all its tokens, so the 16 really overlap.
-    const ids = new Set();
-    for (const f of ["config.json", "generation_config.json"]) {
-      const j = JSON.parse(readFileSync(`${modelDir}/${f}`, "utf8"));
-      for (const v of [j.eos_token_id, j.text_config?.eos_token_id]) [v].flat().forEach((x) => x != null && ids.add(x));
-    }
-    const logit_bias = Object.fromEntries([...ids].map((id) => [String(id), -100]));
+    const logit_bias = noStopBias(modelDir);
     const bodies = Array.from({ length: 16 }, (_, i) =>
       chatBody(`Prompt number ${i} ${"abc".repeat(i)}`,
                { seed: 100 + i, temperature: 0.8, max_tokens: 300, logit_bias }));

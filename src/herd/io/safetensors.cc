@@ -79,10 +79,17 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }
 
 Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
+  HERD_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
+  HERD_ASSIGN_OR_RETURN(auto f, parse(file.data(), file.size(), path));
+  f->file_ = std::move(file);  // the views point into the mapping, which moves with its pointer
+  return f;
+}
+
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(const uint8_t* p, uint64_t size,
+                                                                const std::string& path) {
   auto f = std::make_unique<SafetensorsFile>();
-  HERD_ASSIGN_OR_RETURN(f->file_, MappedFile::open(path));
-  const uint8_t* p = f->file_.data();
-  const uint64_t size = f->file_.size();
+  f->path_ = path;
+  f->size_ = size;
   if (size < 8)
     return make_error("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length",
                       path, size);
@@ -96,8 +103,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
                       size);
   const char* htext = reinterpret_cast<const char*>(p + 8);
   // A tensor named twice would silently resolve to one of its entries: refused.
-  HERD_ASSIGN_OR_RETURN(json h, parse_json(std::string_view(htext, hlen), path + ": header",
-                                          DuplicateKeys::kError));
+  HERD_ASSIGN_OR_RETURN(
+      json h, parse_json(std::string_view(htext, hlen), path + ": header", DuplicateKeys::kError));
   if (!h.is_object()) return make_error("{}: header JSON is not an object", path);
   const uint64_t data_size = size - 8 - hlen;
   const uint8_t* data = p + 8 + hlen;

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,19 +42,31 @@ std::string shape_str(const std::vector<int64_t>& shape);
 class SafetensorsFile {
  public:
   static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
+  // The same checks on caller-owned bytes (which must outlive the result); `source` names them
+  // in errors. open() is this on the file's mapping; the fuzz target calls it directly.
+  static Result<std::unique_ptr<SafetensorsFile>> parse(const uint8_t* data, uint64_t size,
+                                                        const std::string& source);
 
-  const std::string& path() const { return file_.path(); }
+  const std::string& path() const { return path_; }
   const std::vector<TensorView>& tensors() const { return tensors_; }  // in header order
   const TensorView* find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  size_t file_size() const { return file_.size(); }
+  size_t file_size() const { return size_; }
 
  private:
-  MappedFile file_;
+  MappedFile file_;  // empty when parse() was given caller-owned bytes
+  std::string path_;
+  uint64_t size_ = 0;
   std::vector<TensorView> tensors_;
   std::unordered_map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
+
+// model.safetensors.index.json's weight_map, grouped by shard file name (sorted), with every
+// check that needs no file: an object of strings, no duplicate tensor, shard names that stay in
+// the directory, not empty. `source` names the index in errors.
+Result<std::map<std::string, std::vector<std::string>>> parse_safetensors_index(
+    std::string_view text, const std::string& source);
 
 // All tensors of a checkpoint, possibly spread over shards.
 class TensorStore {

@@ -13,6 +13,27 @@ namespace herd {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+Result<std::map<std::string, std::vector<std::string>>> parse_safetensors_index(
+    std::string_view text, const std::string& ip) {
+  // A tensor mapped twice would silently go to one of two shards: refused.
+  HERD_ASSIGN_OR_RETURN(json j, parse_json(text, ip, DuplicateKeys::kError));
+  if (!j.is_object()) return make_error("{}: not a JSON object", ip);
+  if (!j.contains("weight_map") || !j["weight_map"].is_object())
+    return make_error("{}: missing object 'weight_map'", ip);
+  std::map<std::string, std::vector<std::string>> by_shard;  // sorted: deterministic order
+  for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+    if (!it.value().is_string())
+      return make_error("{}: weight_map entry '{}' is not a file name", ip, it.key());
+    const std::string shard = it.value().get<std::string>();
+    // Shards live beside the index; refuse paths that would escape the directory.
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
+      return make_error("{}: tensor '{}' maps to invalid shard name '{}'", ip, it.key(), shard);
+    by_shard[shard].push_back(it.key());
+  }
+  if (by_shard.empty()) return make_error("{}: weight_map is empty", ip);
+  return by_shard;
+}
+
 Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return make_error("{}: not a directory", dir);
@@ -22,22 +43,7 @@ Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::string& di
   if (path_present(index_path.string())) {
     const std::string ip = index_path.string();
     HERD_ASSIGN_OR_RETURN(std::string text, read_text_file(ip));
-    // A tensor mapped twice would silently go to one of two shards: refused.
-    HERD_ASSIGN_OR_RETURN(json j, parse_json(text, ip, DuplicateKeys::kError));
-    if (!j.is_object()) return make_error("{}: not a JSON object", ip);
-    if (!j.contains("weight_map") || !j["weight_map"].is_object())
-      return make_error("{}: missing object 'weight_map'", ip);
-    std::map<std::string, std::vector<std::string>> by_shard;  // sorted: deterministic order
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      if (!it.value().is_string())
-        return make_error("{}: weight_map entry '{}' is not a file name", ip, it.key());
-      const std::string shard = it.value().get<std::string>();
-      // Shards live beside the index; refuse paths that would escape the directory.
-      if (shard.empty() || shard.find('/') != std::string::npos || shard == "..")
-        return make_error("{}: tensor '{}' maps to invalid shard name '{}'", ip, it.key(), shard);
-      by_shard[shard].push_back(it.key());
-    }
-    if (by_shard.empty()) return make_error("{}: weight_map is empty", ip);
+    HERD_ASSIGN_OR_RETURN(auto by_shard, parse_safetensors_index(text, ip));
     auto s = std::unique_ptr<TensorStore>(new TensorStore());
     for (auto& [shard, names] : by_shard) {
       const std::string sp = (fs::path(dir) / shard).string();

@@ -67,9 +67,12 @@ struct Reader {
   Status bool_field(const char* key, bool* out) const {
     if (!has(key)) return Status::ok();
     const json& v = j[key];
-    if (v.is_boolean()) *out = v.get<bool>();
-    else if (v.is_number()) *out = v.get<double>() != 0;
-    else return make_error("{}: field '{}' must be a boolean, got {}", where, key, v.dump());
+    if (v.is_boolean())
+      *out = v.get<bool>();
+    else if (v.is_number())
+      *out = v.get<double>() != 0;
+    else
+      return make_error("{}: field '{}' must be a boolean, got {}", where, key, v.dump());
     return Status::ok();
   }
   Status int_list(const char* key, std::vector<int64_t>* out) const {
@@ -97,8 +100,10 @@ struct Reader {
 Status parse_rope(const Reader& r, Llama4TextConfig& t) {
   // transformers <= 4.5x: rope_scaling + rope_theta; newer: rope_parameters with both inside.
   const json* rp = nullptr;
-  if (r.has("rope_parameters")) rp = &r.j["rope_parameters"];
-  else if (r.has("rope_scaling")) rp = &r.j["rope_scaling"];
+  if (r.has("rope_parameters"))
+    rp = &r.j["rope_parameters"];
+  else if (r.has("rope_scaling"))
+    rp = &r.j["rope_scaling"];
   HERD_TRY(r.num_field("rope_theta", &t.rope_theta, false));
   if (!rp) return Status::ok();
   if (!rp->is_object()) return make_error("{}: rope_scaling must be an object", r.where);
@@ -118,8 +123,8 @@ Status parse_rope(const Reader& r, Llama4TextConfig& t) {
   s.low_freq_factor = float(v);
   HERD_TRY(rr.num_field("high_freq_factor", &v, true));
   s.high_freq_factor = float(v);
-  HERD_TRY(rr.int_field("original_max_position_embeddings", &s.original_max_position_embeddings,
-                        true));
+  HERD_TRY(
+      rr.int_field("original_max_position_embeddings", &s.original_max_position_embeddings, true));
   t.rope_scaling = s;  // ranges: check_config_ranges (config_ranges.cc)
   return Status::ok();
 }
@@ -204,9 +209,10 @@ Status finalize_config(Llama4Config& cfg, const std::string& src) {
   HERD_TRY(positive(t.intermediate_size, "intermediate_size"));
   HERD_TRY(positive(t.interleave_moe_layer_step, "interleave_moe_layer_step"));
   if (t.num_attention_heads % t.num_key_value_heads != 0)
-    return make_error("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}",
-                      src, t.num_attention_heads, t.num_key_value_heads);
-  if (t.head_dim % 2 != 0) return make_error("{}: head_dim {} must be even (RoPE)", src, t.head_dim);
+    return make_error("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", src,
+                      t.num_attention_heads, t.num_key_value_heads);
+  if (t.head_dim % 2 != 0)
+    return make_error("{}: head_dim {} must be even (RoPE)", src, t.head_dim);
   if (t.num_experts_per_tok != 1)
     return make_error("{}: num_experts_per_tok {} not supported (Llama 4 routes top-1)", src,
                       t.num_experts_per_tok);
@@ -228,8 +234,10 @@ Status finalize_config(Llama4Config& cfg, const std::string& src) {
     } else {
       k.moe = (i + 1) % t.interleave_moe_layer_step == 0;
     }
-    if (!t.no_rope_layers.empty()) k.rope = t.no_rope_layers[size_t(i)] != 0;
-    else k.rope = (i + 1) % 4 != 0;  // HF-CFG no_rope_layer_interval default 4
+    if (!t.no_rope_layers.empty())
+      k.rope = t.no_rope_layers[size_t(i)] != 0;
+    else
+      k.rope = (i + 1) % 4 != 0;  // HF-CFG no_rope_layer_interval default 4
     k.chunked = k.rope && t.attention_chunk_size > 0;
     k.qk_norm = t.use_qk_norm && k.rope;
     k.temp_tuning = t.attn_temperature_tuning && !k.rope;
@@ -246,13 +254,14 @@ Result<Llama4Config> parse_config(const std::string& text, const std::string& sr
   if (!j.is_object()) return make_error("{}: top level must be an object", src);
   Llama4Config cfg;
   try {
-    if (j.contains("architectures") && j["architectures"].is_array() &&
-        !j["architectures"].empty())
+    if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
       cfg.architecture = j["architectures"][0].get<std::string>();
     std::string model_type = j.value("model_type", "");
     if (cfg.architecture.empty()) {
-      if (model_type == "llama4") cfg.architecture = "Llama4ForConditionalGeneration";
-      else if (model_type == "llama4_text") cfg.architecture = "Llama4ForCausalLM";
+      if (model_type == "llama4")
+        cfg.architecture = "Llama4ForConditionalGeneration";
+      else if (model_type == "llama4_text")
+        cfg.architecture = "Llama4ForCausalLM";
     }
     if (cfg.architecture == "Llama4ForConditionalGeneration") {
       cfg.multimodal = true;
@@ -280,8 +289,10 @@ Result<Llama4Config> parse_config(const std::string& text, const std::string& sr
       }
       // Token ids may be given at top level only.
       Reader tr{j["text_config"], ""};
-      if (cfg.text.bos_token_id.empty()) HERD_TRY(top.int_list("bos_token_id", &cfg.text.bos_token_id));
-      if (cfg.text.eos_token_id.empty()) HERD_TRY(top.int_list("eos_token_id", &cfg.text.eos_token_id));
+      if (cfg.text.bos_token_id.empty())
+        HERD_TRY(top.int_list("bos_token_id", &cfg.text.bos_token_id));
+      if (cfg.text.eos_token_id.empty())
+        HERD_TRY(top.int_list("eos_token_id", &cfg.text.eos_token_id));
       if (!cfg.text.pad_token_id && top.has("pad_token_id")) {
         HERD_TRY(top.int_field("pad_token_id", &id, false));
         cfg.text.pad_token_id = id;
@@ -336,12 +347,12 @@ json text_to_json(const Llama4TextConfig& t) {
   j["attention_chunk_size"] = t.attention_chunk_size;
   j["rope_theta"] = t.rope_theta;
   if (t.rope_scaling) {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", t.rope_scaling->factor},
-                         {"low_freq_factor", t.rope_scaling->low_freq_factor},
-                         {"high_freq_factor", t.rope_scaling->high_freq_factor},
-                         {"original_max_position_embeddings",
-                          t.rope_scaling->original_max_position_embeddings}};
+    j["rope_scaling"] = {
+        {"rope_type", "llama3"},
+        {"factor", t.rope_scaling->factor},
+        {"low_freq_factor", t.rope_scaling->low_freq_factor},
+        {"high_freq_factor", t.rope_scaling->high_freq_factor},
+        {"original_max_position_embeddings", t.rope_scaling->original_max_position_embeddings}};
   } else {
     j["rope_scaling"] = nullptr;
   }
@@ -415,22 +426,48 @@ std::string config_to_json(const Llama4Config& cfg) {
 
 Result<GenerationConfig> load_generation_config(const std::string& dir) {
   std::string path = (std::filesystem::path(dir) / "generation_config.json").string();
-  GenerationConfig g;
-  if (!path_present(path)) return g;
+  if (!path_present(path)) return GenerationConfig{};
   HERD_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  return parse_generation_config(text, path);
+}
+
+Result<GenerationConfig> parse_generation_config(const std::string& text, const std::string& path) {
+  GenerationConfig g;
   HERD_ASSIGN_OR_RETURN(json j, parse_json(text, path));
   if (!j.is_object()) return make_error("{}: not a JSON object", path);
   Reader r{j, path};
   double d = 0;
-  if (r.has("temperature")) { HERD_TRY(r.num_field("temperature", &d, false)); g.temperature = float(d); }
-  if (r.has("top_p")) { HERD_TRY(r.num_field("top_p", &d, false)); g.top_p = float(d); }
-  if (r.has("min_p")) { HERD_TRY(r.num_field("min_p", &d, false)); g.min_p = float(d); }
+  if (r.has("temperature")) {
+    HERD_TRY(r.num_field("temperature", &d, false));
+    g.temperature = float(d);
+  }
+  if (r.has("top_p")) {
+    HERD_TRY(r.num_field("top_p", &d, false));
+    g.top_p = float(d);
+  }
+  if (r.has("min_p")) {
+    HERD_TRY(r.num_field("min_p", &d, false));
+    g.min_p = float(d);
+  }
   int64_t i = 0;
-  if (r.has("top_k")) { HERD_TRY(r.int_field("top_k", &i, false)); g.top_k = int(i); }
-  if (r.has("do_sample")) { bool b = false; HERD_TRY(r.bool_field("do_sample", &b)); g.do_sample = b; }
+  if (r.has("top_k")) {
+    HERD_TRY(r.int_field("top_k", &i, false));
+    g.top_k = int(i);
+  }
+  if (r.has("do_sample")) {
+    bool b = false;
+    HERD_TRY(r.bool_field("do_sample", &b));
+    g.do_sample = b;
+  }
   HERD_TRY(r.int_list("eos_token_id", &g.eos_token_id));
-  if (r.has("bos_token_id")) { HERD_TRY(r.int_field("bos_token_id", &i, false)); g.bos_token_id = i; }
-  if (r.has("pad_token_id")) { HERD_TRY(r.int_field("pad_token_id", &i, false)); g.pad_token_id = i; }
+  if (r.has("bos_token_id")) {
+    HERD_TRY(r.int_field("bos_token_id", &i, false));
+    g.bos_token_id = i;
+  }
+  if (r.has("pad_token_id")) {
+    HERD_TRY(r.int_field("pad_token_id", &i, false));
+    g.pad_token_id = i;
+  }
   return g;
 }
 

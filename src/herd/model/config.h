@@ -19,11 +19,11 @@ struct RopeScaling {  // llama3 frequency scaling (spec §3.4); absent for Maver
 };
 
 struct LayerKind {
-  bool moe = false;           // routed experts + shared expert, else dense MLP
-  bool rope = true;           // RoPE + chunked local attention; false = NoPE global layer
-  bool chunked = false;       // rope && attention_chunk_size set
-  bool qk_norm = false;       // use_qk_norm && rope
-  bool temp_tuning = false;   // attn_temperature_tuning && !rope
+  bool moe = false;          // routed experts + shared expert, else dense MLP
+  bool rope = true;          // RoPE + chunked local attention; false = NoPE global layer
+  bool chunked = false;      // rope && attention_chunk_size set
+  bool qk_norm = false;      // use_qk_norm && rope
+  bool temp_tuning = false;  // attn_temperature_tuning && !rope
 };
 
 struct Llama4TextConfig {
@@ -114,5 +114,7 @@ struct GenerationConfig {
   std::optional<int64_t> bos_token_id, pad_token_id;
 };
 Result<GenerationConfig> load_generation_config(const std::string& model_dir);  // absent = {}
+Result<GenerationConfig> parse_generation_config(const std::string& json_text,
+                                                 const std::string& source);
 
 }  // namespace herd

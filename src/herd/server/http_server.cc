@@ -11,6 +11,7 @@
 #include "herd/base/log.h"
 #include "herd/runtime/request_check.h"
 #include "herd/server/api_request.h"
+#include "herd/server/connection_probe.h"
 #include "herd/server/image_prompt.h"
 #include "herd/server/openai_format.h"
 #include "herd/server/tool_grammar.h"
@@ -115,7 +116,8 @@ struct HttpServer::Impl {
   void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep);
   // Moves the request's images into the job (they are large and needed only there).
   Result<std::shared_ptr<Job>> prepare(ApiRequest& r, int& status);
-  void respond_whole(const ApiRequest& r, const std::shared_ptr<Job>& job, httplib::Response& res);
+  void respond_whole(const httplib::Request& req, const ApiRequest& r,
+                     const std::shared_ptr<Job>& job, httplib::Response& res);
   void respond_stream(const ApiRequest& r, const std::shared_ptr<Job>& job, httplib::Response& res);
 };
 
@@ -244,12 +246,16 @@ void HttpServer::Impl::handle_generate(const httplib::Request& req, httplib::Res
     return reply_error(res, worker.draining() ? 503 : 429, s.message());
   if (Status s = submitted.get(); !s) return reply_error(res, 400, s.message());
   if (r.stream) return respond_stream(r, *job, res);
-  respond_whole(r, *job, res);
+  respond_whole(req, r, *job, res);
 }
 
-void HttpServer::Impl::respond_whole(const ApiRequest& r, const std::shared_ptr<Job>& job,
-                                     httplib::Response& res) {
+void HttpServer::Impl::respond_whole(const httplib::Request& req, const ApiRequest& r,
+                                     const std::shared_ptr<Job>& job, httplib::Response& res) {
   begin();
+  // A client that gives up (timeout, closed tab) before the whole answer is ready gets its
+  // sequences stopped, as a streaming client does.
+  const auto probe =
+      ConnectionProbe::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   const bool tools = r.tools && r.tool_choice != ToolChoice::kNone;
   std::vector<ChoiceState> choices(size_t(r.n), ChoiceState(tools));
   int open = r.n;
@@ -270,6 +276,12 @@ void HttpServer::Impl::respond_whole(const ApiRequest& r, const std::shared_ptr<
       c.generated = e.generated;
       if (e.reason == FinishReason::kError) error = e.error;
       --open;
+    }
+    if (open > 0 && probe && probe->peer_closed()) {
+      worker.cancel(job);
+      metrics.count_request(499);  // nginx's "client closed request": nobody got an answer
+      end();
+      return;
     }
   }
   end();
