@@ -1,0 +1,346 @@
+// GGUF block formats and F16 with AVX-512 (BW/VL/DQ + VNNI), read in their own layout.
+//
+// A tile is one weight row × T ≤ 8 tokens: each block of the row is unpacked into registers once
+// (codes as unsigned bytes in element order, scales as int16 / f32 lanes) and reused by every
+// token of the tile, so a prefill reads and unpacks each weight block once per 8 tokens.
+//  - K-quants: vpmaddubsw (u8 code × s8 x, pairs summed, no saturation: ≤ 63·127·2) then vpdpwssd
+//    with the sub-block scales, so a superblock's scaled integer dot builds up exactly in 16 int32
+//    lanes; the offsets / mins go through the activations' sums of 16 (vpmaddwd). Each superblock
+//    then adds its lanes to f32 lanes with one FMA (and one more for the mins of Q4_K / Q5_K).
+//  - Q8_0 / Q8_K: vpdpbusd of |w| with x carrying w's sign (exact; no bias to remove).
+//  - Q4_0 / Q4_1: vpdpbusd of the nibbles; the −8 offset / the min go through d·Σq of the block.
+//    32-blocks are taken two at a time (lanes 0..7 and 8..15).
+// Lanes are summed once at the end of the row. Every token's lanes see the same operations in the
+// same order whatever T, so results are batch invariant; they differ from the scalar reference
+// (block order) only by f32 rounding.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "herd/ops/gemm_gguf.h"
+#include "herd/quant/gguf_blocks.h"
+
+#define HERD_GV __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+namespace herd::gemm_detail {
+
+namespace {
+
+struct Ctx {
+  const int8_t* xq;   // [n, kpad]
+  const float* xd;    // [n, nd]
+  const int16_t* xs;  // [n, kpad / 16]
+  const float* xf;    // F16: [n, kpad]
+  int64_t kpad, nd, cols;
+  const uint8_t* w;
+  int64_t rb;
+  float* y;
+  int64_t ys;
+};
+
+HERD_GV inline float h2f(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+
+// [lo | hi] of a 32-byte load: the low nibbles then the high nibbles of each byte.
+HERD_GV inline __m512i nibbles32(const uint8_t* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i m = _mm256_set1_epi8(0x0F);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m)),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m), 1);
+}
+
+HERD_GV inline __m512i join256(__m256i a, __m256i b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+// Stores the T accumulators' lane sums as y[t, r].
+template <int T>
+HERD_GV inline void store(const Ctx& c, const __m512* acc, int64_t r, int64_t t0) {
+  for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = _mm512_reduce_add_ps(acc[t]);
+}
+
+// ---- K-quants: 256-element superblocks with Q8_K-style activations ----
+
+// One superblock of a row unpacked: codes (element order), int16 scales per maddubs lane, and
+// what the activations' sums of 16 are multiplied by.
+struct KBlock {
+  __m512i w[4];   // 64 codes each
+  __m512i sc[4];  // int16 lane j of w[z]'s maddubs output (elements 64z + 2j, +1): its scale
+  __m256i off;    // int16 per 16 elements: Q6_K's 32·scale (subtracted), Q4_K / Q5_K's min
+  float d, dmin;  // Q4_K / Q5_K: d and dmin; Q6_K: d (dmin unused)
+};
+
+// Spreads 8 (Q4_K / Q5_K) or 16 (Q6_K) int16 scales over the maddubs lanes of the 4 vectors.
+template <int kPerScale>
+HERD_GV inline void spread_scales(__m256i s16, __m512i* sc) {
+  const __m512i s = _mm512_castsi256_si512(s16);
+  for (int z = 0; z < 4; ++z) {
+    alignas(64) int16_t idx[32];
+    for (int j = 0; j < 32; ++j) idx[j] = int16_t((64 * z + 2 * j) / kPerScale);
+    sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(idx), s);
+  }
+}
+
+template <DType kType>
+HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
+  if constexpr (kType == DType::GGUF_Q6_K) {
+    const auto& q = *reinterpret_cast<const GgufQ6_K*>(blk);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i l = _mm512_loadu_si512(q.ql + 64 * h);
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
+      const __m512i h01 = join256(hb, _mm256_srli_epi16(hb, 2));
+      const __m512i h23 = join256(_mm256_srli_epi16(hb, 4), _mm256_srli_epi16(hb, 6));
+      b.w[2 * h] =
+          _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m2), 4));
+      b.w[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(h23, m2), 4));
+    }
+    const __m256i s16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales)));
+    spread_scales<16>(s16, b.sc);
+    b.off = _mm256_slli_epi16(s16, 5);  // 32·scale: |·| ≤ 4096
+    b.d = h2f(q.d);
+    b.dmin = 0;
+  } else {
+    const bool q5 = kType == DType::GGUF_Q5_K;
+    const auto* q4 = reinterpret_cast<const GgufQ4_K*>(blk);
+    const auto* q5b = reinterpret_cast<const GgufQ5_K*>(blk);
+    const uint8_t* qs = q5 ? q5b->qs : q4->qs;
+    for (int c = 0; c < 4; ++c) b.w[c] = nibbles32(qs + 32 * c);
+    if (q5) {
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q5b->qh));
+      const __m512i hz = join256(hb, _mm256_srli_epi16(hb, 1));  // bit 2c: element 64c + l (+32)
+      for (int c = 0; c < 4; ++c) {
+        const __mmask64 m = _mm512_test_epi8_mask(hz, _mm512_set1_epi8(char(1 << (2 * c))));
+        b.w[c] = _mm512_mask_add_epi8(b.w[c], m, b.w[c], _mm512_set1_epi8(16));
+      }
+    }
+    const uint8_t* sc = q5 ? q5b->scales : q4->scales;
+    alignas(16) int16_t s[8], m[16];
+    for (int i = 0; i < 8; ++i) {
+      uint8_t a, mn;
+      gguf_scale_min_k4(sc, i, &a, &mn);
+      s[i] = a;
+      m[2 * i] = m[2 * i + 1] = mn;
+    }
+    spread_scales<32>(_mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(s))),
+                      b.sc);
+    b.off = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+    b.d = h2f(q5 ? q5b->d : q4->d);
+    b.dmin = h2f(q5 ? q5b->dmin : q4->dmin);
+  }
+}
+
+template <DType kType>
+struct KTile {
+  using Ctx = gemm_detail::Ctx;
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    static_assert(R == 1);
+    constexpr int64_t kBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
+                               : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
+                                                           : sizeof(GgufQ4_K);
+    const uint8_t* row = c.w + r * c.rb;
+    const int64_t nb = c.cols / 256;
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+      KBlock b;
+      unpack_k<kType>(row + i * kBytes, b);
+      for (int t = 0; t < T; ++t) {
+        const int64_t tok = t0 + t;
+        const int8_t* x = c.xq + tok * c.kpad + 256 * i;
+        const __m256i bs = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
+        const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
+        const float xd = c.xd[tok * c.nd + i];
+        __m512i ai = kType == DType::GGUF_Q6_K
+                         ? _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), o))
+                         : _mm512_setzero_si512();
+        for (int z = 0; z < 4; ++z)
+          ai = _mm512_dpwssd_epi32(ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)),
+                                   b.sc[z]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_set1_ps(b.d * xd), acc[t]);
+        if constexpr (kType != DType::GGUF_Q6_K)
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(o)),
+                                   _mm512_set1_ps(-(b.dmin * xd)), acc[t]);
+      }
+    }
+    store<T>(c, acc, r, t0);
+  }
+};
+
+// Q8_K stored as a weight: 256 int8 codes, f32 d.
+struct Q8KTile {
+  using Ctx = gemm_detail::Ctx;
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const auto* row = reinterpret_cast<const GgufQ8_K*>(c.w + r * c.rb);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < c.cols / 256; ++i) {
+      __m512i wa[4];
+      __mmask64 neg[4];
+      for (int z = 0; z < 4; ++z) {
+        const __m512i w = _mm512_loadu_si512(row[i].qs + 64 * z);
+        wa[z] = _mm512_abs_epi8(w);
+        neg[z] = _mm512_movepi8_mask(w);
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = c.xq + (t0 + t) * c.kpad + 256 * i;
+        __m512i ai = _mm512_setzero_si512();
+        for (int z = 0; z < 4; ++z) {
+          const __m512i xv = _mm512_loadu_si512(x + 64 * z);
+          ai = _mm512_dpbusd_epi32(ai, wa[z],
+                                   _mm512_mask_sub_epi8(xv, neg[z], _mm512_setzero_si512(), xv));
+        }
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai),
+                                 _mm512_set1_ps(row[i].d * c.xd[(t0 + t) * c.nd + i]), acc[t]);
+      }
+    }
+    store<T>(c, acc, r, t0);
+  }
+};
+
+// ---- 32-element blocks, two per vector ----
+
+template <DType kType>
+struct B32Tile {
+  using Ctx = gemm_detail::Ctx;
+  using Block =
+      std::conditional_t<kType == DType::GGUF_Q8_0, GgufQ8_0,
+                         std::conditional_t<kType == DType::GGUF_Q4_0, GgufQ4_0, GgufQ4_1>>;
+
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const auto* row = reinterpret_cast<const Block*>(c.w + r * c.rb);
+    const int64_t nb = c.cols / 32;
+    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i += 2) {
+      const bool two = i + 1 < nb;  // an odd last block pairs with zeros
+      const Block& A = row[i];
+      const Block* B = two ? &row[i + 1] : nullptr;
+      __m512i w;
+      __mmask64 neg = 0;
+      __m512 dw, off = _mm512_setzero_ps();  // off: Q4_0's −8·d, Q4_1's m, lanes 0 and 8
+      const float dA = h2f(A.d), dB = two ? h2f(B->d) : 0.0f;
+      dw = _mm512_insertf32x8(_mm512_set1_ps(dA), _mm256_set1_ps(dB), 1);
+      if constexpr (kType == DType::GGUF_Q8_0) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs));
+        const __m256i b = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B->qs))
+                              : _mm256_setzero_si256();
+        const __m512i v = join256(a, b);
+        neg = _mm512_movepi8_mask(v);
+        w = _mm512_abs_epi8(v);
+      } else {
+        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(A.qs));
+        const __m128i b =
+            two ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(B->qs)) : _mm_setzero_si128();
+        const __m128i m = _mm_set1_epi8(0x0F);
+        w = join256(_mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
+                    _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+        if constexpr (kType == DType::GGUF_Q4_0) {
+          off = _mm512_maskz_mov_ps(0x0101, _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f)));
+        } else {
+          off = _mm512_maskz_mov_ps(0x0101,
+                                    _mm512_insertf32x8(_mm512_set1_ps(h2f(A.m)),
+                                                       _mm256_set1_ps(two ? h2f(B->m) : 0.0f), 1));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const int64_t tok = t0 + t;
+        const __m512i xv = _mm512_loadu_si512(c.xq + tok * c.kpad + 32 * i);
+        const float* xd = c.xd + tok * c.nd + i;  // blocks i, i + 1 (kpad covers the pair)
+        const __m512 xdv = _mm512_permutexvar_ps(
+            spread, _mm512_castps128_ps512(
+                        _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xd)))));
+        __m512i ai;
+        if constexpr (kType == DType::GGUF_Q8_0)
+          ai = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
+                                   _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
+        else
+          ai = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_mul_ps(dw, xdv), acc[t]);
+        if constexpr (kType != DType::GGUF_Q8_0) {
+          // d_x·Σq_x of blocks i and i + 1 in lanes 0 and 8.
+          const int16_t* s = c.xs + tok * (c.kpad / 16) + 2 * i;
+          const __m512 xsum = _mm512_cvtepi32_ps(_mm512_permutexvar_epi32(
+              spread, _mm512_castsi128_si512(_mm_setr_epi32(s[0] + s[1], s[2] + s[3], 0, 0))));
+          acc[t] = _mm512_fmadd_ps(off, _mm512_mul_ps(xsum, xdv), acc[t]);
+        }
+      }
+    }
+    store<T>(c, acc, r, t0);
+  }
+};
+
+// ---- F16 × f32 ----
+
+struct F16Tile {
+  using Ctx = gemm_detail::Ctx;
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const auto* row = reinterpret_cast<const uint16_t*>(c.w + r * c.rb);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < c.cols; i += 16) {
+      const __mmask16 m =
+          c.cols - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (c.cols - i)) - 1);
+      const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i));
+      for (int t = 0; t < T; ++t)
+        acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(c.xf + (t0 + t) * c.kpad + i), acc[t]);
+    }
+    store<T>(c, acc, r, t0);
+  }
+};
+
+template <class Tile>
+void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
+               int64_t t1, float* y, int64_t ys) {
+  const int64_t blk = gguf_act_block(w.dtype);
+  const Ctx c{a.q.data(),
+              a.blk_d.data(),
+              a.blk_sum.data(),
+              a.f32.data(),
+              a.kpad,
+              blk ? a.kpad / blk : 0,
+              w.cols,
+              static_cast<const uint8_t*>(w.data),
+              gguf_row_bytes(w.dtype, w.cols),
+              y,
+              ys};
+  BlockTable<Tile, 8, 1>::drive(c, r0, r1, t0, t1, 8, 1);
+}
+
+}  // namespace
+
+Kernel gguf_vnni_kernel(DType t) {
+  switch (t) {
+    case DType::F16:
+      return run_tiles<F16Tile>;
+    case DType::GGUF_Q8_0:
+      return run_tiles<B32Tile<DType::GGUF_Q8_0>>;
+    case DType::GGUF_Q4_0:
+      return run_tiles<B32Tile<DType::GGUF_Q4_0>>;
+    case DType::GGUF_Q4_1:
+      return run_tiles<B32Tile<DType::GGUF_Q4_1>>;
+    case DType::GGUF_Q4_K:
+      return run_tiles<KTile<DType::GGUF_Q4_K>>;
+    case DType::GGUF_Q5_K:
+      return run_tiles<KTile<DType::GGUF_Q5_K>>;
+    case DType::GGUF_Q6_K:
+      return run_tiles<KTile<DType::GGUF_Q6_K>>;
+    case DType::GGUF_Q8_K:
+      return run_tiles<Q8KTile>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace herd::gemm_detail
