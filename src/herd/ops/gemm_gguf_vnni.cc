@@ -17,6 +17,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "herd/ops/gemm_gguf.h"
@@ -73,16 +76,46 @@ struct KBlock {
   float d, dmin;  // Q4_K / Q5_K: d and dmin; Q6_K: d (dmin unused)
 };
 
-// Spreads 8 (Q4_K / Q5_K) or 16 (Q6_K) int16 scales over the maddubs lanes of the 4 vectors.
+// vpermw indices spreading 8 (Q4_K / Q5_K, one per 32 elements) or 16 (Q6_K, per 16) int16
+// scales over the maddubs lanes of the 4 code vectors: lane j of vector z covers elements
+// 64z + 2j and +1.
+template <int kPerScale>
+struct SpreadIdx {
+  alignas(64) int16_t v[4][32];
+  constexpr SpreadIdx() : v() {
+    for (int z = 0; z < 4; ++z)
+      for (int j = 0; j < 32; ++j) v[z][j] = int16_t((64 * z + 2 * j) / kPerScale);
+  }
+};
+inline constexpr SpreadIdx<32> kSpread32{};
+inline constexpr SpreadIdx<16> kSpread16{};
+
 template <int kPerScale>
 HERD_GV inline void spread_scales(__m256i s16, __m512i* sc) {
+  const auto& idx = kPerScale == 32 ? kSpread32.v : kSpread16.v;
   const __m512i s = _mm512_castsi256_si512(s16);
-  for (int z = 0; z < 4; ++z) {
-    alignas(64) int16_t idx[32];
-    for (int j = 0; j < 32; ++j) idx[j] = int16_t((64 * z + 2 * j) / kPerScale);
-    sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(idx), s);
-  }
+  for (int z = 0; z < 4; ++z) sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(idx[z]), s);
 }
+
+// Q4_K / Q5_K: the 12 packed bytes as 8 scales (bytes 0..7) and 8 mins (8..15), four at a time
+// per 32-bit word (the bit algebra of gguf_scale_min_k4).
+HERD_GV inline __m128i unpack_scale_min_k4(const uint8_t* p) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, p, 4), std::memcpy(&u1, p + 4, 4), std::memcpy(&u2, p + 8, 4);
+  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+  const uint32_t sc_lo = u0 & k6, mn_lo = u1 & k6;
+  const uint32_t sc_hi = (u2 & k4) | (((u0 >> 6) & k2) << 4);
+  const uint32_t mn_hi = ((u2 >> 4) & k4) | (((u1 >> 6) & k2) << 4);
+  return _mm_setr_epi32(int(sc_lo), int(sc_hi), int(mn_lo), int(mn_hi));
+}
+
+// Lane j (0..15) = int16 lane 8 + j / 2: each of the 8 mins once per 16 elements.
+inline constexpr struct MinIdx {
+  alignas(32) int16_t v[16];
+  constexpr MinIdx() : v() {
+    for (int j = 0; j < 16; ++j) v[j] = int16_t(8 + j / 2);
+  }
+} kMinIdx{};
 
 template <DType kType>
 HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
@@ -119,38 +152,43 @@ HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
         b.w[c] = _mm512_mask_add_epi8(b.w[c], m, b.w[c], _mm512_set1_epi8(16));
       }
     }
-    const uint8_t* sc = q5 ? q5b->scales : q4->scales;
-    alignas(16) int16_t s[8], m[16];
-    for (int i = 0; i < 8; ++i) {
-      uint8_t a, mn;
-      gguf_scale_min_k4(sc, i, &a, &mn);
-      s[i] = a;
-      m[2 * i] = m[2 * i + 1] = mn;
-    }
-    spread_scales<32>(_mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(s))),
-                      b.sc);
-    b.off = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+    const __m256i sm = _mm256_cvtepu8_epi16(unpack_scale_min_k4(q5 ? q5b->scales : q4->scales));
+    spread_scales<32>(sm, b.sc);
+    b.off = _mm256_permutexvar_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(kMinIdx.v)),
+                                     sm);
     b.d = h2f(q5 ? q5b->d : q4->d);
     b.dmin = h2f(q5 ? q5b->dmin : q4->dmin);
   }
 }
 
+HERD_GV inline int32_t reduce_i32(__m256i v) {
+  const __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i b = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(b, _mm_shuffle_epi32(b, 0xB1)));
+}
+
 template <DType kType>
+inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
+                                   : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
+                                                               : sizeof(GgufQ4_K);
+
+// One row × T tokens (decode, small batches). A superblock's scaled integer dot and its mins /
+// offsets are summed exactly to two int32, then added with the reference's two FMAs in its order:
+// so results equal gguf_dot_row (and the repacked path below) bit for bit.
+template <DType kTypeArg>
 struct KTile {
   using Ctx = gemm_detail::Ctx;
+  static constexpr DType kType = kTypeArg;
+  static constexpr bool kRepackable = true;
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     static_assert(R == 1);
-    constexpr int64_t kBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
-                               : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
-                                                           : sizeof(GgufQ4_K);
     const uint8_t* row = c.w + r * c.rb;
     const int64_t nb = c.cols / 256;
-    __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    float acc[T] = {};
     for (int64_t i = 0; i < nb; ++i) {
       KBlock b;
-      unpack_k<kType>(row + i * kBytes, b);
+      unpack_k<kType>(row + i * kKBytes<kType>, b);
       for (int t = 0; t < T; ++t) {
         const int64_t tok = t0 + t;
         const int8_t* x = c.xq + tok * c.kpad + 256 * i;
@@ -158,21 +196,153 @@ struct KTile {
             reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
         const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
         const float xd = c.xd[tok * c.nd + i];
-        __m512i ai = kType == DType::GGUF_Q6_K
-                         ? _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), o))
-                         : _mm512_setzero_si512();
+        __m512i ai = _mm512_setzero_si512();
         for (int z = 0; z < 4; ++z)
           ai = _mm512_dpwssd_epi32(ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)),
                                    b.sc[z]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_set1_ps(b.d * xd), acc[t]);
-        if constexpr (kType != DType::GGUF_Q6_K)
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(o)),
-                                   _mm512_set1_ps(-(b.dmin * xd)), acc[t]);
+        const __m256i a8 =
+            _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
+        if constexpr (kType == DType::GGUF_Q6_K) {
+          acc[t] = std::fma(float(reduce_i32(_mm256_sub_epi32(a8, o))), b.d * xd, acc[t]);
+        } else {
+          acc[t] = std::fma(float(reduce_i32(a8)), b.d * xd, acc[t]);
+          acc[t] = std::fma(float(reduce_i32(o)), -(b.dmin * xd), acc[t]);
+        }
       }
     }
-    store<T>(c, acc, r, t0);
+    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
   }
 };
+
+// In place: r[i] lane j becomes the old r[j] lane i (a 16 × 16 transpose of 32-bit elements).
+HERD_GV inline void transpose16(__m512i* r) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4i + j], 128-bit block k: column 4k + j of rows 4i .. 4i+3
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  __m512i o[16];
+  for (int j = 0; j < 4; ++j) {
+    const __m512i a = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x88);
+    const __m512i b = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xDD);
+    const __m512i c = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x88);
+    const __m512i d = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xDD);
+    o[j] = _mm512_shuffle_i32x4(a, c, 0x88);
+    o[8 + j] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    o[4 + j] = _mm512_shuffle_i32x4(b, d, 0x88);
+    o[12 + j] = _mm512_shuffle_i32x4(b, d, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = o[i];
+}
+
+// Prefill: 16 rows' superblock repacked once per task (codes as [64 chunks of 4 K][16 rows]
+// [4 bytes], scales and offsets as 16-row lanes) and reused by every token of the task: one
+// vpdpbusd of a 64-byte chunk against 4 broadcast bytes of x serves 16 rows (as Q8GI does in
+// gemm_vnni_il.cc). Each row's exact superblock totals take the reference's two FMAs.
+template <DType kType>
+struct KRepacked {
+  static constexpr int kSub = kType == DType::GGUF_Q6_K ? 16 : 8;  // scale sub-blocks
+  static constexpr int kChunks = 64 / kSub;                        // 4-K chunks per sub-block
+  alignas(64) uint8_t codes[64 * 64];
+  alignas(64) int32_t sc[kSub][16];
+  alignas(64) int32_t off[8][16];  // int16 pairs: offsets of the sums 2p, 2p + 1 (vpdpwssd)
+  alignas(64) float d[16], dmin[16];
+
+  HERD_GV void pack(const uint8_t* w, int64_t rb, int64_t i, int nr) {
+    __m512i v[4][16];
+    for (int q = 0; q < 16; ++q) {
+      if (q >= nr) {  // rows past the matrix: zero codes and scales
+        for (int z = 0; z < 4; ++z) v[z][q] = _mm512_setzero_si512();
+        for (int s = 0; s < kSub; ++s) sc[s][q] = 0;
+        for (int p = 0; p < 8; ++p) off[p][q] = 0;
+        d[q] = dmin[q] = 0;
+        continue;
+      }
+      const uint8_t* blk = w + q * rb + i * kKBytes<kType>;
+      KBlock b;
+      unpack_k<kType>(blk, b);
+      for (int z = 0; z < 4; ++z) v[z][q] = b.w[z];
+      alignas(32) int16_t o16[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o16), b.off);
+      for (int p = 0; p < 8; ++p)
+        off[p][q] =
+            int32_t(uint32_t(uint16_t(o16[2 * p])) | (uint32_t(uint16_t(o16[2 * p + 1])) << 16));
+      if constexpr (kType == DType::GGUF_Q6_K) {
+        const auto& g = *reinterpret_cast<const GgufQ6_K*>(blk);
+        for (int s = 0; s < 16; ++s) sc[s][q] = g.scales[s];
+      } else {
+        alignas(16) uint8_t sm[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(sm), unpack_scale_min_k4(blk + 4));
+        for (int s = 0; s < 8; ++s) sc[s][q] = sm[s];
+      }
+      d[q] = b.d, dmin[q] = b.dmin;
+    }
+    for (int z = 0; z < 4; ++z) {
+      transpose16(v[z]);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(codes + (16 * z + k) * 64, v[z][k]);
+    }
+  }
+
+  // acc (16 rows' lanes) plus this superblock's terms for one token.
+  HERD_GV __m512 dot(const int8_t* x, const int16_t* bs, float xd, __m512 acc) const {
+    __m512i isum = _mm512_setzero_si512();
+    for (int s = 0; s < kSub; ++s) {
+      __m512i a = _mm512_setzero_si512();
+      for (int ch = 0; ch < kChunks; ++ch) {
+        const int C = s * kChunks + ch;
+        int32_t xv;
+        std::memcpy(&xv, x + 4 * C, 4);
+        a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * C), _mm512_set1_epi32(xv));
+      }
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(a, _mm512_load_si512(sc[s])));
+    }
+    __m512i io = _mm512_setzero_si512();
+    for (int p = 0; p < 8; ++p) {
+      int32_t pair;
+      std::memcpy(&pair, bs + 2 * p, 4);
+      io = _mm512_dpwssd_epi32(io, _mm512_load_si512(off[p]), _mm512_set1_epi32(pair));
+    }
+    const __m512 xdv = _mm512_set1_ps(xd);
+    if constexpr (kType == DType::GGUF_Q6_K)
+      return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum, io)),
+                             _mm512_mul_ps(_mm512_load_ps(d), xdv), acc);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(_mm512_load_ps(d), xdv), acc);
+    const __m512 dm = _mm512_mul_ps(_mm512_load_ps(dmin), xdv);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(io), _mm512_sub_ps(_mm512_setzero_ps(), dm), acc);
+  }
+};
+
+// Tasks with at least this many tokens repack (a repack costs about what ~8 tokens' dots do).
+inline constexpr int64_t kRepackTokens = 16;
+
+template <DType kType>
+HERD_GV void k_repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  thread_local KRepacked<kType> pk;
+  thread_local AlignedBuffer<float> accb;
+  const int64_t nt = t1 - t0, nb = c.cols / 256;
+  float* acc = accb.ensure(size_t(nt * 16));
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - rb));
+    std::fill(acc, acc + nt * 16, 0.0f);
+    for (int64_t i = 0; i < nb; ++i) {
+      pk.pack(c.w + rb * c.rb, c.rb, i, nr);
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t tok = t0 + t;
+        const __m512 a = pk.dot(c.xq + tok * c.kpad + 256 * i, c.xs + tok * (c.kpad / 16) + 16 * i,
+                                c.xd[tok * c.nd + i], _mm512_load_ps(acc + 16 * t));
+        _mm512_store_ps(acc + 16 * t, a);
+      }
+    }
+    for (int64_t t = 0; t < nt; ++t)
+      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];
+  }
+}
 
 // Q8_K stored as a weight: 256 int8 codes, f32 d.
 struct Q8KTile {
@@ -180,8 +350,7 @@ struct Q8KTile {
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const auto* row = reinterpret_cast<const GgufQ8_K*>(c.w + r * c.rb);
-    __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    float acc[T] = {};
     for (int64_t i = 0; i < c.cols / 256; ++i) {
       __m512i wa[4];
       __mmask64 neg[4];
@@ -198,11 +367,11 @@ struct Q8KTile {
           ai = _mm512_dpbusd_epi32(ai, wa[z],
                                    _mm512_mask_sub_epi8(xv, neg[z], _mm512_setzero_si512(), xv));
         }
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai),
-                                 _mm512_set1_ps(row[i].d * c.xd[(t0 + t) * c.nd + i]), acc[t]);
+        acc[t] = std::fma(float(_mm512_reduce_add_epi32(ai)), row[i].d * c.xd[(t0 + t) * c.nd + i],
+                          acc[t]);
       }
     }
-    store<T>(c, acc, r, t0);
+    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
   }
 };
 
@@ -315,6 +484,8 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
               gguf_row_bytes(w.dtype, w.cols),
               y,
               ys};
+  if constexpr (requires { Tile::kRepackable; })
+    if (t1 - t0 >= kRepackTokens) return k_repacked<Tile::kType>(c, r0, r1, t0, t1);
   BlockTable<Tile, 8, 1>::drive(c, r0, r1, t0, t1, 8, 1);
 }
 
