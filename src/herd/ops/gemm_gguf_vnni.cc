@@ -161,52 +161,78 @@ HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
   }
 }
 
-HERD_GV inline int32_t reduce_i32(__m256i v) {
-  const __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i b = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4E));
-  return _mm_cvtsi128_si32(_mm_add_epi32(b, _mm_shuffle_epi32(b, 0xB1)));
-}
-
 template <DType kType>
 inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
                                    : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
                                                                : sizeof(GgufQ4_K);
 
+// Lane j = the sum of v[j]'s 8 lanes (exact in int32, any order).
+HERD_GV inline __m256i reduce8x8(const __m256i* v) {
+  const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+  const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+  const __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
+  // a: v0..v3 partial sums of the low 128 bits, then of the high 128 bits; b: v4..v7.
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                          _mm256_permute2x128_si256(a, b, 0x31));
+}
+
 // One row × T tokens (decode, small batches). A superblock's scaled integer dot and its mins /
-// offsets are summed exactly to two int32, then added with the reference's two FMAs in its order:
-// so results equal gguf_dot_row (and the repacked path below) bit for bit.
+// offsets are summed exactly to two int32 (8 superblocks' sums reduced together), then added with
+// the reference's two FMAs in its order: so results equal gguf_dot_row (and the repacked path
+// below) bit for bit.
 template <DType kTypeArg>
 struct KTile {
   using Ctx = gemm_detail::Ctx;
   static constexpr DType kType = kTypeArg;
-  static constexpr bool kRepackable = true;
+  HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    k_repacked<kType>(c, r0, r1, t0, t1);
+  }
+  static constexpr int G = 8;
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     static_assert(R == 1);
     const uint8_t* row = c.w + r * c.rb;
     const int64_t nb = c.cols / 256;
     float acc[T] = {};
-    for (int64_t i = 0; i < nb; ++i) {
-      KBlock b;
-      unpack_k<kType>(row + i * kKBytes<kType>, b);
+    for (int64_t i0 = 0; i0 < nb; i0 += G) {
+      const int g = int(std::min<int64_t>(G, nb - i0));
+      __m256i va[T][G], vo[T][G];
+      float dd[G], dm[G];
+      for (int j = 0; j < G; ++j) {
+        if (j >= g) {
+          for (int t = 0; t < T; ++t) va[t][j] = vo[t][j] = _mm256_setzero_si256();
+          continue;
+        }
+        const int64_t i = i0 + j;
+        KBlock b;
+        unpack_k<kType>(row + i * kKBytes<kType>, b);
+        dd[j] = b.d, dm[j] = b.dmin;
+        for (int t = 0; t < T; ++t) {
+          const int64_t tok = t0 + t;
+          const int8_t* x = c.xq + tok * c.kpad + 256 * i;
+          const __m256i bs = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
+          const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
+          __m512i ai = _mm512_setzero_si512();
+          for (int z = 0; z < 4; ++z)
+            ai = _mm512_dpwssd_epi32(
+                ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)), b.sc[z]);
+          const __m256i a8 =
+              _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
+          va[t][j] = kType == DType::GGUF_Q6_K ? _mm256_sub_epi32(a8, o) : a8;
+          vo[t][j] = o;
+        }
+      }
       for (int t = 0; t < T; ++t) {
-        const int64_t tok = t0 + t;
-        const int8_t* x = c.xq + tok * c.kpad + 256 * i;
-        const __m256i bs = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
-        const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
-        const float xd = c.xd[tok * c.nd + i];
-        __m512i ai = _mm512_setzero_si512();
-        for (int z = 0; z < 4; ++z)
-          ai = _mm512_dpwssd_epi32(ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)),
-                                   b.sc[z]);
-        const __m256i a8 =
-            _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
-        if constexpr (kType == DType::GGUF_Q6_K) {
-          acc[t] = std::fma(float(reduce_i32(_mm256_sub_epi32(a8, o))), b.d * xd, acc[t]);
-        } else {
-          acc[t] = std::fma(float(reduce_i32(a8)), b.d * xd, acc[t]);
-          acc[t] = std::fma(float(reduce_i32(o)), -(b.dmin * xd), acc[t]);
+        alignas(32) int32_t is[G], im[G];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(is), reduce8x8(va[t]));
+        if constexpr (kType != DType::GGUF_Q6_K)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(im), reduce8x8(vo[t]));
+        const float* xd = c.xd + (t0 + t) * c.nd + i0;
+        for (int j = 0; j < g; ++j) {
+          acc[t] = std::fma(float(is[j]), dd[j] * xd[j], acc[t]);
+          if constexpr (kType != DType::GGUF_Q6_K)
+            acc[t] = std::fma(float(im[j]), -(dm[j] * xd[j]), acc[t]);
         }
       }
     }
@@ -380,9 +406,7 @@ struct Q8KTile {
 template <DType kType>
 struct B32Tile {
   using Ctx = gemm_detail::Ctx;
-  using Block =
-      std::conditional_t<kType == DType::GGUF_Q8_0, GgufQ8_0,
-                         std::conditional_t<kType == DType::GGUF_Q4_0, GgufQ4_0, GgufQ4_1>>;
+  using Block = std::conditional_t<kType == DType::GGUF_Q4_0, GgufQ4_0, GgufQ4_1>;
 
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
@@ -395,19 +419,11 @@ struct B32Tile {
       const bool two = i + 1 < nb;  // an odd last block pairs with zeros
       const Block& A = row[i];
       const Block* B = two ? &row[i + 1] : nullptr;
-      __m512i w;
-      __mmask64 neg = 0;
-      __m512 dw, off = _mm512_setzero_ps();  // off: Q4_0's −8·d, Q4_1's m, lanes 0 and 8
+      __m512 dw, off;  // off: Q4_0's −8·d, Q4_1's m, lanes 0 and 8
       const float dA = h2f(A.d), dB = two ? h2f(B->d) : 0.0f;
       dw = _mm512_insertf32x8(_mm512_set1_ps(dA), _mm256_set1_ps(dB), 1);
-      if constexpr (kType == DType::GGUF_Q8_0) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs));
-        const __m256i b = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B->qs))
-                              : _mm256_setzero_si256();
-        const __m512i v = join256(a, b);
-        neg = _mm512_movepi8_mask(v);
-        w = _mm512_abs_epi8(v);
-      } else {
+      __m512i w;
+      {
         const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(A.qs));
         const __m128i b =
             two ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(B->qs)) : _mm_setzero_si128();
@@ -429,15 +445,9 @@ struct B32Tile {
         const __m512 xdv = _mm512_permutexvar_ps(
             spread, _mm512_castps128_ps512(
                         _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xd)))));
-        __m512i ai;
-        if constexpr (kType == DType::GGUF_Q8_0)
-          ai = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
-                                   _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
-        else
-          ai = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
+        const __m512i ai = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_mul_ps(dw, xdv), acc[t]);
-        if constexpr (kType != DType::GGUF_Q8_0) {
-          // d_x·Σq_x of blocks i and i + 1 in lanes 0 and 8.
+        {  // d_x·Σq_x of blocks i and i + 1 in lanes 0 and 8
           const int16_t* s = c.xs + tok * (c.kpad / 16) + 2 * i;
           const __m512 xsum = _mm512_cvtepi32_ps(_mm512_permutexvar_epi32(
               spread, _mm512_castsi128_si512(_mm_setr_epi32(s[0] + s[1], s[2] + s[3], 0, 0))));
@@ -449,23 +459,155 @@ struct B32Tile {
   }
 };
 
+// ---- Q8_0: per-block exact totals in the reference's order ----
+
+// One row × T tokens: 16 blocks' integer dots at a time (|w| against x with w's sign), reduced
+// together to exact block totals, then one FMA per block in block order, as gguf_dot_row.
+struct Q80Tile {
+  using Ctx = gemm_detail::Ctx;
+  static constexpr int G = 16;  // blocks per group
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    static_assert(R == 1);
+    const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + r * c.rb);
+    const int64_t nb = c.cols / 32;
+    float acc[T] = {};
+    for (int64_t i0 = 0; i0 < nb; i0 += G) {
+      const int g = int(std::min<int64_t>(G, nb - i0));
+      __m256i v[T][G];
+      float dw[G];
+      for (int j = 0; j < G; j += 2) {
+        if (j >= g) {
+          for (int t = 0; t < T; ++t) v[t][j] = v[t][j + 1] = _mm256_setzero_si256();
+          continue;
+        }
+        const bool two = j + 1 < g;
+        const GgufQ8_0& A = row[i0 + j];
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs));
+        const __m256i b =
+            two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i0 + j + 1].qs))
+                : _mm256_setzero_si256();
+        dw[j] = h2f(A.d);
+        dw[j + 1] = two ? h2f(row[i0 + j + 1].d) : 0.0f;
+        const __m512i wv = join256(a, b);
+        const __mmask64 neg = _mm512_movepi8_mask(wv);
+        const __m512i wa = _mm512_abs_epi8(wv);
+        for (int t = 0; t < T; ++t) {  // x is zero padded to a multiple of 64: pairs are safe
+          const __m512i xv = _mm512_loadu_si512(c.xq + (t0 + t) * c.kpad + 32 * (i0 + j));
+          const __m512i d =
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa,
+                                  _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
+          v[t][j] = _mm512_castsi512_si256(d);
+          v[t][j + 1] = _mm512_extracti64x4_epi64(d, 1);
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        alignas(32) int32_t tot[G];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tot), reduce8x8(v[t]));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tot + 8), reduce8x8(v[t] + 8));
+        const float* xd = c.xd + (t0 + t) * c.nd + i0;
+        for (int j = 0; j < g; ++j) acc[t] = std::fma(float(tot[j]), dw[j] * xd[j], acc[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
+  }
+  HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+};
+
+// Prefill: 16 rows × 8 blocks repacked as [64 chunks of 4 K][16 rows][4 bytes] of biased codes
+// q + 128 (vpdpbusd's unsigned side; 128·Σx of the block is subtracted exactly), the blocks'
+// scales as 16-row lanes; each row's block totals take the reference's FMA in block order.
+struct Q80Repacked {
+  alignas(64) uint8_t codes[64 * 64];
+  alignas(64) float d[8][16];
+
+  HERD_GV void pack(const uint8_t* w, int64_t rb, int64_t i0, int nblk, int nr) {
+    __m512i v[4][16];
+    for (int q = 0; q < 16; ++q) {
+      const auto* row = reinterpret_cast<const GgufQ8_0*>(w + q * rb) + i0;
+      for (int j = 0; j < 8; ++j) d[j][q] = q < nr && j < nblk ? h2f(row[j].d) : 0.0f;
+      for (int z = 0; z < 4; ++z) {
+        __m256i h[2];
+        for (int u = 0; u < 2; ++u)
+          h[u] = q < nr && 2 * z + u < nblk
+                     ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * z + u].qs))
+                     : _mm256_setzero_si256();
+        v[z][q] = _mm512_xor_si512(join256(h[0], h[1]), _mm512_set1_epi8(char(0x80)));
+      }
+    }
+    for (int z = 0; z < 4; ++z) {
+      transpose16(v[z]);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(codes + (16 * z + k) * 64, v[z][k]);
+    }
+  }
+
+  HERD_GV __m512 dot(const int8_t* x, const int16_t* bs, const float* xd, int nblk,
+                     __m512 acc) const {
+    for (int j = 0; j < nblk; ++j) {
+      __m512i a = _mm512_set1_epi32(-128 * (int32_t(bs[2 * j]) + bs[2 * j + 1]));
+      for (int ch = 0; ch < 8; ++ch) {
+        int32_t xv;
+        std::memcpy(&xv, x + 32 * j + 4 * ch, 4);
+        a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * (8 * j + ch)),
+                                _mm512_set1_epi32(xv));
+      }
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
+                            _mm512_mul_ps(_mm512_load_ps(d[j]), _mm512_set1_ps(xd[j])), acc);
+    }
+    return acc;
+  }
+};
+
+HERD_GV void Q80Tile::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  thread_local Q80Repacked pk;
+  thread_local AlignedBuffer<float> accb;
+  const int64_t nt = t1 - t0, nb = c.cols / 32;
+  float* acc = accb.ensure(size_t(nt * 16));
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - rb));
+    std::fill(acc, acc + nt * 16, 0.0f);
+    for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+      const int nblk = int(std::min<int64_t>(8, nb - i0));
+      pk.pack(c.w + rb * c.rb, c.rb, i0, nblk, nr);
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t tok = t0 + t;
+        const __m512 a = pk.dot(c.xq + tok * c.kpad + 32 * i0, c.xs + tok * (c.kpad / 16) + 2 * i0,
+                                c.xd + tok * c.nd + i0, nblk, _mm512_load_ps(acc + 16 * t));
+        _mm512_store_ps(acc + 16 * t, a);
+      }
+    }
+    for (int64_t t = 0; t < nt; ++t)
+      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];
+  }
+}
+
 // ---- F16 × f32 ----
 
 struct F16Tile {
   using Ctx = gemm_detail::Ctx;
+  // Four partial sums per token (16 elements each, interleaved over K) so a single token is not
+  // bound by the FMA latency; the same for every T, so results do not depend on the batch.
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const auto* row = reinterpret_cast<const uint16_t*>(c.w + r * c.rb);
-    __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < c.cols; i += 16) {
-      const __mmask16 m =
-          c.cols - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (c.cols - i)) - 1);
-      const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i));
-      for (int t = 0; t < T; ++t)
-        acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(c.xf + (t0 + t) * c.kpad + i), acc[t]);
+    __m512 acc[T][4];
+    for (int t = 0; t < T; ++t)
+      for (int u = 0; u < 4; ++u) acc[t][u] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < c.cols; i += 64) {
+      for (int u = 0; u < 4; ++u) {
+        const int64_t e = i + 16 * u, left = c.cols - e;
+        if (left <= 0) break;
+        const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + e));
+        for (int t = 0; t < T; ++t)
+          acc[t][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(c.xf + (t0 + t) * c.kpad + e), acc[t][u]);
+      }
     }
-    store<T>(c, acc, r, t0);
+    __m512 sum[T];
+    for (int t = 0; t < T; ++t)
+      sum[t] =
+          _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
+    store<T>(c, sum, r, t0);
   }
 };
 
@@ -484,8 +626,8 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
               gguf_row_bytes(w.dtype, w.cols),
               y,
               ys};
-  if constexpr (requires { Tile::kRepackable; })
-    if (t1 - t0 >= kRepackTokens) return k_repacked<Tile::kType>(c, r0, r1, t0, t1);
+  if constexpr (requires { Tile::repacked; })
+    if (t1 - t0 >= kRepackTokens) return Tile::repacked(c, r0, r1, t0, t1);
   BlockTable<Tile, 8, 1>::drive(c, r0, r1, t0, t1, 8, 1);
 }
 
@@ -496,7 +638,7 @@ Kernel gguf_vnni_kernel(DType t) {
     case DType::F16:
       return run_tiles<F16Tile>;
     case DType::GGUF_Q8_0:
-      return run_tiles<B32Tile<DType::GGUF_Q8_0>>;
+      return run_tiles<Q80Tile>;
     case DType::GGUF_Q4_0:
       return run_tiles<B32Tile<DType::GGUF_Q4_0>>;
     case DType::GGUF_Q4_1:
