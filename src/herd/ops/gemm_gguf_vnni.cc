@@ -183,6 +183,7 @@ HERD_GV inline __m256i reduce8x8(const __m256i* v) {
 template <DType kTypeArg>
 struct KTile {
   using Ctx = gemm_detail::Ctx;
+  static constexpr int kRows = 4;
   static constexpr DType kType = kTypeArg;
   HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     k_repacked<kType>(c, r0, r1, t0, t1);
@@ -190,53 +191,62 @@ struct KTile {
   static constexpr int G = 8;
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
-    static_assert(R == 1);
-    const uint8_t* row = c.w + r * c.rb;
     const int64_t nb = c.cols / 256;
-    float acc[T] = {};
+    float acc[R][T] = {};
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
-      __m256i va[T][G], vo[T][G];
-      float dd[G], dm[G];
-      for (int j = 0; j < G; ++j) {
-        if (j >= g) {
-          for (int t = 0; t < T; ++t) va[t][j] = vo[t][j] = _mm256_setzero_si256();
-          continue;
+      __m256i va[R][T][G], vo[R][T][G];
+      float dd[R][G], dm[R][G];
+      for (int q = 0; q < R; ++q) {
+        const uint8_t* row = c.w + (r + q) * c.rb;
+        for (int j = 0; j < G; ++j) {
+          if (j >= g) {
+            for (int t = 0; t < T; ++t) va[q][t][j] = vo[q][t][j] = _mm256_setzero_si256();
+            continue;
+          }
+          const int64_t i = i0 + j;
+          KBlock b;
+          unpack_k<kType>(row + i * kKBytes<kType>, b);
+          dd[q][j] = b.d, dm[q][j] = b.dmin;
+          for (int t = 0; t < T; ++t) {
+            const int64_t tok = t0 + t;
+            const int8_t* x = c.xq + tok * c.kpad + 256 * i;
+            const __m256i bs = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
+            const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
+            __m512i ai = _mm512_setzero_si512();
+            for (int z = 0; z < 4; ++z)
+              ai = _mm512_dpwssd_epi32(
+                  ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)), b.sc[z]);
+            const __m256i a8 =
+                _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
+            va[q][t][j] = kType == DType::GGUF_Q6_K ? _mm256_sub_epi32(a8, o) : a8;
+            vo[q][t][j] = o;
+          }
         }
-        const int64_t i = i0 + j;
-        KBlock b;
-        unpack_k<kType>(row + i * kKBytes<kType>, b);
-        dd[j] = b.d, dm[j] = b.dmin;
+      }
+      alignas(32) int32_t is[R][T][G], im[R][T][G];
+      for (int q = 0; q < R; ++q)
         for (int t = 0; t < T; ++t) {
-          const int64_t tok = t0 + t;
-          const int8_t* x = c.xq + tok * c.kpad + 256 * i;
-          const __m256i bs = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
-          const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
-          __m512i ai = _mm512_setzero_si512();
-          for (int z = 0; z < 4; ++z)
-            ai = _mm512_dpwssd_epi32(
-                ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)), b.sc[z]);
-          const __m256i a8 =
-              _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
-          va[t][j] = kType == DType::GGUF_Q6_K ? _mm256_sub_epi32(a8, o) : a8;
-          vo[t][j] = o;
-        }
-      }
-      for (int t = 0; t < T; ++t) {
-        alignas(32) int32_t is[G], im[G];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(is), reduce8x8(va[t]));
-        if constexpr (kType != DType::GGUF_Q6_K)
-          _mm256_store_si256(reinterpret_cast<__m256i*>(im), reduce8x8(vo[t]));
-        const float* xd = c.xd + (t0 + t) * c.nd + i0;
-        for (int j = 0; j < g; ++j) {
-          acc[t] = std::fma(float(is[j]), dd[j] * xd[j], acc[t]);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(is[q][t]), reduce8x8(va[q][t]));
           if constexpr (kType != DType::GGUF_Q6_K)
-            acc[t] = std::fma(float(im[j]), -(dm[j] * xd[j]), acc[t]);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(im[q][t]), reduce8x8(vo[q][t]));
         }
-      }
+      // R·T independent FMA chains, interleaved (one chain alone is bound by the FMA latency).
+      for (int j = 0; j < g; ++j)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const float xd = c.xd[(t0 + t) * c.nd + i0 + j];
+#pragma GCC unroll 4
+          for (int q = 0; q < R; ++q) {
+            acc[q][t] = std::fma(float(is[q][t][j]), dd[q][j] * xd, acc[q][t]);
+            if constexpr (kType != DType::GGUF_Q6_K)
+              acc[q][t] = std::fma(float(im[q][t][j]), -(dm[q][j] * xd), acc[q][t]);
+          }
+        }
     }
-    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
+    for (int q = 0; q < R; ++q)
+      for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = acc[q][t];
   }
 };
 
@@ -438,6 +448,7 @@ struct B32Tile {
                                                        _mm256_set1_ps(two ? h2f(B->m) : 0.0f), 1));
         }
       }
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int64_t tok = t0 + t;
         const __m512i xv = _mm512_loadu_si512(c.xq + tok * c.kpad + 32 * i);
@@ -465,51 +476,62 @@ struct B32Tile {
 // together to exact block totals, then one FMA per block in block order, as gguf_dot_row.
 struct Q80Tile {
   using Ctx = gemm_detail::Ctx;
-  static constexpr int G = 16;  // blocks per group
+  static constexpr int kRows = 4;  // rows per tile for a single token
+  static constexpr int G = 16;     // blocks per group
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
-    static_assert(R == 1);
-    const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + r * c.rb);
     const int64_t nb = c.cols / 32;
-    float acc[T] = {};
+    float acc[R][T] = {};
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
-      __m256i v[T][G];
-      float dw[G];
-      for (int j = 0; j < G; j += 2) {
-        if (j >= g) {
-          for (int t = 0; t < T; ++t) v[t][j] = v[t][j + 1] = _mm256_setzero_si256();
-          continue;
-        }
-        const bool two = j + 1 < g;
-        const GgufQ8_0& A = row[i0 + j];
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs));
-        const __m256i b =
-            two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i0 + j + 1].qs))
-                : _mm256_setzero_si256();
-        dw[j] = h2f(A.d);
-        dw[j + 1] = two ? h2f(row[i0 + j + 1].d) : 0.0f;
-        const __m512i wv = join256(a, b);
-        const __mmask64 neg = _mm512_movepi8_mask(wv);
-        const __m512i wa = _mm512_abs_epi8(wv);
-        for (int t = 0; t < T; ++t) {  // x is zero padded to a multiple of 64: pairs are safe
-          const __m512i xv = _mm512_loadu_si512(c.xq + (t0 + t) * c.kpad + 32 * (i0 + j));
-          const __m512i d =
-              _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa,
-                                  _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
-          v[t][j] = _mm512_castsi512_si256(d);
-          v[t][j + 1] = _mm512_extracti64x4_epi64(d, 1);
+      __m256i v[R][T][G];
+      float dw[R][G];
+      for (int q = 0; q < R; ++q) {
+        const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + (r + q) * c.rb);
+        for (int j = 0; j < G; j += 2) {
+          if (j >= g) {
+            for (int t = 0; t < T; ++t) v[q][t][j] = v[q][t][j + 1] = _mm256_setzero_si256();
+            continue;
+          }
+          const bool two = j + 1 < g;
+          const GgufQ8_0& A = row[i0 + j];
+          const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs));
+          const __m256i b =
+              two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i0 + j + 1].qs))
+                  : _mm256_setzero_si256();
+          dw[q][j] = h2f(A.d);
+          dw[q][j + 1] = two ? h2f(row[i0 + j + 1].d) : 0.0f;
+          const __m512i wv = join256(a, b);
+          const __mmask64 neg = _mm512_movepi8_mask(wv);
+          const __m512i wa = _mm512_abs_epi8(wv);
+          for (int t = 0; t < T; ++t) {  // x is zero padded to a multiple of 64: pairs are safe
+            const __m512i xv = _mm512_loadu_si512(c.xq + (t0 + t) * c.kpad + 32 * (i0 + j));
+            const __m512i d =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa,
+                                    _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
+            v[q][t][j] = _mm512_castsi512_si256(d);
+            v[q][t][j + 1] = _mm512_extracti64x4_epi64(d, 1);
+          }
         }
       }
-      for (int t = 0; t < T; ++t) {
-        alignas(32) int32_t tot[G];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tot), reduce8x8(v[t]));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tot + 8), reduce8x8(v[t] + 8));
-        const float* xd = c.xd + (t0 + t) * c.nd + i0;
-        for (int j = 0; j < g; ++j) acc[t] = std::fma(float(tot[j]), dw[j] * xd[j], acc[t]);
-      }
+      alignas(32) int32_t tot[R][T][G];
+      for (int q = 0; q < R; ++q)
+        for (int t = 0; t < T; ++t) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(tot[q][t]), reduce8x8(v[q][t]));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(tot[q][t] + 8), reduce8x8(v[q][t] + 8));
+        }
+      // R·T independent FMA chains, interleaved (one chain alone is bound by the FMA latency).
+      for (int j = 0; j < g; ++j)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const float xd = c.xd[(t0 + t) * c.nd + i0 + j];
+#pragma GCC unroll 4
+          for (int q = 0; q < R; ++q)
+            acc[q][t] = std::fma(float(tot[q][t][j]), dw[q][j] * xd, acc[q][t]);
+        }
     }
-    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
+    for (int q = 0; q < R; ++q)
+      for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = acc[q][t];
   }
   HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 };
@@ -593,15 +615,28 @@ struct F16Tile {
     __m512 acc[T][4];
     for (int t = 0; t < T; ++t)
       for (int u = 0; u < 4; ++u) acc[t][u] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < c.cols; i += 64) {
+    int64_t i = 0;
+    for (; i + 64 <= c.cols; i += 64)
+#pragma GCC unroll 4
       for (int u = 0; u < 4; ++u) {
-        const int64_t e = i + 16 * u, left = c.cols - e;
-        if (left <= 0) break;
-        const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-        const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + e));
+        const __m512 w =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i + 16 * u)));
+#pragma GCC unroll 8
         for (int t = 0; t < T; ++t)
-          acc[t][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(c.xf + (t0 + t) * c.kpad + e), acc[t][u]);
+          acc[t][u] =
+              _mm512_fmadd_ps(w, _mm512_loadu_ps(c.xf + (t0 + t) * c.kpad + i + 16 * u), acc[t][u]);
       }
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {  // the tail: same lanes, masked
+      const int64_t left = c.cols - i - 16 * u;
+      const __mmask16 m = left >= 16  ? __mmask16(0xffff)
+                          : left <= 0 ? __mmask16(0)
+                                      : __mmask16((1u << left) - 1);
+      const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i + 16 * u));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t)
+        acc[t][u] = _mm512_fmadd_ps(
+            w, _mm512_maskz_loadu_ps(m, c.xf + (t0 + t) * c.kpad + i + 16 * u), acc[t][u]);
     }
     __m512 sum[T];
     for (int t = 0; t < T; ++t)
@@ -628,6 +663,13 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
               ys};
   if constexpr (requires { Tile::repacked; })
     if (t1 - t0 >= kRepackTokens) return Tile::repacked(c, r0, r1, t0, t1);
+  if constexpr (requires { Tile::kRows; })
+    if (t1 - t0 == 1) {  // decode: several rows per tile, for independent FMA chains
+      int64_t r = r0;
+      for (; r + Tile::kRows <= r1; r += Tile::kRows) Tile::template run<1, Tile::kRows>(c, r, t0);
+      for (; r < r1; ++r) Tile::template run<1, 1>(c, r, t0);
+      return;
+    }
   BlockTable<Tile, 8, 1>::drive(c, r0, r1, t0, t1, 8, 1);
 }
 
