@@ -472,6 +472,14 @@ struct B32Tile {
 
 // ---- Q8_0: per-block exact totals in the reference's order ----
 
+// gguf_sum16 of the 16 lanes: p[l] + p[l + 8], then + 4, + 2, + 1.
+HERD_GV inline float sum16(__m512 p) {
+  const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(p), _mm512_extractf32x8_ps(p, 1));
+  const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
+}
+
 // One row × T tokens: 16 blocks' integer dots at a time (|w| against x with w's sign), reduced
 // together to exact block totals, then one FMA per block in block order, as gguf_dot_row.
 struct Q80Tile {
@@ -481,11 +489,13 @@ struct Q80Tile {
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const int64_t nb = c.cols / 32;
-    float acc[R][T] = {};
+    __m512 acc[R][T];
+    for (int q = 0; q < R; ++q)
+      for (int t = 0; t < T; ++t) acc[q][t] = _mm512_setzero_ps();
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
       __m256i v[R][T][G];
-      float dw[R][G];
+      float dw[R][G] = {};
       for (int q = 0; q < R; ++q) {
         const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + (r + q) * c.rb);
         for (int j = 0; j < G; j += 2) {
@@ -514,24 +524,22 @@ struct Q80Tile {
           }
         }
       }
-      alignas(32) int32_t tot[R][T][G];
-      for (int q = 0; q < R; ++q)
-        for (int t = 0; t < T; ++t) {
-          _mm256_store_si256(reinterpret_cast<__m256i*>(tot[q][t]), reduce8x8(v[q][t]));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(tot[q][t] + 8), reduce8x8(v[q][t] + 8));
-        }
-      // R·T independent FMA chains, interleaved (one chain alone is bound by the FMA latency).
-      for (int j = 0; j < g; ++j)
+      // Block i0 + j goes to partial sum j (G = 16, i0 a multiple of 16): lane j of one vector.
+      const __mmask16 valid = __mmask16((1u << g) - 1);
+#pragma GCC unroll 4
+      for (int q = 0; q < R; ++q) {
+        const __m512 dwv = _mm512_loadu_ps(dw[q]);
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
-          const float xd = c.xd[(t0 + t) * c.nd + i0 + j];
-#pragma GCC unroll 4
-          for (int q = 0; q < R; ++q)
-            acc[q][t] = std::fma(float(tot[q][t][j]), dw[q][j] * xd, acc[q][t]);
+          const __m512i tot = _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v[q][t])),
+                                                 reduce8x8(v[q][t] + 8), 1);
+          const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
+          acc[q][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dwv, xd), acc[q][t]);
         }
+      }
     }
     for (int q = 0; q < R; ++q)
-      for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = acc[q][t];
+      for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = sum16(acc[q][t]);
   }
   HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 };
@@ -563,8 +571,9 @@ struct Q80Repacked {
     }
   }
 
-  HERD_GV __m512 dot(const int8_t* x, const int16_t* bs, const float* xd, int nblk,
-                     __m512 acc) const {
+  // acc: the token's 16 partial sums (16 rows' lanes each); blocks i0 .. i0 + nblk - 1.
+  HERD_GV void dot(const int8_t* x, const int16_t* bs, const float* xd, int64_t i0, int nblk,
+                   float* acc) const {
     for (int j = 0; j < nblk; ++j) {
       __m512i a = _mm512_set1_epi32(-128 * (int32_t(bs[2 * j]) + bs[2 * j + 1]));
       for (int ch = 0; ch < 8; ++ch) {
@@ -573,10 +582,11 @@ struct Q80Repacked {
         a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * (8 * j + ch)),
                                 _mm512_set1_epi32(xv));
       }
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
-                            _mm512_mul_ps(_mm512_load_ps(d[j]), _mm512_set1_ps(xd[j])), acc);
+      float* p = acc + 16 * ((i0 + j) % 16);
+      _mm512_store_ps(p, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
+                                         _mm512_mul_ps(_mm512_load_ps(d[j]), _mm512_set1_ps(xd[j])),
+                                         _mm512_load_ps(p)));
     }
-    return acc;
   }
 };
 
@@ -584,22 +594,27 @@ HERD_GV void Q80Tile::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0,
   thread_local Q80Repacked pk;
   thread_local AlignedBuffer<float> accb;
   const int64_t nt = t1 - t0, nb = c.cols / 32;
-  float* acc = accb.ensure(size_t(nt * 16));
+  float* acc = accb.ensure(size_t(nt * 256));  // [token][16 partial sums][16 rows]
   for (int64_t rb = r0; rb < r1; rb += 16) {
     const int nr = int(std::min<int64_t>(16, r1 - rb));
-    std::fill(acc, acc + nt * 16, 0.0f);
+    std::fill(acc, acc + nt * 256, 0.0f);
     for (int64_t i0 = 0; i0 < nb; i0 += 8) {
       const int nblk = int(std::min<int64_t>(8, nb - i0));
       pk.pack(c.w + rb * c.rb, c.rb, i0, nblk, nr);
       for (int64_t t = 0; t < nt; ++t) {
         const int64_t tok = t0 + t;
-        const __m512 a = pk.dot(c.xq + tok * c.kpad + 32 * i0, c.xs + tok * (c.kpad / 16) + 2 * i0,
-                                c.xd + tok * c.nd + i0, nblk, _mm512_load_ps(acc + 16 * t));
-        _mm512_store_ps(acc + 16 * t, a);
+        pk.dot(c.xq + tok * c.kpad + 32 * i0, c.xs + tok * (c.kpad / 16) + 2 * i0,
+               c.xd + tok * c.nd + i0, i0, nblk, acc + 256 * t);
       }
     }
-    for (int64_t t = 0; t < nt; ++t)
-      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];
+    for (int64_t t = 0; t < nt; ++t) {
+      float* p = acc + 256 * t;  // gguf_sum16 across the partial sums, 16 rows at once
+      for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l)
+          _mm512_store_ps(p + 16 * l, _mm512_add_ps(_mm512_load_ps(p + 16 * l),
+                                                    _mm512_load_ps(p + 16 * (l + w))));
+      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = p[q];
+    }
   }
 }
 
