@@ -489,52 +489,50 @@ struct Q80Tile {
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const int64_t nb = c.cols / 32;
+    const __m512i d_off =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(int32_t(sizeof(GgufQ8_0))));
     __m512 acc[R][T];
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) acc[q][t] = _mm512_setzero_ps();
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
-      __m256i v[R][T][G];
-      float dw[R][G] = {};
-      for (int q = 0; q < R; ++q) {
-        const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + (r + q) * c.rb);
-        for (int j = 0; j < G; j += 2) {
-          if (j >= g) {
-            for (int t = 0; t < T; ++t) v[q][t][j] = v[q][t][j + 1] = _mm256_setzero_si256();
-            continue;
-          }
-          const bool two = j + 1 < g;
-          const GgufQ8_0& A = row[i0 + j];
-          const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.qs));
-          const __m256i b =
-              two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i0 + j + 1].qs))
-                  : _mm256_setzero_si256();
-          dw[q][j] = h2f(A.d);
-          dw[q][j + 1] = two ? h2f(row[i0 + j + 1].d) : 0.0f;
-          const __m512i wv = join256(a, b);
-          const __mmask64 neg = _mm512_movepi8_mask(wv);
-          const __m512i wa = _mm512_abs_epi8(wv);
-          for (int t = 0; t < T; ++t) {  // x is zero padded to a multiple of 64: pairs are safe
-            const __m512i xv = _mm512_loadu_si512(c.xq + (t0 + t) * c.kpad + 32 * (i0 + j));
-            const __m512i d =
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa,
-                                    _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
-            v[q][t][j] = _mm512_castsi512_si256(d);
-            v[q][t][j + 1] = _mm512_extracti64x4_epi64(d, 1);
-          }
-        }
-      }
-      // Block i0 + j goes to partial sum j (G = 16, i0 a multiple of 16): lane j of one vector.
       const __mmask16 valid = __mmask16((1u << g) - 1);
 #pragma GCC unroll 4
       for (int q = 0; q < R; ++q) {
-        const __m512 dwv = _mm512_loadu_ps(dw[q]);
+        const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + (r + q) * c.rb) + i0;
+        // The group's 16 f16 scales in one gather (4 bytes at each block; the low 2 are d).
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, d_off, row, 1)));
+        __m512i w[8], wa[8];
+        __mmask64 xm[8];  // bytes of the pair that exist (masked loads never touch the rest)
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; ++p) {
+          const __mmask32 ma = 2 * p < g ? ~__mmask32(0) : 0,
+                          mb = 2 * p + 1 < g ? ~__mmask32(0) : 0;
+          w[p] = join256(_mm256_maskz_loadu_epi8(ma, row[2 * p].qs),
+                         _mm256_maskz_loadu_epi8(mb, row[2 * p + 1].qs));
+          wa[p] = _mm512_abs_epi8(w[p]);
+          xm[p] = __mmask64(ma) | (__mmask64(mb) << 32);
+        }
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
-          const __m512i tot = _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v[q][t])),
-                                                 reduce8x8(v[q][t] + 8), 1);
+          const int8_t* x = c.xq + (t0 + t) * c.kpad + 32 * i0;
+          __m256i v[16];
+#pragma GCC unroll 8
+          for (int p = 0; p < 8; ++p) {
+            const __m512i xv = _mm512_maskz_loadu_epi8(xm[p], x + 64 * p);
+            const __m512i d = _mm512_dpbusd_epi32(
+                _mm512_setzero_si512(), wa[p],
+                _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv));
+            v[2 * p] = _mm512_castsi512_si256(d);
+            v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
+          }
+          // Block i0 + j goes to partial sum j (i0 a multiple of 16): lane j.
+          const __m512i tot =
+              _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
           const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
-          acc[q][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dwv, xd), acc[q][t]);
+          acc[q][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, xd), acc[q][t]);
         }
       }
     }
