@@ -148,6 +148,28 @@ TEST(GgufBlocks, ReferenceDotMatchesDequantized) {
     }
 }
 
+// prepare_acts (whatever ISA it picks) quantizes exactly as quantize_gguf_act_row.
+TEST(GgufBlocks, PreparedActivationsAreTheReferenceQuantization) {
+  Rng rng(3);
+  for (DType t : {DType::GGUF_Q8_0, DType::GGUF_Q4_K}) {
+    const int64_t k = t == DType::GGUF_Q8_0 ? 96 : 768, n = 3;
+    auto x = rng.vec(size_t(n * k), 5.0f);
+    x[7] = 0.0f, x[8] = -5.0f;  // a tie-free extreme and a zero
+    PreparedActs pa;
+    prepare_acts(x.data(), n, k, k, t, pa);
+    const int64_t blk = gguf_act_block(t);
+    std::vector<int8_t> q(static_cast<size_t>(pa.kpad));
+    std::vector<float> d(static_cast<size_t>(pa.kpad / blk));
+    std::vector<int16_t> s(static_cast<size_t>(pa.kpad / 16));
+    for (int64_t i = 0; i < n; ++i) {
+      quantize_gguf_act_row(&x[size_t(i * k)], k, pa.kpad, blk, q.data(), d.data(), s.data());
+      EXPECT_EQ(std::memcmp(q.data(), pa.q.data() + i * pa.kpad, q.size()), 0) << i;
+      EXPECT_EQ(std::memcmp(d.data(), pa.blk_d.data() + i * (pa.kpad / blk), d.size() * 4), 0);
+      EXPECT_EQ(std::memcmp(s.data(), pa.blk_sum.data() + i * (pa.kpad / 16), s.size() * 2), 0);
+    }
+  }
+}
+
 class GgufGemm : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override {

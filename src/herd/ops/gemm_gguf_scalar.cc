@@ -46,9 +46,10 @@ void prepare_gguf_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, P
   int8_t* q = out.q.ensure(size_t(n * kp));
   float* d = out.blk_d.ensure(size_t(n * (kp / blk)));
   int16_t* s = out.blk_sum.ensure(size_t(n * (kp / 16)));
+  const auto quant =
+      out.isa >= Isa::kAvx512Vnni ? quantize_gguf_act_row_avx512 : quantize_gguf_act_row;
   for (int64_t t = 0; t < n; ++t)
-    quantize_gguf_act_row(x + t * x_stride, k, kp, blk, q + t * kp, d + t * (kp / blk),
-                          s + t * (kp / 16));
+    quant(x + t * x_stride, k, kp, blk, q + t * kp, d + t * (kp / blk), s + t * (kp / 16));
 }
 
 Kernel gguf_scalar_kernel(DType t) {

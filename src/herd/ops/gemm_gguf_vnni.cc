@@ -486,54 +486,71 @@ struct Q80Tile {
   using Ctx = gemm_detail::Ctx;
   static constexpr int kRows = 4;  // rows per tile for a single token
   static constexpr int G = 16;     // blocks per group
-  template <int T, int R>
-  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
-    const int64_t nb = c.cols / 32;
+  // One row's group of 16 blocks (g of them present) for T tokens: acc[t] += lanes of partials.
+  template <int T, bool kFull>
+  HERD_GV static void group(const Ctx& c, const GgufQ8_0* row, int64_t i0, int g, int64_t t0,
+                            __m512* acc) {
+    const __mmask16 valid = kFull ? __mmask16(0xffff) : __mmask16((1u << g) - 1);
     const __m512i d_off =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                            _mm512_set1_epi32(int32_t(sizeof(GgufQ8_0))));
+    // The group's 16 f16 scales in one gather (4 bytes at each block; the low 2 are d).
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, d_off, row, 1)));
+    __m512i w[8], wa[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      if constexpr (kFull) {
+        w[p] = join256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * p].qs)),
+                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * p + 1].qs)));
+      } else {  // masked loads never touch the blocks past the row
+        const __mmask32 ma = 2 * p < g ? ~__mmask32(0) : 0, mb = 2 * p + 1 < g ? ~__mmask32(0) : 0;
+        w[p] = join256(_mm256_maskz_loadu_epi8(ma, row[2 * p].qs),
+                       _mm256_maskz_loadu_epi8(mb, row[2 * p + 1].qs));
+      }
+      wa[p] = _mm512_abs_epi8(w[p]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      // x is zero padded to a multiple of 64 and the missing blocks' codes are zero.
+      const int8_t* x = c.xq + (t0 + t) * c.kpad + 32 * i0;
+      __m256i v[16];
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        if (!kFull && 2 * p >= g) {
+          v[2 * p] = v[2 * p + 1] = _mm256_setzero_si256();
+          continue;
+        }
+        const __m512i xv = _mm512_loadu_si512(x + 64 * p);
+        const __m512i d = _mm512_dpbusd_epi32(
+            _mm512_setzero_si512(), wa[p],
+            _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv));
+        v[2 * p] = _mm512_castsi512_si256(d);
+        v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
+      }
+      // Block i0 + j goes to partial sum j (i0 a multiple of 16): lane j.
+      const __m512i tot =
+          _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
+      const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, xd), acc[t]);
+    }
+  }
+
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const int64_t nb = c.cols / 32;
     __m512 acc[R][T];
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) acc[q][t] = _mm512_setzero_ps();
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
-      const __mmask16 valid = __mmask16((1u << g) - 1);
 #pragma GCC unroll 4
       for (int q = 0; q < R; ++q) {
         const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + (r + q) * c.rb) + i0;
-        // The group's 16 f16 scales in one gather (4 bytes at each block; the low 2 are d).
-        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
-            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, d_off, row, 1)));
-        __m512i w[8], wa[8];
-        __mmask64 xm[8];  // bytes of the pair that exist (masked loads never touch the rest)
-#pragma GCC unroll 8
-        for (int p = 0; p < 8; ++p) {
-          const __mmask32 ma = 2 * p < g ? ~__mmask32(0) : 0,
-                          mb = 2 * p + 1 < g ? ~__mmask32(0) : 0;
-          w[p] = join256(_mm256_maskz_loadu_epi8(ma, row[2 * p].qs),
-                         _mm256_maskz_loadu_epi8(mb, row[2 * p + 1].qs));
-          wa[p] = _mm512_abs_epi8(w[p]);
-          xm[p] = __mmask64(ma) | (__mmask64(mb) << 32);
-        }
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) {
-          const int8_t* x = c.xq + (t0 + t) * c.kpad + 32 * i0;
-          __m256i v[16];
-#pragma GCC unroll 8
-          for (int p = 0; p < 8; ++p) {
-            const __m512i xv = _mm512_maskz_loadu_epi8(xm[p], x + 64 * p);
-            const __m512i d = _mm512_dpbusd_epi32(
-                _mm512_setzero_si512(), wa[p],
-                _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv));
-            v[2 * p] = _mm512_castsi512_si256(d);
-            v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
-          }
-          // Block i0 + j goes to partial sum j (i0 a multiple of 16): lane j.
-          const __m512i tot =
-              _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
-          const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
-          acc[q][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, xd), acc[q][t]);
-        }
+        if (g == G)
+          group<T, true>(c, row, i0, g, t0, acc[q]);
+        else
+          group<T, false>(c, row, i0, g, t0, acc[q]);
       }
     }
     for (int q = 0; q < R; ++q)
@@ -687,6 +704,37 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
 }
 
 }  // namespace
+
+// quantize_gguf_act_row with AVX-512, bit for bit: amax is exact, 127 / amax is the same scalar,
+// the product rounds the same, cvtps_epi32 rounds to nearest even as nearbyint does, and each
+// vector of 16 codes is one sum of 16.
+HERD_GV void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block,
+                                          int8_t* q, float* d, int16_t* sums) {
+  for (int64_t b = 0; b < kpad; b += block) {
+    const int64_t m = std::clamp<int64_t>(k - b, 0, block);
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t i = 0; i < block; i += 16) {
+      const int64_t left = m - i;
+      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
+                           : left <= 0 ? __mmask16(0)
+                                       : __mmask16((1u << left) - 1);
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + b + i)));
+    }
+    const float a = _mm512_reduce_max_ps(amax);
+    const __m512 inv = _mm512_set1_ps(a > 0 ? 127.0f / a : 0.0f);
+    for (int64_t i = 0; i < block; i += 16) {
+      const int64_t left = m - i;
+      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
+                           : left <= 0 ? __mmask16(0)
+                                       : __mmask16((1u << left) - 1);
+      __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + b + i), inv));
+      qi = _mm512_max_epi32(_mm512_min_epi32(qi, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b + i), _mm512_cvtepi32_epi8(qi));
+      sums[(b + i) / 16] = int16_t(_mm512_reduce_add_epi32(qi));
+    }
+    d[b / block] = a / 127.0f;
+  }
+}
 
 Kernel gguf_vnni_kernel(DType t) {
   switch (t) {
