@@ -1,6 +1,7 @@
 // GGUF block formats and F16: activation preparation, the portable kernel (the per-row reference
 // dot product of quant/gguf_blocks.cc) and the choice of kernel per ISA.
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "herd/ops/gemm_gguf.h"
@@ -33,6 +34,8 @@ void scalar_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_
 
 void prepare_gguf_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, PreparedActs& out) {
   const int64_t blk = gguf_act_block(out.weight_dtype);
+  // GGUF rows are whole blocks (the loader rejects any other shape); kernels rely on it.
+  assert(k % gguf_block_elems(out.weight_dtype) == 0);
   if (blk == 0) {  // F16: f32 activations
     out.kpad = round_up(std::max<int64_t>(k, 1), 32);
     float* d = out.f32.ensure(size_t(n * out.kpad));
