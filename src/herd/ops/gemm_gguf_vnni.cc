@@ -411,66 +411,7 @@ struct Q8KTile {
   }
 };
 
-// ---- 32-element blocks, two per vector ----
-
-template <DType kType>
-struct B32Tile {
-  using Ctx = gemm_detail::Ctx;
-  using Block = std::conditional_t<kType == DType::GGUF_Q4_0, GgufQ4_0, GgufQ4_1>;
-
-  template <int T, int R>
-  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
-    const auto* row = reinterpret_cast<const Block*>(c.w + r * c.rb);
-    const int64_t nb = c.cols / 32;
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; i += 2) {
-      const bool two = i + 1 < nb;  // an odd last block pairs with zeros
-      const Block& A = row[i];
-      const Block* B = two ? &row[i + 1] : nullptr;
-      __m512 dw, off;  // off: Q4_0's −8·d, Q4_1's m, lanes 0 and 8
-      const float dA = h2f(A.d), dB = two ? h2f(B->d) : 0.0f;
-      dw = _mm512_insertf32x8(_mm512_set1_ps(dA), _mm256_set1_ps(dB), 1);
-      __m512i w;
-      {
-        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(A.qs));
-        const __m128i b =
-            two ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(B->qs)) : _mm_setzero_si128();
-        const __m128i m = _mm_set1_epi8(0x0F);
-        w = join256(_mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
-                    _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
-        if constexpr (kType == DType::GGUF_Q4_0) {
-          off = _mm512_maskz_mov_ps(0x0101, _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f)));
-        } else {
-          off = _mm512_maskz_mov_ps(0x0101,
-                                    _mm512_insertf32x8(_mm512_set1_ps(h2f(A.m)),
-                                                       _mm256_set1_ps(two ? h2f(B->m) : 0.0f), 1));
-        }
-      }
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        const int64_t tok = t0 + t;
-        const __m512i xv = _mm512_loadu_si512(c.xq + tok * c.kpad + 32 * i);
-        const float* xd = c.xd + tok * c.nd + i;  // blocks i, i + 1 (kpad covers the pair)
-        const __m512 xdv = _mm512_permutexvar_ps(
-            spread, _mm512_castps128_ps512(
-                        _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xd)))));
-        const __m512i ai = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_mul_ps(dw, xdv), acc[t]);
-        {  // d_x·Σq_x of blocks i and i + 1 in lanes 0 and 8
-          const int16_t* s = c.xs + tok * (c.kpad / 16) + 2 * i;
-          const __m512 xsum = _mm512_cvtepi32_ps(_mm512_permutexvar_epi32(
-              spread, _mm512_castsi128_si512(_mm_setr_epi32(s[0] + s[1], s[2] + s[3], 0, 0))));
-          acc[t] = _mm512_fmadd_ps(off, _mm512_mul_ps(xsum, xdv), acc[t]);
-        }
-      }
-    }
-    store<T>(c, acc, r, t0);
-  }
-};
-
-// ---- Q8_0: per-block exact totals in the reference's order ----
+// ---- 32-element blocks (Q8_0, Q4_0, Q4_1): exact block totals in the reference's order ----
 
 // gguf_sum16 of the 16 lanes: p[l] + p[l + 8], then + 4, + 2, + 1.
 HERD_GV inline float sum16(__m512 p) {
@@ -480,35 +421,54 @@ HERD_GV inline float sum16(__m512 p) {
   return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
 }
 
-// One row × T tokens: 16 blocks' integer dots at a time (|w| against x with w's sign), reduced
-// together to exact block totals, then one FMA per block in block order, as gguf_dot_row.
-struct Q80Tile {
+// Every path adds block i into partial sum i mod 16 (gguf_dot_row): the decode tile keeps the 16
+// partial sums in one vector's lanes, the repacked prefill path in 16 vectors whose lanes are
+// rows; both finish with the same halving tree, so they agree bit for bit.
+template <DType kTypeArg>
+struct B32Tile {
   using Ctx = gemm_detail::Ctx;
+  static constexpr DType kType = kTypeArg;
+  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kQ41 = kType == DType::GGUF_Q4_1;
+  using Block = std::conditional_t<kQ8, GgufQ8_0, std::conditional_t<kQ41, GgufQ4_1, GgufQ4_0>>;
   static constexpr int kRows = 4;  // rows per tile for a single token
   static constexpr int G = 16;     // blocks per group
-  // One row's group of 16 blocks (g of them present) for T tokens: acc[t] += lanes of partials.
-  template <int T, bool kFull>
-  HERD_GV static void group(const Ctx& c, const GgufQ8_0* row, int64_t i0, int g, int64_t t0,
+
+  // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's signed, the Q4s'
+  // unsigned nibbles; missing blocks read as zero and are never touched.
+  HERD_GV static __m512i load_pair(const Block* row, int j, int g) {
+    if constexpr (kQ8) {
+      const __mmask32 ma = j < g ? ~__mmask32(0) : 0, mb = j + 1 < g ? ~__mmask32(0) : 0;
+      return join256(_mm256_maskz_loadu_epi8(ma, row[j].qs),
+                     _mm256_maskz_loadu_epi8(mb, row[j + 1].qs));
+    } else {
+      const __mmask16 ma = j < g ? __mmask16(0xffff) : 0, mb = j + 1 < g ? __mmask16(0xffff) : 0;
+      const __m128i a = _mm_maskz_loadu_epi8(ma, row[j].qs),
+                    b = _mm_maskz_loadu_epi8(mb, row[j + 1].qs);
+      const __m128i m = _mm_set1_epi8(0x0F);
+      return join256(
+          _mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
+          _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+    }
+  }
+
+  // One row's group of 16 blocks (g of them present) for T tokens.
+  template <int T>
+  HERD_GV static void group(const Ctx& c, const Block* row, int64_t i0, int g, int64_t t0,
                             __m512* acc) {
-    const __mmask16 valid = kFull ? __mmask16(0xffff) : __mmask16((1u << g) - 1);
-    const __m512i d_off =
+    const __mmask16 valid = __mmask16((1u << g) - 1);
+    const __m512i off =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32(int32_t(sizeof(GgufQ8_0))));
-    // The group's 16 f16 scales in one gather (4 bytes at each block; the low 2 are d).
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
-        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, d_off, row, 1)));
+                           _mm512_set1_epi32(int32_t(sizeof(Block))));
+    // The group's f16 d (and Q4_1's m) in one gather of each block's first 4 bytes.
+    const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, off, row, 1);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    const __m512 mw = kQ41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                           : _mm512_setzero_ps();
     __m512i w[8], wa[8];
 #pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
-      if constexpr (kFull) {
-        w[p] = join256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * p].qs)),
-                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * p + 1].qs)));
-      } else {  // masked loads never touch the blocks past the row
-        const __mmask32 ma = 2 * p < g ? ~__mmask32(0) : 0, mb = 2 * p + 1 < g ? ~__mmask32(0) : 0;
-        w[p] = join256(_mm256_maskz_loadu_epi8(ma, row[2 * p].qs),
-                       _mm256_maskz_loadu_epi8(mb, row[2 * p + 1].qs));
-      }
-      wa[p] = _mm512_abs_epi8(w[p]);
+      w[p] = load_pair(row, 2 * p, g);
+      wa[p] = kQ8 ? _mm512_abs_epi8(w[p]) : w[p];
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
@@ -517,22 +477,30 @@ struct Q80Tile {
       __m256i v[16];
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
-        if (!kFull && 2 * p >= g) {
+        if (2 * p >= g) {
           v[2 * p] = v[2 * p + 1] = _mm256_setzero_si256();
           continue;
         }
-        const __m512i xv = _mm512_loadu_si512(x + 64 * p);
-        const __m512i d = _mm512_dpbusd_epi32(
-            _mm512_setzero_si512(), wa[p],
-            _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv));
+        __m512i xv = _mm512_loadu_si512(x + 64 * p);
+        if constexpr (kQ8)  // |w| against x with w's sign
+          xv = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv);
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[p], xv);
         v[2 * p] = _mm512_castsi512_si256(d);
         v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
       }
-      // Block i0 + j goes to partial sum j (i0 a multiple of 16): lane j.
-      const __m512i tot =
-          _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
+      // Block i0 + j's total in lane j (i0 is a multiple of 16).
+      __m512i tot = _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
       const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
+      __m512i xs = _mm512_setzero_si512();  // Σq_x per block
+      if constexpr (!kQ8)
+        xs = _mm512_madd_epi16(_mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << (2 * g)) - 1),
+                                                        c.xs + (t0 + t) * (c.kpad / 16) + 2 * i0),
+                               _mm512_set1_epi16(1));
+      if constexpr (kType == DType::GGUF_Q4_0)
+        tot = _mm512_sub_epi32(tot, _mm512_slli_epi32(xs, 3));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, xd), acc[t]);
+      if constexpr (kQ41)
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs), _mm512_mul_ps(mw, xd), acc[t]);
     }
   }
 
@@ -545,39 +513,39 @@ struct Q80Tile {
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
 #pragma GCC unroll 4
-      for (int q = 0; q < R; ++q) {
-        const auto* row = reinterpret_cast<const GgufQ8_0*>(c.w + (r + q) * c.rb) + i0;
-        if (g == G)
-          group<T, true>(c, row, i0, g, t0, acc[q]);
-        else
-          group<T, false>(c, row, i0, g, t0, acc[q]);
-      }
+      for (int q = 0; q < R; ++q)
+        group<T>(c, reinterpret_cast<const Block*>(c.w + (r + q) * c.rb) + i0, i0, g, t0, acc[q]);
     }
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = sum16(acc[q][t]);
   }
+
   HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 };
 
-// Prefill: 16 rows × 8 blocks repacked as [64 chunks of 4 K][16 rows][4 bytes] of biased codes
-// q + 128 (vpdpbusd's unsigned side; 128·Σx of the block is subtracted exactly), the blocks'
-// scales as 16-row lanes; each row's block totals take the reference's FMA in block order.
-struct Q80Repacked {
+// Prefill: 16 rows × 8 blocks repacked as [64 chunks of 4 K][16 rows][4 bytes] of unsigned codes
+// (Q8_0: q + 128; the Q4s: their nibbles), the blocks' d (and m) as 16-row lanes. The code offset
+// (128 or 8) times Σq_x of the block is removed exactly; then the reference's FMAs.
+template <DType kType>
+struct B32Repacked {
+  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kQ41 = kType == DType::GGUF_Q4_1;
+  static constexpr int32_t kBias = kQ8 ? 128 : kType == DType::GGUF_Q4_0 ? 8 : 0;
+  using Block = typename B32Tile<kType>::Block;
   alignas(64) uint8_t codes[64 * 64];
-  alignas(64) float d[8][16];
+  alignas(64) float d[8][16], m[8][16];
 
   HERD_GV void pack(const uint8_t* w, int64_t rb, int64_t i0, int nblk, int nr) {
     __m512i v[4][16];
     for (int q = 0; q < 16; ++q) {
-      const auto* row = reinterpret_cast<const GgufQ8_0*>(w + q * rb) + i0;
-      for (int j = 0; j < 8; ++j) d[j][q] = q < nr && j < nblk ? h2f(row[j].d) : 0.0f;
+      const auto* row = reinterpret_cast<const Block*>(w + q * rb) + i0;
+      const int g = q < nr ? nblk : 0;
+      for (int j = 0; j < 8; ++j) {
+        d[j][q] = j < g ? h2f(row[j].d) : 0.0f;
+        if constexpr (kQ41) m[j][q] = j < g ? h2f(row[j].m) : 0.0f;
+      }
       for (int z = 0; z < 4; ++z) {
-        __m256i h[2];
-        for (int u = 0; u < 2; ++u)
-          h[u] = q < nr && 2 * z + u < nblk
-                     ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * z + u].qs))
-                     : _mm256_setzero_si256();
-        v[z][q] = _mm512_xor_si512(join256(h[0], h[1]), _mm512_set1_epi8(char(0x80)));
+        const __m512i p = B32Tile<kType>::load_pair(row, 2 * z, g);
+        v[z][q] = kQ8 ? _mm512_xor_si512(p, _mm512_set1_epi8(char(0x80))) : p;
       }
     }
     for (int z = 0; z < 4; ++z) {
@@ -590,7 +558,8 @@ struct Q80Repacked {
   HERD_GV void dot(const int8_t* x, const int16_t* bs, const float* xd, int64_t i0, int nblk,
                    float* acc) const {
     for (int j = 0; j < nblk; ++j) {
-      __m512i a = _mm512_set1_epi32(-128 * (int32_t(bs[2 * j]) + bs[2 * j + 1]));
+      const int32_t xs = int32_t(bs[2 * j]) + bs[2 * j + 1];
+      __m512i a = _mm512_set1_epi32(-kBias * xs);
       for (int ch = 0; ch < 8; ++ch) {
         int32_t xv;
         std::memcpy(&xv, x + 32 * j + 4 * ch, 4);
@@ -598,15 +567,20 @@ struct Q80Repacked {
                                 _mm512_set1_epi32(xv));
       }
       float* p = acc + 16 * ((i0 + j) % 16);
-      _mm512_store_ps(p, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
-                                         _mm512_mul_ps(_mm512_load_ps(d[j]), _mm512_set1_ps(xd[j])),
-                                         _mm512_load_ps(p)));
+      const __m512 xdv = _mm512_set1_ps(xd[j]);
+      __m512 s = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(_mm512_load_ps(d[j]), xdv),
+                                 _mm512_load_ps(p));
+      if constexpr (kQ41)
+        s = _mm512_fmadd_ps(_mm512_set1_ps(float(xs)), _mm512_mul_ps(_mm512_load_ps(m[j]), xdv), s);
+      _mm512_store_ps(p, s);
     }
   }
 };
 
-HERD_GV void Q80Tile::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  thread_local Q80Repacked pk;
+template <DType kType>
+HERD_GV void B32Tile<kType>::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0,
+                                      int64_t t1) {
+  thread_local B32Repacked<kType> pk;
   thread_local AlignedBuffer<float> accb;
   const int64_t nt = t1 - t0, nb = c.cols / 32;
   float* acc = accb.ensure(size_t(nt * 256));  // [token][16 partial sums][16 rows]
@@ -741,7 +715,7 @@ Kernel gguf_vnni_kernel(DType t) {
     case DType::F16:
       return run_tiles<F16Tile>;
     case DType::GGUF_Q8_0:
-      return run_tiles<Q80Tile>;
+      return run_tiles<B32Tile<DType::GGUF_Q8_0>>;
     case DType::GGUF_Q4_0:
       return run_tiles<B32Tile<DType::GGUF_Q4_0>>;
     case DType::GGUF_Q4_1:

@@ -183,8 +183,8 @@ float gguf_sum16(float* p) {
 }
 
 // Per block: the integer dot of the codes (exact), then one FMA per scale term into the f32
-// accumulator, blocks in order (Q8_0: into 16 partial sums, see there). The SIMD kernels keep
-// per-lane partial sums instead, so they agree with this within f32 rounding
+// accumulator, blocks in order (the 32-blocks: into 16 partial sums, see there). The SIMD kernels
+// keep per-lane partial sums instead, so they agree with this within f32 rounding
 // (tests/ops/test_gemm_gguf.cc states the bound).
 float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
                    const float* d, const int16_t* sums) {
@@ -200,36 +200,34 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
       }
       return acc;
     }
-    case DType::GGUF_Q8_0: {
+    case DType::GGUF_Q8_0:
+    case DType::GGUF_Q4_0:
+    case DType::GGUF_Q4_1: {
       // 16 partial sums, block i into sum i mod 16, then the halving tree (so SIMD code keeps
       // them in one vector's lanes, or in 16 vectors whose lanes are rows, and agrees bitwise).
       float part[16] = {};
       for (int64_t i = 0; i < nb; ++i) {
-        const GgufQ8_0& b = blocks<GgufQ8_0>(row)[i];
-        int32_t dot = 0;
-        for (int j = 0; j < 32; ++j) dot += int32_t(b.qs[j]) * q[32 * i + j];
-        part[i % 16] = std::fma(float(dot), h2f(b.d) * d[i], part[i % 16]);
-      }
-      return gguf_sum16(part);
-    }
-    case DType::GGUF_Q4_0:
-    case DType::GGUF_Q4_1:
-      for (int64_t i = 0; i < nb; ++i) {
         const int8_t* xq = q + 32 * i;
         const int32_t xs = int32_t(sums[2 * i]) + sums[2 * i + 1];
+        float& p = part[i % 16];
         int32_t dot = 0;
-        if (t == DType::GGUF_Q4_0) {
+        if (t == DType::GGUF_Q8_0) {
+          const GgufQ8_0& b = blocks<GgufQ8_0>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += int32_t(b.qs[j]) * xq[j];
+          p = std::fma(float(dot), h2f(b.d) * d[i], p);
+        } else if (t == DType::GGUF_Q4_0) {
           const GgufQ4_0& b = blocks<GgufQ4_0>(row)[i];
           for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
-          acc = std::fma(float(dot - 8 * xs), h2f(b.d) * d[i], acc);
+          p = std::fma(float(dot - 8 * xs), h2f(b.d) * d[i], p);
         } else {
           const GgufQ4_1& b = blocks<GgufQ4_1>(row)[i];
           for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
-          acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
-          acc = std::fma(float(xs), h2f(b.m) * d[i], acc);
+          p = std::fma(float(dot), h2f(b.d) * d[i], p);
+          p = std::fma(float(xs), h2f(b.m) * d[i], p);
         }
       }
-      return acc;
+      return gguf_sum16(part);
+    }
     case DType::GGUF_Q4_K:
     case DType::GGUF_Q5_K:
       for (int64_t i = 0; i < nb; ++i) {

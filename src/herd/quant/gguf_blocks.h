@@ -107,11 +107,12 @@ void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t bloc
 
 // Σ_i w[i]·x[i] for one weight row of type t (cols elements) and one activation row in t's
 // format (f32 x for F16). The reference every kernel is tested against: per block an exact
-// integer dot, combined in block order with one FMA per scale term (Q8_0: block i into partial
-// sum i mod 16, then gguf_sum16).
+// integer dot, combined in block order with one FMA per scale term (Q8_0 / Q4_0 / Q4_1: block i
+// into partial sum i mod 16, then gguf_sum16).
 float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
                    const float* d, const int16_t* sums);
-// Q8_0's final sum of its 16 partial sums (p is overwritten): p[l] += p[l + w] for w = 8, 4, 2, 1.
+// The 32-blocks' final sum of their 16 partial sums (p is overwritten): p[l] += p[l + w] for w = 8,
+// 4, 2, 1.
 float gguf_sum16(float* p);
 
 }  // namespace herd
