@@ -435,15 +435,24 @@ struct B32Tile {
 
   // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's signed, the Q4s'
   // unsigned nibbles; missing blocks read as zero and are never touched.
+  template <bool kFull = false>
   HERD_GV static __m512i load_pair(const Block* row, int j, int g) {
     if constexpr (kQ8) {
+      if constexpr (kFull)
+        return join256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[j].qs)),
+                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[j + 1].qs)));
       const __mmask32 ma = j < g ? ~__mmask32(0) : 0, mb = j + 1 < g ? ~__mmask32(0) : 0;
       return join256(_mm256_maskz_loadu_epi8(ma, row[j].qs),
                      _mm256_maskz_loadu_epi8(mb, row[j + 1].qs));
     } else {
-      const __mmask16 ma = j < g ? __mmask16(0xffff) : 0, mb = j + 1 < g ? __mmask16(0xffff) : 0;
-      const __m128i a = _mm_maskz_loadu_epi8(ma, row[j].qs),
-                    b = _mm_maskz_loadu_epi8(mb, row[j + 1].qs);
+      __m128i a, b;
+      if constexpr (kFull) {
+        a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[j].qs));
+        b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[j + 1].qs));
+      } else {
+        a = _mm_maskz_loadu_epi8(j < g ? __mmask16(0xffff) : 0, row[j].qs);
+        b = _mm_maskz_loadu_epi8(j + 1 < g ? __mmask16(0xffff) : 0, row[j + 1].qs);
+      }
       const __m128i m = _mm_set1_epi8(0x0F);
       return join256(
           _mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
@@ -452,10 +461,10 @@ struct B32Tile {
   }
 
   // One row's group of 16 blocks (g of them present) for T tokens.
-  template <int T>
+  template <int T, bool kFull>
   HERD_GV static void group(const Ctx& c, const Block* row, int64_t i0, int g, int64_t t0,
                             __m512* acc) {
-    const __mmask16 valid = __mmask16((1u << g) - 1);
+    const __mmask16 valid = kFull ? __mmask16(0xffff) : __mmask16((1u << g) - 1);
     const __m512i off =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                            _mm512_set1_epi32(int32_t(sizeof(Block))));
@@ -467,7 +476,7 @@ struct B32Tile {
     __m512i w[8], wa[8];
 #pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
-      w[p] = load_pair(row, 2 * p, g);
+      w[p] = load_pair<kFull>(row, 2 * p, g);
       wa[p] = kQ8 ? _mm512_abs_epi8(w[p]) : w[p];
     }
 #pragma GCC unroll 8
@@ -477,7 +486,7 @@ struct B32Tile {
       __m256i v[16];
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
-        if (2 * p >= g) {
+        if (!kFull && 2 * p >= g) {
           v[2 * p] = v[2 * p + 1] = _mm256_setzero_si256();
           continue;
         }
@@ -513,8 +522,13 @@ struct B32Tile {
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
 #pragma GCC unroll 4
-      for (int q = 0; q < R; ++q)
-        group<T>(c, reinterpret_cast<const Block*>(c.w + (r + q) * c.rb) + i0, i0, g, t0, acc[q]);
+      for (int q = 0; q < R; ++q) {
+        const auto* row = reinterpret_cast<const Block*>(c.w + (r + q) * c.rb) + i0;
+        if (g == G)
+          group<T, true>(c, row, i0, g, t0, acc[q]);
+        else
+          group<T, false>(c, row, i0, g, t0, acc[q]);
+      }
     }
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = sum16(acc[q][t]);
