@@ -1,18 +1,19 @@
 // GGUF block formats and F16 with AVX-512 (BW/VL/DQ + VNNI), read in their own layout.
 //
-// A tile is one weight row × T ≤ 8 tokens: each block of the row is unpacked into registers once
-// (codes as unsigned bytes in element order, scales as int16 / f32 lanes) and reused by every
-// token of the tile, so a prefill reads and unpacks each weight block once per 8 tokens.
+// Decode and small batches: a tile is 1..4 weight rows × 1..8 tokens; each block of a row is
+// unpacked into registers once (codes as unsigned bytes in element order, scales as int16 / f32
+// lanes) and reused by every token of the tile.
 //  - K-quants: vpmaddubsw (u8 code × s8 x, pairs summed, no saturation: ≤ 63·127·2) then vpdpwssd
-//    with the sub-block scales, so a superblock's scaled integer dot builds up exactly in 16 int32
-//    lanes; the offsets / mins go through the activations' sums of 16 (vpmaddwd). Each superblock
-//    then adds its lanes to f32 lanes with one FMA (and one more for the mins of Q4_K / Q5_K).
+//    with the sub-block scales give a superblock's scaled integer dot exactly; the offsets / mins
+//    go through the activations' sums of 16 (vpmaddwd).
 //  - Q8_0 / Q8_K: vpdpbusd of |w| with x carrying w's sign (exact; no bias to remove).
-//  - Q4_0 / Q4_1: vpdpbusd of the nibbles; the −8 offset / the min go through d·Σq of the block.
-//    32-blocks are taken two at a time (lanes 0..7 and 8..15).
-// Lanes are summed once at the end of the row. Every token's lanes see the same operations in the
-// same order whatever T, so results are batch invariant; they differ from the scalar reference
-// (block order) only by f32 rounding.
+//  - Q4_0 / Q4_1: vpdpbusd of the nibbles; the −8 offset / the min go through Σq_x of the block.
+// Tasks of ≥ 16 tokens (prefill) repack 16 rows' superblock (8 blocks for the 32-blocks) into
+// [chunk of 4 K][16 rows][4 bytes] once and reuse it for every token: one vpdpbusd against 4
+// broadcast bytes of x then serves 16 rows, as Q8GI's kernel does (gemm_vnni_il.cc).
+// Every path reduces each block to its exact integer total and adds it with the FMAs of the
+// scalar reference (quant/gguf_blocks.cc) in its order, so all paths agree bit for bit and results
+// are batch invariant. F16 keeps four per-lane f32 partial sums per token (batch invariant).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>

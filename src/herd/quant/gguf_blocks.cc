@@ -184,8 +184,7 @@ float gguf_sum16(float* p) {
 
 // Per block: the integer dot of the codes (exact), then one FMA per scale term into the f32
 // accumulator, blocks in order (the 32-blocks: into 16 partial sums, see there). The SIMD kernels
-// keep per-lane partial sums instead, so they agree with this within f32 rounding
-// (tests/ops/test_gemm_gguf.cc states the bound).
+// compute the same integers and the same FMAs in the same order: bitwise equal (F16 aside).
 float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
                    const float* d, const int16_t* sums) {
   const int64_t nb = cols / gguf_block_elems(t);
