@@ -9,7 +9,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libben
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev \
   libstb-dev nodejs python3-jinja2 python3-pil python3-numpy python3-torch clang libclang-rt-dev
 
-.PHONY: all deps apt-deps npm-deps build build-asan run test test-asan bench clean format
+.PHONY: all deps apt-deps npm-deps build build-asan run test test-asan bench clean format llama-cpp
 
 all: build
 
@@ -47,13 +47,17 @@ run: build
 
 # Every test in the release build, then the unit / loader / error tests again under ASan+UBSan
 # (the sanitizer build is -O1 -g1 without benchmarks, to keep CI on 2 cores well under 30 min).
-test: deps build build-asan
+# llama.cpp first (bench/build_llama_cpp.sh, once): the ggml conformance tests link its libraries.
+test: deps llama-cpp build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L unit
 
 # The whole suite under ASan+UBSan (run before resolving any issue).
 test-asan: deps build-asan
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+
+llama-cpp: npm-deps
+	bench/build_llama_cpp.sh >/dev/null
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

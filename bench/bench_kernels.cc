@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "herd/ops/gemm.h"
 #include "herd/ops/kv_quant.h"
 #include "herd/quant/formats.h"
+#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 namespace {
@@ -86,6 +88,24 @@ BENCHMARK(BM_PoolDispatch)->UseRealTime();
 
 // ---- gemm ----
 
+// Random bytes for a GGUF / F16 matrix, with every block's f16 / f32 scales set to 0.01.
+void fill_gguf(DType t, uint8_t* d, int64_t rows, int64_t cols) {
+  uint64_t s = 1;
+  const int64_t bytes = rows * gguf_row_bytes(t, cols), bb = gguf_block_bytes(t);
+  for (int64_t i = 0; i < bytes; ++i) s = s * 6364136223846793005ull + 1, d[i] = uint8_t(s >> 56);
+  const uint16_t h = f32_to_f16(0.01f);
+  const float f = 0.01f;
+  for (int64_t b = 0; b < bytes / bb; ++b) {
+    uint8_t* p = d + b * bb;
+    if (t == DType::F16) std::memcpy(p, &h, 2);
+    if (t == DType::GGUF_Q8_0 || t == DType::GGUF_Q4_0) std::memcpy(p, &h, 2);
+    if (t == DType::GGUF_Q4_1 || t == DType::GGUF_Q4_K || t == DType::GGUF_Q5_K)
+      std::memcpy(p, &h, 2), std::memcpy(p + 2, &h, 2);
+    if (t == DType::GGUF_Q6_K) std::memcpy(p + offsetof(GgufQ6_K, d), &h, 2);
+    if (t == DType::GGUF_Q8_K) std::memcpy(p, &f, 4);
+  }
+}
+
 struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to back
   DType dt;
   int64_t rows, cols, copies, matrix_bytes;
@@ -99,6 +119,15 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
       copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
       uint8_t* d = data.ensure(size_t(copies * matrix_bytes));
       interleave_rows(rm.data.data(), rm.scales.data(), r, c, 0, r, t, d);
+      for (int64_t k = 1; k < copies; ++k)
+        std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
+      return;
+    }
+    if (is_gguf_kernel_type(t)) {  // GGUF blocks: random codes, finite scales (timing only)
+      matrix_bytes = r * gguf_row_bytes(t, c);
+      copies = std::max<int64_t>(1, int64_t((min_total + matrix_bytes - 1) / matrix_bytes));
+      uint8_t* d = data.ensure(size_t(copies * matrix_bytes));
+      fill_gguf(t, d, r, c);
       for (int64_t k = 1; k < copies; ++k)
         std::memcpy(d + k * matrix_bytes, d, size_t(matrix_bytes));
       return;
@@ -154,8 +183,11 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
 };
 
 DType fmt(int64_t i) {
-  static const DType all[] = {DType::BF16, DType::Q8G,  DType::Q4G,  DType::F8_E4M3,
-                              DType::F32,  DType::Q8GI, DType::Q4GI, DType::BF16T};
+  static const DType all[] = {
+      DType::BF16,      DType::Q8G,       DType::Q4G,       DType::F8_E4M3,
+      DType::F32,       DType::Q8GI,      DType::Q4GI,      DType::BF16T,
+      DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
+      DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K};
   return all[i];
 }
 
@@ -215,6 +247,32 @@ void prefill_args(benchmark::internal::Benchmark* b) {
     b->Args({f, 2048, 1024, 32, 1, 0});
   }
 }
+// GGUF block formats and F16 (formats 8..15, gemm_gguf_vnni.cc): the same shapes under their
+// own names, so the filters above keep selecting what they did.
+void gguf_decode_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f = 8; f < 16; ++f) {
+    b->Args({f, 4096, 4096, 1, 1, 1});
+    b->Args({f, 1024, 1024, 1, 1, 0});  // hot: the kernel's own ceiling
+    for (int64_t n : {2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
+  }
+}
+void gguf_prefill_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f = 8; f < 16; ++f) {
+    b->Args({f, 4096, 4096, 512, 1, 0});
+    b->Args({f, 1024, 1024, 512, 1, 0});
+    b->Args({f, 2048, 1024, 32, 1, 0});
+  }
+}
+BENCHMARK(BM_Gemm)
+    ->Name("GgufDecode")
+    ->Apply(gguf_decode_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Gemm)
+    ->Name("GgufPrefill")
+    ->Apply(gguf_prefill_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm)
     ->Name("Decode")
     ->Apply(decode_args)

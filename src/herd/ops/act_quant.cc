@@ -10,8 +10,10 @@
 #include <cstring>
 
 #include "herd/ops/gemm.h"
+#include "herd/ops/gemm_gguf.h"
 #include "herd/ops/gemm_internal.h"
 #include "herd/quant/formats.h"
+#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 
@@ -97,6 +99,8 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
   out.isa = active_isa();
   out.n = n;
   out.k = k;
+  if (is_gguf_kernel_type(weight_dtype))
+    return gemm_detail::prepare_gguf_acts(x, n, x_stride, k, out);
   const bool quant = takes_int8_acts(weight_dtype);
   out.kpad = round_up(std::max<int64_t>(k, 1), quant ? kQuantGroup : 32);
   const int64_t kp = out.kpad;

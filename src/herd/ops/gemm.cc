@@ -10,8 +10,10 @@
 #include <cstring>
 
 #include "herd/ops/cpu_features.h"
+#include "herd/ops/gemm_gguf.h"
 #include "herd/ops/gemm_internal.h"
 #include "herd/quant/formats.h"
+#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 
@@ -109,7 +111,12 @@ Kernel kernel(const FormatKernels& k, DType t) {
   }
 }
 
+Kernel kernel_for(Isa isa, DType t) {
+  return is_gguf_kernel_type(t) ? gemm_detail::gguf_kernel(isa, t) : kernel(table(isa), t);
+}
+
 int64_t weight_row_bytes(const WeightRef& w) {
+  if (is_gguf_kernel_type(w.dtype)) return gguf_row_bytes(w.dtype, w.cols);
   return is_blocked(w.dtype) ? packed_row_bytes(w.dtype, w.cols)
                              : w.cols * int64_t(dtype_size(w.dtype));
 }
@@ -210,7 +217,7 @@ void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs) {
   int64_t first[kMaxJobs + 1];
   first[0] = 0;
   for (size_t j = 0; j < n_jobs; ++j) {
-    fns[j] = kernel(table(jobs[j].a->isa), jobs[j].w.dtype);
+    fns[j] = kernel_for(jobs[j].a->isa, jobs[j].w.dtype);
     assert((fns[j] || split[j].tasks() == 0) &&
            "gemm: weight dtype without a kernel (BF16, F32, F8_E4M3, Q8G, Q4G)");
     first[j + 1] = first[j] + split[j].tasks();
@@ -237,7 +244,7 @@ void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y,
 void gemm_serial(const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride) {
   assert(w.cols == a.k);
   if (a.n <= 0 || w.rows <= 0) return;
-  const Kernel fn = kernel(table(a.isa), w.dtype);
+  const Kernel fn = kernel_for(a.isa, w.dtype);
   assert(fn && "gemm: weight dtype without a kernel");
   for (int64_t t0 = 0; t0 < a.n; t0 += 128)  // token blocks as gemm's (any split is exact)
     fn(a, w, 0, w.rows, t0, std::min(a.n, t0 + 128), y, y_stride);

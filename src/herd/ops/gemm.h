@@ -79,6 +79,10 @@ struct PreparedActs {
   // AMX only: x in the tile-B layout, blocks of 16 rows with 2 (bf16) or 4 (int8) consecutive
   // K elements of each row side by side: [ceil(n/16)][kpad/2][16][2] u16 or [..][kpad/4][16][4] i8.
   AlignedBuffer<uint8_t> amx;
+  // GGUF block weights (quant/gguf_blocks.h; F16 uses f32): x in q per block of 32 or 256 with
+  // one scale per block [n, kpad / block] and the sums of each 16 q [n, kpad / 16].
+  AlignedBuffer<float> blk_d;
+  AlignedBuffer<int16_t> blk_sum;
 
   int64_t groups() const { return kpad / 128; }
 };

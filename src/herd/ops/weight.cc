@@ -1,6 +1,7 @@
 #include "herd/ops/weight.h"
 
 #include "herd/quant/formats.h"
+#include "herd/quant/gguf_blocks.h"
 
 #include <algorithm>
 #include <cassert>
@@ -35,6 +36,7 @@ inline float load_elem(DType t, const uint8_t* row, int64_t c) {
   return 0.0f;
 }
 inline size_t row_bytes(const WeightRef& w) {
+  if (is_gguf_block(w.dtype)) return size_t(gguf_row_bytes(w.dtype, w.cols));
   return is_blocked(w.dtype) ? size_t(packed_row_bytes(w.dtype, w.cols))
                              : size_t(w.cols) * dtype_size(w.dtype);
 }
@@ -69,6 +71,7 @@ void dequantize_row(const WeightRef& w, int64_t r, float* out) {
     return;
   }
   const uint8_t* row = row_ptr(w, r);
+  if (is_gguf_block(w.dtype)) return gguf_dequantize_row(w.dtype, row, w.cols, out);
   const float* gs = w.group_scale ? w.group_scale + r * quant_groups(w.cols) : nullptr;
   switch (w.dtype) {
     case DType::Q8G:
@@ -97,6 +100,11 @@ float weight_at(const WeightRef& w, int64_t r, int64_t c) {
     const auto* d = static_cast<const uint8_t*>(w.data);
     return float(il_code(d, w.dtype, w.cols, r, c) - (w.dtype == DType::Q8GI ? 128 : 8)) *
            il_scale(d, w.dtype, w.cols, r, c / kQuantGroup);
+  }
+  if (is_gguf_block(w.dtype)) {  // slow path for references and tests: the whole row
+    std::vector<float> row(static_cast<size_t>(w.cols));
+    dequantize_row(w, r, row.data());
+    return row[size_t(c)];
   }
   if (is_packed(w.dtype)) {  // slow path for references and tests: dequantize the group
     const int64_t g = c / kQuantGroup;

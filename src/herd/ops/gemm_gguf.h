@@ -1,0 +1,24 @@
+// The GGUF block formats (quant/gguf_blocks.h) and F16 in the gemm dispatch: activation
+// preparation and one kernel per (ISA, type). Not part of the ops API.
+#pragma once
+
+#include "herd/ops/gemm_internal.h"
+
+namespace herd::gemm_detail {
+
+// Fills `out` (weight_dtype, isa, n and k already set) for a GGUF / F16 weight:
+// F16: out.f32 [n, kpad = k rounded up to 32]; block formats: out.q [n, kpad], out.blk_d and
+// out.blk_sum, kpad = k rounded up to 64 (32-blocks, so kernels read blocks in pairs) or 256.
+void prepare_gguf_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, PreparedActs& out);
+
+// The kernel for weights of type t on `isa`: the best one at or below it; never null for a type
+// with is_gguf_kernel_type.
+Kernel gguf_kernel(Isa isa, DType t);
+// Per ISA (null where that ISA has none for t).
+Kernel gguf_scalar_kernel(DType t);
+Kernel gguf_vnni_kernel(DType t);  // AVX-512 BW/VL/DQ + VNNI (gemm_gguf_vnni.cc)
+// quantize_gguf_act_row (quant/gguf_blocks.h) bit for bit, on the same machines.
+void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
+                                  float* d, int16_t* sums);
+
+}  // namespace herd::gemm_detail

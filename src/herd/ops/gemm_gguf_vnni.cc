@@ -1,0 +1,751 @@
+// GGUF block formats and F16 with AVX-512 (BW/VL/DQ + VNNI), read in their own layout.
+//
+// Decode and small batches: a tile is 1..4 weight rows × 1..8 tokens; each block of a row is
+// unpacked into registers once (codes as unsigned bytes in element order, scales as int16 / f32
+// lanes) and reused by every token of the tile.
+//  - K-quants: vpmaddubsw (u8 code × s8 x, pairs summed, no saturation: ≤ 63·127·2) then vpdpwssd
+//    with the sub-block scales give a superblock's scaled integer dot exactly; the offsets / mins
+//    go through the activations' sums of 16 (vpmaddwd).
+//  - Q8_0 / Q8_K: vpdpbusd of |w| with x carrying w's sign (exact; no bias to remove).
+//  - Q4_0 / Q4_1: vpdpbusd of the nibbles; the −8 offset / the min go through Σq_x of the block.
+// Tasks of ≥ 16 tokens (prefill) repack 16 rows' superblock (8 blocks for the 32-blocks) into
+// [chunk of 4 K][16 rows][4 bytes] once and reuse it for every token: one vpdpbusd against 4
+// broadcast bytes of x then serves 16 rows, as Q8GI's kernel does (gemm_vnni_il.cc).
+// Every path reduces each block to its exact integer total and adds it with the FMAs of the
+// scalar reference (quant/gguf_blocks.cc) in its order, so all paths agree bit for bit and results
+// are batch invariant. F16 keeps four per-lane f32 partial sums per token (batch invariant).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "herd/ops/gemm_gguf.h"
+#include "herd/quant/gguf_blocks.h"
+
+#define HERD_GV __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+namespace herd::gemm_detail {
+
+namespace {
+
+struct Ctx {
+  const int8_t* xq;   // [n, kpad]
+  const float* xd;    // [n, nd]
+  const int16_t* xs;  // [n, kpad / 16]
+  const float* xf;    // F16: [n, kpad]
+  int64_t kpad, nd, cols;
+  const uint8_t* w;
+  int64_t rb;
+  float* y;
+  int64_t ys;
+};
+
+HERD_GV inline float h2f(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+
+// [lo | hi] of a 32-byte load: the low nibbles then the high nibbles of each byte.
+HERD_GV inline __m512i nibbles32(const uint8_t* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i m = _mm256_set1_epi8(0x0F);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m)),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m), 1);
+}
+
+HERD_GV inline __m512i join256(__m256i a, __m256i b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+// Stores the T accumulators' lane sums as y[t, r].
+template <int T>
+HERD_GV inline void store(const Ctx& c, const __m512* acc, int64_t r, int64_t t0) {
+  for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = _mm512_reduce_add_ps(acc[t]);
+}
+
+// ---- K-quants: 256-element superblocks with Q8_K-style activations ----
+
+// One superblock of a row unpacked: codes (element order), int16 scales per maddubs lane, and
+// what the activations' sums of 16 are multiplied by.
+struct KBlock {
+  __m512i w[4];   // 64 codes each
+  __m512i sc[4];  // int16 lane j of w[z]'s maddubs output (elements 64z + 2j, +1): its scale
+  __m256i off;    // int16 per 16 elements: Q6_K's 32·scale (subtracted), Q4_K / Q5_K's min
+  float d, dmin;  // Q4_K / Q5_K: d and dmin; Q6_K: d (dmin unused)
+};
+
+// vpermw indices spreading 8 (Q4_K / Q5_K, one per 32 elements) or 16 (Q6_K, per 16) int16
+// scales over the maddubs lanes of the 4 code vectors: lane j of vector z covers elements
+// 64z + 2j and +1.
+template <int kPerScale>
+struct SpreadIdx {
+  alignas(64) int16_t v[4][32];
+  constexpr SpreadIdx() : v() {
+    for (int z = 0; z < 4; ++z)
+      for (int j = 0; j < 32; ++j) v[z][j] = int16_t((64 * z + 2 * j) / kPerScale);
+  }
+};
+inline constexpr SpreadIdx<32> kSpread32{};
+inline constexpr SpreadIdx<16> kSpread16{};
+
+template <int kPerScale>
+HERD_GV inline void spread_scales(__m256i s16, __m512i* sc) {
+  const auto& idx = kPerScale == 32 ? kSpread32.v : kSpread16.v;
+  const __m512i s = _mm512_castsi256_si512(s16);
+  for (int z = 0; z < 4; ++z) sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(idx[z]), s);
+}
+
+// Q4_K / Q5_K: the 12 packed bytes as 8 scales (bytes 0..7) and 8 mins (8..15), four at a time
+// per 32-bit word (the bit algebra of gguf_scale_min_k4).
+HERD_GV inline __m128i unpack_scale_min_k4(const uint8_t* p) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, p, 4), std::memcpy(&u1, p + 4, 4), std::memcpy(&u2, p + 8, 4);
+  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+  const uint32_t sc_lo = u0 & k6, mn_lo = u1 & k6;
+  const uint32_t sc_hi = (u2 & k4) | (((u0 >> 6) & k2) << 4);
+  const uint32_t mn_hi = ((u2 >> 4) & k4) | (((u1 >> 6) & k2) << 4);
+  return _mm_setr_epi32(int(sc_lo), int(sc_hi), int(mn_lo), int(mn_hi));
+}
+
+// Lane j (0..15) = int16 lane 8 + j / 2: each of the 8 mins once per 16 elements.
+inline constexpr struct MinIdx {
+  alignas(32) int16_t v[16];
+  constexpr MinIdx() : v() {
+    for (int j = 0; j < 16; ++j) v[j] = int16_t(8 + j / 2);
+  }
+} kMinIdx{};
+
+template <DType kType>
+HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
+  if constexpr (kType == DType::GGUF_Q6_K) {
+    const auto& q = *reinterpret_cast<const GgufQ6_K*>(blk);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i l = _mm512_loadu_si512(q.ql + 64 * h);
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
+      const __m512i h01 = join256(hb, _mm256_srli_epi16(hb, 2));
+      const __m512i h23 = join256(_mm256_srli_epi16(hb, 4), _mm256_srli_epi16(hb, 6));
+      b.w[2 * h] =
+          _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m2), 4));
+      b.w[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(h23, m2), 4));
+    }
+    const __m256i s16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales)));
+    spread_scales<16>(s16, b.sc);
+    b.off = _mm256_slli_epi16(s16, 5);  // 32·scale: |·| ≤ 4096
+    b.d = h2f(q.d);
+    b.dmin = 0;
+  } else {
+    const bool q5 = kType == DType::GGUF_Q5_K;
+    const auto* q4 = reinterpret_cast<const GgufQ4_K*>(blk);
+    const auto* q5b = reinterpret_cast<const GgufQ5_K*>(blk);
+    const uint8_t* qs = q5 ? q5b->qs : q4->qs;
+    for (int c = 0; c < 4; ++c) b.w[c] = nibbles32(qs + 32 * c);
+    if (q5) {
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q5b->qh));
+      const __m512i hz = join256(hb, _mm256_srli_epi16(hb, 1));  // bit 2c: element 64c + l (+32)
+      for (int c = 0; c < 4; ++c) {
+        const __mmask64 m = _mm512_test_epi8_mask(hz, _mm512_set1_epi8(char(1 << (2 * c))));
+        b.w[c] = _mm512_mask_add_epi8(b.w[c], m, b.w[c], _mm512_set1_epi8(16));
+      }
+    }
+    const __m256i sm = _mm256_cvtepu8_epi16(unpack_scale_min_k4(q5 ? q5b->scales : q4->scales));
+    spread_scales<32>(sm, b.sc);
+    b.off = _mm256_permutexvar_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(kMinIdx.v)),
+                                     sm);
+    b.d = h2f(q5 ? q5b->d : q4->d);
+    b.dmin = h2f(q5 ? q5b->dmin : q4->dmin);
+  }
+}
+
+template <DType kType>
+inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
+                                   : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
+                                                               : sizeof(GgufQ4_K);
+
+// Lane j = the sum of v[j]'s 8 lanes (exact in int32, any order).
+HERD_GV inline __m256i reduce8x8(const __m256i* v) {
+  const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+  const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+  const __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
+  // a: v0..v3 partial sums of the low 128 bits, then of the high 128 bits; b: v4..v7.
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                          _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// One row × T tokens (decode, small batches). A superblock's scaled integer dot and its mins /
+// offsets are summed exactly to two int32 (8 superblocks' sums reduced together), then added with
+// the reference's two FMAs in its order: so results equal gguf_dot_row (and the repacked path
+// below) bit for bit.
+template <DType kTypeArg>
+struct KTile {
+  using Ctx = gemm_detail::Ctx;
+  static constexpr int kRows = 4;
+  static constexpr DType kType = kTypeArg;
+  HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    k_repacked<kType>(c, r0, r1, t0, t1);
+  }
+  static constexpr int G = 8;
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const int64_t nb = c.cols / 256;
+    float acc[R][T] = {};
+    for (int64_t i0 = 0; i0 < nb; i0 += G) {
+      const int g = int(std::min<int64_t>(G, nb - i0));
+      __m256i va[R][T][G], vo[R][T][G];
+      float dd[R][G], dm[R][G];
+      for (int q = 0; q < R; ++q) {
+        const uint8_t* row = c.w + (r + q) * c.rb;
+        for (int j = 0; j < G; ++j) {
+          if (j >= g) {
+            for (int t = 0; t < T; ++t) va[q][t][j] = vo[q][t][j] = _mm256_setzero_si256();
+            continue;
+          }
+          const int64_t i = i0 + j;
+          KBlock b;
+          unpack_k<kType>(row + i * kKBytes<kType>, b);
+          dd[q][j] = b.d, dm[q][j] = b.dmin;
+          for (int t = 0; t < T; ++t) {
+            const int64_t tok = t0 + t;
+            const int8_t* x = c.xq + tok * c.kpad + 256 * i;
+            const __m256i bs = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
+            const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
+            __m512i ai = _mm512_setzero_si512();
+            for (int z = 0; z < 4; ++z)
+              ai = _mm512_dpwssd_epi32(
+                  ai, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)), b.sc[z]);
+            const __m256i a8 =
+                _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
+            va[q][t][j] = kType == DType::GGUF_Q6_K ? _mm256_sub_epi32(a8, o) : a8;
+            vo[q][t][j] = o;
+          }
+        }
+      }
+      alignas(32) int32_t is[R][T][G], im[R][T][G];
+      for (int q = 0; q < R; ++q)
+        for (int t = 0; t < T; ++t) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(is[q][t]), reduce8x8(va[q][t]));
+          if constexpr (kType != DType::GGUF_Q6_K)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(im[q][t]), reduce8x8(vo[q][t]));
+        }
+      // R·T independent FMA chains, interleaved (one chain alone is bound by the FMA latency).
+      for (int j = 0; j < g; ++j)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const float xd = c.xd[(t0 + t) * c.nd + i0 + j];
+#pragma GCC unroll 4
+          for (int q = 0; q < R; ++q) {
+            acc[q][t] = std::fma(float(is[q][t][j]), dd[q][j] * xd, acc[q][t]);
+            if constexpr (kType != DType::GGUF_Q6_K)
+              acc[q][t] = std::fma(float(im[q][t][j]), -(dm[q][j] * xd), acc[q][t]);
+          }
+        }
+    }
+    for (int q = 0; q < R; ++q)
+      for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = acc[q][t];
+  }
+};
+
+// In place: r[i] lane j becomes the old r[j] lane i (a 16 × 16 transpose of 32-bit elements).
+HERD_GV inline void transpose16(__m512i* r) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4i + j], 128-bit block k: column 4k + j of rows 4i .. 4i+3
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  __m512i o[16];
+  for (int j = 0; j < 4; ++j) {
+    const __m512i a = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x88);
+    const __m512i b = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xDD);
+    const __m512i c = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x88);
+    const __m512i d = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xDD);
+    o[j] = _mm512_shuffle_i32x4(a, c, 0x88);
+    o[8 + j] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    o[4 + j] = _mm512_shuffle_i32x4(b, d, 0x88);
+    o[12 + j] = _mm512_shuffle_i32x4(b, d, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = o[i];
+}
+
+// Prefill: 16 rows' superblock repacked once per task (codes as [64 chunks of 4 K][16 rows]
+// [4 bytes], scales and offsets as 16-row lanes) and reused by every token of the task: one
+// vpdpbusd of a 64-byte chunk against 4 broadcast bytes of x serves 16 rows (as Q8GI does in
+// gemm_vnni_il.cc). Each row's exact superblock totals take the reference's two FMAs.
+template <DType kType>
+struct KRepacked {
+  static constexpr int kSub = kType == DType::GGUF_Q6_K ? 16 : 8;  // scale sub-blocks
+  static constexpr int kChunks = 64 / kSub;                        // 4-K chunks per sub-block
+  alignas(64) uint8_t codes[64 * 64];
+  alignas(64) int32_t sc[kSub][16];
+  alignas(64) int32_t off[8][16];  // int16 pairs: offsets of the sums 2p, 2p + 1 (vpdpwssd)
+  alignas(64) float d[16], dmin[16];
+
+  HERD_GV void pack(const uint8_t* w, int64_t rb, int64_t i, int nr) {
+    __m512i v[4][16];
+    for (int q = 0; q < 16; ++q) {
+      if (q >= nr) {  // rows past the matrix: zero codes and scales
+        for (int z = 0; z < 4; ++z) v[z][q] = _mm512_setzero_si512();
+        for (int s = 0; s < kSub; ++s) sc[s][q] = 0;
+        for (int p = 0; p < 8; ++p) off[p][q] = 0;
+        d[q] = dmin[q] = 0;
+        continue;
+      }
+      const uint8_t* blk = w + q * rb + i * kKBytes<kType>;
+      KBlock b;
+      unpack_k<kType>(blk, b);
+      for (int z = 0; z < 4; ++z) v[z][q] = b.w[z];
+      alignas(32) int16_t o16[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o16), b.off);
+      for (int p = 0; p < 8; ++p)
+        off[p][q] =
+            int32_t(uint32_t(uint16_t(o16[2 * p])) | (uint32_t(uint16_t(o16[2 * p + 1])) << 16));
+      if constexpr (kType == DType::GGUF_Q6_K) {
+        const auto& g = *reinterpret_cast<const GgufQ6_K*>(blk);
+        for (int s = 0; s < 16; ++s) sc[s][q] = g.scales[s];
+      } else {
+        alignas(16) uint8_t sm[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(sm), unpack_scale_min_k4(blk + 4));
+        for (int s = 0; s < 8; ++s) sc[s][q] = sm[s];
+      }
+      d[q] = b.d, dmin[q] = b.dmin;
+    }
+    for (int z = 0; z < 4; ++z) {
+      transpose16(v[z]);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(codes + (16 * z + k) * 64, v[z][k]);
+    }
+  }
+
+  // acc (16 rows' lanes) plus this superblock's terms for one token.
+  HERD_GV __m512 dot(const int8_t* x, const int16_t* bs, float xd, __m512 acc) const {
+    __m512i isum = _mm512_setzero_si512();
+    for (int s = 0; s < kSub; ++s) {
+      __m512i a = _mm512_setzero_si512();
+      for (int ch = 0; ch < kChunks; ++ch) {
+        const int C = s * kChunks + ch;
+        int32_t xv;
+        std::memcpy(&xv, x + 4 * C, 4);
+        a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * C), _mm512_set1_epi32(xv));
+      }
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(a, _mm512_load_si512(sc[s])));
+    }
+    __m512i io = _mm512_setzero_si512();
+    for (int p = 0; p < 8; ++p) {
+      int32_t pair;
+      std::memcpy(&pair, bs + 2 * p, 4);
+      io = _mm512_dpwssd_epi32(io, _mm512_load_si512(off[p]), _mm512_set1_epi32(pair));
+    }
+    const __m512 xdv = _mm512_set1_ps(xd);
+    if constexpr (kType == DType::GGUF_Q6_K)
+      return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum, io)),
+                             _mm512_mul_ps(_mm512_load_ps(d), xdv), acc);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(_mm512_load_ps(d), xdv), acc);
+    const __m512 dm = _mm512_mul_ps(_mm512_load_ps(dmin), xdv);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(io), _mm512_sub_ps(_mm512_setzero_ps(), dm), acc);
+  }
+};
+
+// Tasks with at least this many tokens repack (a repack costs about what ~8 tokens' dots do).
+inline constexpr int64_t kRepackTokens = 16;
+
+template <DType kType>
+HERD_GV void k_repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  thread_local KRepacked<kType> pk;
+  thread_local AlignedBuffer<float> accb;
+  const int64_t nt = t1 - t0, nb = c.cols / 256;
+  float* acc = accb.ensure(size_t(nt * 16));
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - rb));
+    std::fill(acc, acc + nt * 16, 0.0f);
+    for (int64_t i = 0; i < nb; ++i) {
+      pk.pack(c.w + rb * c.rb, c.rb, i, nr);
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t tok = t0 + t;
+        const __m512 a = pk.dot(c.xq + tok * c.kpad + 256 * i, c.xs + tok * (c.kpad / 16) + 16 * i,
+                                c.xd[tok * c.nd + i], _mm512_load_ps(acc + 16 * t));
+        _mm512_store_ps(acc + 16 * t, a);
+      }
+    }
+    for (int64_t t = 0; t < nt; ++t)
+      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];
+  }
+}
+
+// Q8_K stored as a weight: 256 int8 codes, f32 d.
+struct Q8KTile {
+  using Ctx = gemm_detail::Ctx;
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const auto* row = reinterpret_cast<const GgufQ8_K*>(c.w + r * c.rb);
+    float acc[T] = {};
+    for (int64_t i = 0; i < c.cols / 256; ++i) {
+      __m512i wa[4];
+      __mmask64 neg[4];
+      for (int z = 0; z < 4; ++z) {
+        const __m512i w = _mm512_loadu_si512(row[i].qs + 64 * z);
+        wa[z] = _mm512_abs_epi8(w);
+        neg[z] = _mm512_movepi8_mask(w);
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = c.xq + (t0 + t) * c.kpad + 256 * i;
+        __m512i ai = _mm512_setzero_si512();
+        for (int z = 0; z < 4; ++z) {
+          const __m512i xv = _mm512_loadu_si512(x + 64 * z);
+          ai = _mm512_dpbusd_epi32(ai, wa[z],
+                                   _mm512_mask_sub_epi8(xv, neg[z], _mm512_setzero_si512(), xv));
+        }
+        acc[t] = std::fma(float(_mm512_reduce_add_epi32(ai)), row[i].d * c.xd[(t0 + t) * c.nd + i],
+                          acc[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
+  }
+};
+
+// ---- 32-element blocks (Q8_0, Q4_0, Q4_1): exact block totals in the reference's order ----
+
+// gguf_sum16 of the 16 lanes: p[l] + p[l + 8], then + 4, + 2, + 1.
+HERD_GV inline float sum16(__m512 p) {
+  const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(p), _mm512_extractf32x8_ps(p, 1));
+  const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
+}
+
+// Every path adds block i into partial sum i mod 16 (gguf_dot_row): the decode tile keeps the 16
+// partial sums in one vector's lanes, the repacked prefill path in 16 vectors whose lanes are
+// rows; both finish with the same halving tree, so they agree bit for bit.
+template <DType kTypeArg>
+struct B32Tile {
+  using Ctx = gemm_detail::Ctx;
+  static constexpr DType kType = kTypeArg;
+  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kQ41 = kType == DType::GGUF_Q4_1;
+  using Block = std::conditional_t<kQ8, GgufQ8_0, std::conditional_t<kQ41, GgufQ4_1, GgufQ4_0>>;
+  static constexpr int kRows = 4;  // rows per tile for a single token
+  static constexpr int G = 16;     // blocks per group
+
+  // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's signed, the Q4s'
+  // unsigned nibbles; missing blocks read as zero and are never touched.
+  template <bool kFull = false>
+  HERD_GV static __m512i load_pair(const Block* row, int j, int g) {
+    if constexpr (kQ8) {
+      if constexpr (kFull)
+        return join256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[j].qs)),
+                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[j + 1].qs)));
+      const __mmask32 ma = j < g ? ~__mmask32(0) : 0, mb = j + 1 < g ? ~__mmask32(0) : 0;
+      return join256(_mm256_maskz_loadu_epi8(ma, row[j].qs),
+                     _mm256_maskz_loadu_epi8(mb, row[j + 1].qs));
+    } else {
+      __m128i a, b;
+      if constexpr (kFull) {
+        a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[j].qs));
+        b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[j + 1].qs));
+      } else {
+        a = _mm_maskz_loadu_epi8(j < g ? __mmask16(0xffff) : 0, row[j].qs);
+        b = _mm_maskz_loadu_epi8(j + 1 < g ? __mmask16(0xffff) : 0, row[j + 1].qs);
+      }
+      const __m128i m = _mm_set1_epi8(0x0F);
+      return join256(
+          _mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
+          _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+    }
+  }
+
+  // One row's group of 16 blocks (g of them present) for T tokens.
+  template <int T, bool kFull>
+  HERD_GV static void group(const Ctx& c, const Block* row, int64_t i0, int g, int64_t t0,
+                            __m512* acc) {
+    const __mmask16 valid = kFull ? __mmask16(0xffff) : __mmask16((1u << g) - 1);
+    const __m512i off =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(int32_t(sizeof(Block))));
+    // The group's f16 d (and Q4_1's m) in one gather of each block's first 4 bytes.
+    const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, off, row, 1);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    const __m512 mw = kQ41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                           : _mm512_setzero_ps();
+    __m512i w[8], wa[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      w[p] = load_pair<kFull>(row, 2 * p, g);
+      wa[p] = kQ8 ? _mm512_abs_epi8(w[p]) : w[p];
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      // x is zero padded to a multiple of 64 and the missing blocks' codes are zero.
+      const int8_t* x = c.xq + (t0 + t) * c.kpad + 32 * i0;
+      __m256i v[16];
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        if (!kFull && 2 * p >= g) {
+          v[2 * p] = v[2 * p + 1] = _mm256_setzero_si256();
+          continue;
+        }
+        __m512i xv = _mm512_loadu_si512(x + 64 * p);
+        if constexpr (kQ8)  // |w| against x with w's sign
+          xv = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv);
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[p], xv);
+        v[2 * p] = _mm512_castsi512_si256(d);
+        v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
+      }
+      // Block i0 + j's total in lane j (i0 is a multiple of 16).
+      __m512i tot = _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
+      const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
+      __m512i xs = _mm512_setzero_si512();  // Σq_x per block
+      if constexpr (!kQ8)
+        xs = _mm512_madd_epi16(_mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << (2 * g)) - 1),
+                                                        c.xs + (t0 + t) * (c.kpad / 16) + 2 * i0),
+                               _mm512_set1_epi16(1));
+      if constexpr (kType == DType::GGUF_Q4_0)
+        tot = _mm512_sub_epi32(tot, _mm512_slli_epi32(xs, 3));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, xd), acc[t]);
+      if constexpr (kQ41)
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs), _mm512_mul_ps(mw, xd), acc[t]);
+    }
+  }
+
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const int64_t nb = c.cols / 32;
+    __m512 acc[R][T];
+    for (int q = 0; q < R; ++q)
+      for (int t = 0; t < T; ++t) acc[q][t] = _mm512_setzero_ps();
+    for (int64_t i0 = 0; i0 < nb; i0 += G) {
+      const int g = int(std::min<int64_t>(G, nb - i0));
+#pragma GCC unroll 4
+      for (int q = 0; q < R; ++q) {
+        const auto* row = reinterpret_cast<const Block*>(c.w + (r + q) * c.rb) + i0;
+        if (g == G)
+          group<T, true>(c, row, i0, g, t0, acc[q]);
+        else
+          group<T, false>(c, row, i0, g, t0, acc[q]);
+      }
+    }
+    for (int q = 0; q < R; ++q)
+      for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = sum16(acc[q][t]);
+  }
+
+  HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+};
+
+// Prefill: 16 rows × 8 blocks repacked as [64 chunks of 4 K][16 rows][4 bytes] of unsigned codes
+// (Q8_0: q + 128; the Q4s: their nibbles), the blocks' d (and m) as 16-row lanes. The code offset
+// (128 or 8) times Σq_x of the block is removed exactly; then the reference's FMAs.
+template <DType kType>
+struct B32Repacked {
+  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kQ41 = kType == DType::GGUF_Q4_1;
+  static constexpr int32_t kBias = kQ8 ? 128 : kType == DType::GGUF_Q4_0 ? 8 : 0;
+  using Block = typename B32Tile<kType>::Block;
+  alignas(64) uint8_t codes[64 * 64];
+  alignas(64) float d[8][16], m[8][16];
+
+  HERD_GV void pack(const uint8_t* w, int64_t rb, int64_t i0, int nblk, int nr) {
+    __m512i v[4][16];
+    for (int q = 0; q < 16; ++q) {
+      const auto* row = reinterpret_cast<const Block*>(w + q * rb) + i0;
+      const int g = q < nr ? nblk : 0;
+      for (int j = 0; j < 8; ++j) {
+        d[j][q] = j < g ? h2f(row[j].d) : 0.0f;
+        if constexpr (kQ41) m[j][q] = j < g ? h2f(row[j].m) : 0.0f;
+      }
+      for (int z = 0; z < 4; ++z) {
+        const __m512i p = B32Tile<kType>::load_pair(row, 2 * z, g);
+        v[z][q] = kQ8 ? _mm512_xor_si512(p, _mm512_set1_epi8(char(0x80))) : p;
+      }
+    }
+    for (int z = 0; z < 4; ++z) {
+      transpose16(v[z]);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(codes + (16 * z + k) * 64, v[z][k]);
+    }
+  }
+
+  // acc: the token's 16 partial sums (16 rows' lanes each); blocks i0 .. i0 + nblk - 1.
+  HERD_GV void dot(const int8_t* x, const int16_t* bs, const float* xd, int64_t i0, int nblk,
+                   float* acc) const {
+    for (int j = 0; j < nblk; ++j) {
+      const int32_t xs = int32_t(bs[2 * j]) + bs[2 * j + 1];
+      __m512i a = _mm512_set1_epi32(-kBias * xs);
+      for (int ch = 0; ch < 8; ++ch) {
+        int32_t xv;
+        std::memcpy(&xv, x + 32 * j + 4 * ch, 4);
+        a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * (8 * j + ch)),
+                                _mm512_set1_epi32(xv));
+      }
+      float* p = acc + 16 * ((i0 + j) % 16);
+      const __m512 xdv = _mm512_set1_ps(xd[j]);
+      __m512 s = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(_mm512_load_ps(d[j]), xdv),
+                                 _mm512_load_ps(p));
+      if constexpr (kQ41)
+        s = _mm512_fmadd_ps(_mm512_set1_ps(float(xs)), _mm512_mul_ps(_mm512_load_ps(m[j]), xdv), s);
+      _mm512_store_ps(p, s);
+    }
+  }
+};
+
+template <DType kType>
+HERD_GV void B32Tile<kType>::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0,
+                                      int64_t t1) {
+  thread_local B32Repacked<kType> pk;
+  thread_local AlignedBuffer<float> accb;
+  const int64_t nt = t1 - t0, nb = c.cols / 32;
+  float* acc = accb.ensure(size_t(nt * 256));  // [token][16 partial sums][16 rows]
+  for (int64_t rb = r0; rb < r1; rb += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - rb));
+    std::fill(acc, acc + nt * 256, 0.0f);
+    for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+      const int nblk = int(std::min<int64_t>(8, nb - i0));
+      pk.pack(c.w + rb * c.rb, c.rb, i0, nblk, nr);
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t tok = t0 + t;
+        pk.dot(c.xq + tok * c.kpad + 32 * i0, c.xs + tok * (c.kpad / 16) + 2 * i0,
+               c.xd + tok * c.nd + i0, i0, nblk, acc + 256 * t);
+      }
+    }
+    for (int64_t t = 0; t < nt; ++t) {
+      float* p = acc + 256 * t;  // gguf_sum16 across the partial sums, 16 rows at once
+      for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l)
+          _mm512_store_ps(p + 16 * l, _mm512_add_ps(_mm512_load_ps(p + 16 * l),
+                                                    _mm512_load_ps(p + 16 * (l + w))));
+      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = p[q];
+    }
+  }
+}
+
+// ---- F16 × f32 ----
+
+struct F16Tile {
+  using Ctx = gemm_detail::Ctx;
+  // Four partial sums per token (16 elements each, interleaved over K) so a single token is not
+  // bound by the FMA latency; the same for every T, so results do not depend on the batch.
+  template <int T, int R>
+  HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    const auto* row = reinterpret_cast<const uint16_t*>(c.w + r * c.rb);
+    __m512 acc[T][4];
+    for (int t = 0; t < T; ++t)
+      for (int u = 0; u < 4; ++u) acc[t][u] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= c.cols; i += 64)
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        const __m512 w =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i + 16 * u)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t)
+          acc[t][u] =
+              _mm512_fmadd_ps(w, _mm512_loadu_ps(c.xf + (t0 + t) * c.kpad + i + 16 * u), acc[t][u]);
+      }
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {  // the tail: same lanes, masked
+      const int64_t left = c.cols - i - 16 * u;
+      const __mmask16 m = left >= 16  ? __mmask16(0xffff)
+                          : left <= 0 ? __mmask16(0)
+                                      : __mmask16((1u << left) - 1);
+      const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + i + 16 * u));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t)
+        acc[t][u] = _mm512_fmadd_ps(
+            w, _mm512_maskz_loadu_ps(m, c.xf + (t0 + t) * c.kpad + i + 16 * u), acc[t][u]);
+    }
+    __m512 sum[T];
+    for (int t = 0; t < T; ++t)
+      sum[t] =
+          _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
+    store<T>(c, sum, r, t0);
+  }
+};
+
+template <class Tile>
+void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
+               int64_t t1, float* y, int64_t ys) {
+  const int64_t blk = gguf_act_block(w.dtype);
+  const Ctx c{a.q.data(),
+              a.blk_d.data(),
+              a.blk_sum.data(),
+              a.f32.data(),
+              a.kpad,
+              blk ? a.kpad / blk : 0,
+              w.cols,
+              static_cast<const uint8_t*>(w.data),
+              gguf_row_bytes(w.dtype, w.cols),
+              y,
+              ys};
+  if constexpr (requires { Tile::repacked; })
+    if (t1 - t0 >= kRepackTokens) return Tile::repacked(c, r0, r1, t0, t1);
+  if constexpr (requires { Tile::kRows; })
+    if (t1 - t0 == 1) {  // decode: several rows per tile, for independent FMA chains
+      int64_t r = r0;
+      for (; r + Tile::kRows <= r1; r += Tile::kRows) Tile::template run<1, Tile::kRows>(c, r, t0);
+      for (; r < r1; ++r) Tile::template run<1, 1>(c, r, t0);
+      return;
+    }
+  BlockTable<Tile, 8, 1>::drive(c, r0, r1, t0, t1, 8, 1);
+}
+
+}  // namespace
+
+// quantize_gguf_act_row with AVX-512, bit for bit: amax is exact, 127 / amax is the same scalar,
+// the product rounds the same, cvtps_epi32 rounds to nearest even as nearbyint does, and each
+// vector of 16 codes is one sum of 16.
+HERD_GV void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block,
+                                          int8_t* q, float* d, int16_t* sums) {
+  for (int64_t b = 0; b < kpad; b += block) {
+    const int64_t m = std::clamp<int64_t>(k - b, 0, block);
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t i = 0; i < block; i += 16) {
+      const int64_t left = m - i;
+      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
+                           : left <= 0 ? __mmask16(0)
+                                       : __mmask16((1u << left) - 1);
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + b + i)));
+    }
+    const float a = _mm512_reduce_max_ps(amax);
+    const __m512 inv = _mm512_set1_ps(a > 0 ? 127.0f / a : 0.0f);
+    for (int64_t i = 0; i < block; i += 16) {
+      const int64_t left = m - i;
+      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
+                           : left <= 0 ? __mmask16(0)
+                                       : __mmask16((1u << left) - 1);
+      __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + b + i), inv));
+      qi = _mm512_max_epi32(_mm512_min_epi32(qi, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b + i), _mm512_cvtepi32_epi8(qi));
+      sums[(b + i) / 16] = int16_t(_mm512_reduce_add_epi32(qi));
+    }
+    d[b / block] = a / 127.0f;
+  }
+}
+
+Kernel gguf_vnni_kernel(DType t) {
+  switch (t) {
+    case DType::F16:
+      return run_tiles<F16Tile>;
+    case DType::GGUF_Q8_0:
+      return run_tiles<B32Tile<DType::GGUF_Q8_0>>;
+    case DType::GGUF_Q4_0:
+      return run_tiles<B32Tile<DType::GGUF_Q4_0>>;
+    case DType::GGUF_Q4_1:
+      return run_tiles<B32Tile<DType::GGUF_Q4_1>>;
+    case DType::GGUF_Q4_K:
+      return run_tiles<KTile<DType::GGUF_Q4_K>>;
+    case DType::GGUF_Q5_K:
+      return run_tiles<KTile<DType::GGUF_Q5_K>>;
+    case DType::GGUF_Q6_K:
+      return run_tiles<KTile<DType::GGUF_Q6_K>>;
+    case DType::GGUF_Q8_K:
+      return run_tiles<Q8KTile>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace herd::gemm_detail

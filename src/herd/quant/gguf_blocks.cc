@@ -1,0 +1,282 @@
+// Scalar layouts, dequantization and the reference dot products of the GGUF block formats.
+// Dequantization spells each value as ggml's to_float does (same operations, same order), so the
+// two agree bit for bit; the library is built for the portable baseline, which never contracts
+// them into FMAs.
+#include "herd/quant/gguf_blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace herd {
+
+namespace {
+
+inline float h2f(uint16_t h) {
+  return f16_to_f32(h);
+}
+
+template <typename B>
+const B* blocks(const void* row) {
+  return static_cast<const B*>(row);
+}
+
+// Q6_K: element e (0..255) of a block as its unsigned 6-bit code (layout in the header).
+inline int q6_code(const GgufQ6_K& b, int e) {
+  const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+  const uint8_t lo = b.ql[64 * h + l + 32 * (j & 1)];
+  const int low4 = j < 2 ? lo & 0x0F : lo >> 4;
+  return low4 | (((b.qh[32 * h + l] >> (2 * j)) & 3) << 4);
+}
+// Q4_K / Q5_K: element e's low 4 bits.
+inline int k4_code(const uint8_t* qs, int e) {
+  const int c = e / 64, l = e % 64;
+  return l < 32 ? qs[32 * c + l] & 0x0F : qs[32 * c + l - 32] >> 4;
+}
+inline int q5_high(const uint8_t* qh, int e) {
+  const int c = e / 64, l = e % 64;
+  return (qh[l % 32] >> (2 * c + (l >= 32))) & 1;
+}
+// Q4_0 / Q4_1: element j (0..31) of a block's 16 bytes.
+inline int nib32(const uint8_t* qs, int j) {
+  return j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4;
+}
+
+}  // namespace
+
+int64_t gguf_block_elems(DType t) {
+  switch (t) {
+    case DType::GGUF_Q8_0:
+    case DType::GGUF_Q4_0:
+    case DType::GGUF_Q4_1:
+      return 32;
+    case DType::GGUF_Q4_K:
+    case DType::GGUF_Q5_K:
+    case DType::GGUF_Q6_K:
+    case DType::GGUF_Q8_K:
+      return 256;
+    default:
+      return 1;
+  }
+}
+
+int64_t gguf_block_bytes(DType t) {
+  switch (t) {
+    case DType::GGUF_Q8_0:
+      return sizeof(GgufQ8_0);
+    case DType::GGUF_Q4_0:
+      return sizeof(GgufQ4_0);
+    case DType::GGUF_Q4_1:
+      return sizeof(GgufQ4_1);
+    case DType::GGUF_Q4_K:
+      return sizeof(GgufQ4_K);
+    case DType::GGUF_Q5_K:
+      return sizeof(GgufQ5_K);
+    case DType::GGUF_Q6_K:
+      return sizeof(GgufQ6_K);
+    case DType::GGUF_Q8_K:
+      return sizeof(GgufQ8_K);
+    default:
+      return 2;  // F16
+  }
+}
+
+void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* y) {
+  const int64_t nb = cols / gguf_block_elems(t);
+  switch (t) {
+    case DType::F16: {
+      const auto* p = static_cast<const uint8_t*>(row);
+      for (int64_t i = 0; i < cols; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        y[i] = h2f(h);
+      }
+      return;
+    }
+    case DType::GGUF_Q8_0:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ8_0& b = blocks<GgufQ8_0>(row)[i];
+        const float d = h2f(b.d);
+        for (int j = 0; j < 32; ++j) y[32 * i + j] = float(b.qs[j]) * d;
+      }
+      return;
+    case DType::GGUF_Q4_0:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ4_0& b = blocks<GgufQ4_0>(row)[i];
+        const float d = h2f(b.d);
+        for (int j = 0; j < 32; ++j) y[32 * i + j] = float(nib32(b.qs, j) - 8) * d;
+      }
+      return;
+    case DType::GGUF_Q4_1:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ4_1& b = blocks<GgufQ4_1>(row)[i];
+        const float d = h2f(b.d), m = h2f(b.m);
+        for (int j = 0; j < 32; ++j) y[32 * i + j] = float(nib32(b.qs, j)) * d + m;
+      }
+      return;
+    case DType::GGUF_Q4_K:
+    case DType::GGUF_Q5_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const bool q5 = t == DType::GGUF_Q5_K;
+        const GgufQ4_K* b4 = q5 ? nullptr : &blocks<GgufQ4_K>(row)[i];
+        const GgufQ5_K* b5 = q5 ? &blocks<GgufQ5_K>(row)[i] : nullptr;
+        const float d = h2f(q5 ? b5->d : b4->d), dmin = h2f(q5 ? b5->dmin : b4->dmin);
+        const uint8_t* sc = q5 ? b5->scales : b4->scales;
+        const uint8_t* qs = q5 ? b5->qs : b4->qs;
+        for (int s = 0; s < 8; ++s) {
+          uint8_t a, m;
+          gguf_scale_min_k4(sc, s, &a, &m);
+          const float d1 = d * float(a), m1 = dmin * float(m);
+          for (int l = 0; l < 32; ++l) {
+            const int e = 32 * s + l;
+            const int u = k4_code(qs, e) + (q5 ? 16 * q5_high(b5->qh, e) : 0);
+            y[256 * i + e] = d1 * float(u) - m1;
+          }
+        }
+      }
+      return;
+    case DType::GGUF_Q6_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ6_K& b = blocks<GgufQ6_K>(row)[i];
+        const float d = h2f(b.d);
+        for (int e = 0; e < 256; ++e)
+          y[256 * i + e] = d * float(b.scales[e / 16]) * float(q6_code(b, e) - 32);
+      }
+      return;
+    case DType::GGUF_Q8_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ8_K& b = blocks<GgufQ8_K>(row)[i];
+        for (int j = 0; j < 256; ++j) y[256 * i + j] = b.d * float(b.qs[j]);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+int64_t gguf_act_block(DType t) {
+  return t == DType::F16 ? 0 : gguf_block_elems(t);
+}
+
+void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
+                           float* d, int16_t* sums) {
+  for (int64_t b = 0; b < kpad; b += block) {
+    const int64_t m = std::clamp<int64_t>(k - b, 0, block);
+    float amax = 0;
+    for (int64_t i = 0; i < m; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    for (int64_t i = 0; i < block; ++i)
+      q[b + i] = int8_t(i < m ? std::clamp(int(std::nearbyint(x[b + i] * inv)), -127, 127) : 0);
+    d[b / block] = amax / 127.0f;
+  }
+  for (int64_t s = 0; s < kpad / 16; ++s) {
+    int v = 0;
+    for (int i = 0; i < 16; ++i) v += q[16 * s + i];
+    sums[s] = int16_t(v);
+  }
+}
+
+float gguf_sum16(float* p) {
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) p[l] = p[l] + p[l + w];
+  return p[0];
+}
+
+// Per block: the integer dot of the codes (exact), then one FMA per scale term into the f32
+// accumulator, blocks in order (the 32-blocks: into 16 partial sums, see there). The SIMD kernels
+// compute the same integers and the same FMAs in the same order: bitwise equal (F16 aside).
+float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
+                   const float* d, const int16_t* sums) {
+  const int64_t nb = cols / gguf_block_elems(t);
+  float acc = 0;
+  switch (t) {
+    case DType::F16: {
+      const auto* p = static_cast<const uint8_t*>(row);
+      for (int64_t i = 0; i < cols; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        acc = std::fma(h2f(h), x[i], acc);
+      }
+      return acc;
+    }
+    case DType::GGUF_Q8_0:
+    case DType::GGUF_Q4_0:
+    case DType::GGUF_Q4_1: {
+      // 16 partial sums, block i into sum i mod 16, then the halving tree (so SIMD code keeps
+      // them in one vector's lanes, or in 16 vectors whose lanes are rows, and agrees bitwise).
+      float part[16] = {};
+      for (int64_t i = 0; i < nb; ++i) {
+        const int8_t* xq = q + 32 * i;
+        const int32_t xs = int32_t(sums[2 * i]) + sums[2 * i + 1];
+        float& p = part[i % 16];
+        int32_t dot = 0;
+        if (t == DType::GGUF_Q8_0) {
+          const GgufQ8_0& b = blocks<GgufQ8_0>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += int32_t(b.qs[j]) * xq[j];
+          p = std::fma(float(dot), h2f(b.d) * d[i], p);
+        } else if (t == DType::GGUF_Q4_0) {
+          const GgufQ4_0& b = blocks<GgufQ4_0>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
+          p = std::fma(float(dot - 8 * xs), h2f(b.d) * d[i], p);
+        } else {
+          const GgufQ4_1& b = blocks<GgufQ4_1>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
+          p = std::fma(float(dot), h2f(b.d) * d[i], p);
+          p = std::fma(float(xs), h2f(b.m) * d[i], p);
+        }
+      }
+      return gguf_sum16(part);
+    }
+    case DType::GGUF_Q4_K:
+    case DType::GGUF_Q5_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const bool q5 = t == DType::GGUF_Q5_K;
+        const GgufQ4_K* b4 = q5 ? nullptr : &blocks<GgufQ4_K>(row)[i];
+        const GgufQ5_K* b5 = q5 ? &blocks<GgufQ5_K>(row)[i] : nullptr;
+        const uint8_t* sc = q5 ? b5->scales : b4->scales;
+        const uint8_t* qs = q5 ? b5->qs : b4->qs;
+        const int8_t* xq = q + 256 * i;
+        int32_t dot = 0, mins = 0;
+        for (int s = 0; s < 8; ++s) {
+          uint8_t a, m;
+          gguf_scale_min_k4(sc, s, &a, &m);
+          int32_t sd = 0;
+          for (int l = 0; l < 32; ++l) {
+            const int e = 32 * s + l;
+            sd += (k4_code(qs, e) + (q5 ? 16 * q5_high(b5->qh, e) : 0)) * xq[e];
+          }
+          dot += a * sd;
+          mins += m * (int32_t(sums[16 * i + 2 * s]) + sums[16 * i + 2 * s + 1]);
+        }
+        const float dd = h2f(q5 ? b5->d : b4->d) * d[i], dm = h2f(q5 ? b5->dmin : b4->dmin) * d[i];
+        acc = std::fma(float(dot), dd, acc);
+        acc = std::fma(float(mins), -dm, acc);
+      }
+      return acc;
+    case DType::GGUF_Q6_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ6_K& b = blocks<GgufQ6_K>(row)[i];
+        const int8_t* xq = q + 256 * i;
+        int32_t dot = 0;
+        for (int s = 0; s < 16; ++s) {
+          int32_t sd = 0;
+          for (int l = 0; l < 16; ++l) sd += q6_code(b, 16 * s + l) * xq[16 * s + l];
+          dot += b.scales[s] * (sd - 32 * sums[16 * i + s]);
+        }
+        acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
+      }
+      return acc;
+    case DType::GGUF_Q8_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ8_K& b = blocks<GgufQ8_K>(row)[i];
+        int32_t dot = 0;
+        for (int j = 0; j < 256; ++j) dot += int32_t(b.qs[j]) * q[256 * i + j];
+        acc = std::fma(float(dot), b.d * d[i], acc);
+      }
+      return acc;
+    default:
+      return 0;
+  }
+}
+
+}  // namespace herd

@@ -1,0 +1,118 @@
+// llama.cpp's GGUF tensor block formats, byte for byte as ggml lays them out (ggml-common.h), so
+// a GGUF's tensors are read from the mmap as they are; and the activation formats their dot
+// products take. This file is the per-type interface the gemm dispatch uses:
+//   gguf_block_elems / gguf_block_bytes / gguf_row_bytes   layout
+//   gguf_dequantize_row                                   f32 values (embeddings, references)
+//   gguf_act_block + quantize_gguf_act_row                activation format of the dot product
+//   gguf_dot_row                                          scalar reference dot product
+// and ops/gemm_gguf_{scalar,vnni}.cc hold the kernels per ISA.
+//
+// Element order within a block (what dequantize gives, what the dot products pair with x):
+//  Q8_0  32 × int8 q; w = d·q.
+//  Q4_0  byte j (0..15) holds element j (low nibble) and j + 16 (high); w = d·(u − 8).
+//  Q4_1  the same nibbles; w = d·u + m.
+//  Q4_K  256 = 8 sub-blocks of 32 with 6-bit scale s_i and min m_i packed in 12 bytes; qs byte
+//        32c + l holds element 64c + l (low nibble) and 64c + 32 + l (high); w = d·s_i·u −
+//        dmin·m_i.
+//  Q5_K  Q4_K plus a fifth bit: qh byte l, bit 2c for element 64c + l, bit 2c + 1 for 64c + 32 + l.
+//  Q6_K  16 sub-blocks of 16 with int8 scales; half h (128 elements) takes ql[64h .. 64h + 63] and
+//        qh[32h .. 32h + 31]: element 128h + 32j + l (j 0..3, l 0..31) has low 4 bits from
+//        ql[64h + l + 32·(j & 1)] (low nibble for j < 2, high for j ≥ 2) and high 2 bits from
+//        qh[32h + l] >> 2j; w = d·s_i·(u − 32).
+//  Q8_K  f32 d, 256 × int8, 16 int16 sums of 16; w = d·q (the K-quants' activation format).
+//
+// Activations for the integer formats are one int8 row per token (x quantized per block of the
+// dot product's width: 32 for Q8_0 / Q4_0 / Q4_1, 256 for the K-quants and Q8_K), one f32 scale
+// per block (d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|)) and the int16 sums of
+// each 16 consecutive q (they remove the formats' offsets and mins). F16 takes f32 activations.
+#pragma once
+
+#include <cstdint>
+
+#include "herd/base/dtype.h"
+
+namespace herd {
+
+struct GgufQ8_0 {
+  uint16_t d;  // f16
+  int8_t qs[32];
+};
+struct GgufQ4_0 {
+  uint16_t d;
+  uint8_t qs[16];
+};
+struct GgufQ4_1 {
+  uint16_t d, m;
+  uint8_t qs[16];
+};
+struct GgufQ4_K {
+  uint16_t d, dmin;
+  uint8_t scales[12];
+  uint8_t qs[128];
+};
+struct GgufQ5_K {
+  uint16_t d, dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+struct GgufQ6_K {
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];
+  uint16_t d;
+};
+struct GgufQ8_K {
+  float d;
+  int8_t qs[256];
+  int16_t bsums[16];
+};
+static_assert(sizeof(GgufQ8_0) == 34 && sizeof(GgufQ4_0) == 18 && sizeof(GgufQ4_1) == 20);
+static_assert(sizeof(GgufQ4_K) == 144 && sizeof(GgufQ5_K) == 176 && sizeof(GgufQ6_K) == 210);
+static_assert(sizeof(GgufQ8_K) == 292);
+
+// F16 or a GGUF block format with kernels here.
+inline bool is_gguf_kernel_type(DType t) {
+  return t == DType::F16 || is_gguf_block(t);
+}
+// Elements per block (1 for F16) and bytes per block.
+int64_t gguf_block_elems(DType t);
+int64_t gguf_block_bytes(DType t);
+// Bytes of a row of `cols` elements (cols a multiple of the block, which GGUF guarantees).
+inline int64_t gguf_row_bytes(DType t, int64_t cols) {
+  return cols / gguf_block_elems(t) * gguf_block_bytes(t);
+}
+
+// Q4_K / Q5_K: the 6-bit scale and min of sub-block i (0..7) from the 12 packed bytes.
+inline void gguf_scale_min_k4(const uint8_t* s, int i, uint8_t* scale, uint8_t* min) {
+  if (i < 4) {
+    *scale = s[i] & 63;
+    *min = s[i + 4] & 63;
+  } else {
+    *scale = uint8_t((s[i + 4] & 0x0F) | ((s[i - 4] >> 6) << 4));
+    *min = uint8_t((s[i + 4] >> 4) | ((s[i] >> 6) << 4));
+  }
+}
+
+// One row of `cols` elements to f32; bitwise what ggml's to_float gives.
+void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* out);
+
+// Activation block of the dot product: 32 (Q8_0, Q4_0, Q4_1), 256 (K-quants, Q8_K), 0 for F16
+// (f32 activations).
+int64_t gguf_act_block(DType t);
+// Quantizes x[0, k) (zero padded to kpad, a multiple of `block`) into q[kpad], d[kpad / block] and
+// sums[kpad / 16].
+void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
+                           float* d, int16_t* sums);
+
+// Σ_i w[i]·x[i] for one weight row of type t (cols elements) and one activation row in t's
+// format (f32 x for F16). The reference every kernel is tested against: per block an exact
+// integer dot, combined in block order with one FMA per scale term (Q8_0 / Q4_0 / Q4_1: block i
+// into partial sum i mod 16, then gguf_sum16).
+float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
+                   const float* d, const int16_t* sums);
+// The 32-blocks' final sum of their 16 partial sums (p is overwritten): p[l] += p[l + w] for w = 8,
+// 4, 2, 1.
+float gguf_sum16(float* p);
+
+}  // namespace herd

@@ -1,0 +1,269 @@
+// GGUF block formats and F16 (quant/gguf_blocks.h, ops/gemm_gguf*.cc) on random blocks:
+//  - the scalar reference dot product equals Σ dequantized w · dequantized x (in double);
+//  - gemm through the public API, for every dispatch target this CPU has, equals the reference
+//    within f32 rounding, and is bitwise batch invariant;
+//  - gemm against the f32 matmul of the dequantized weights within the activation quantization's
+//    own bound (half a step per element).
+// The reference against llama.cpp's own code is tests/integration/gguf_ggml_conformance.cc.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "herd/ops/gemm.h"
+#include "herd/ops/matmul.h"
+#include "herd/quant/gguf_blocks.h"
+#include "ops/ops_test_util.h"
+
+namespace herd {
+namespace {
+
+using test::Rng;
+
+constexpr DType kTypes[] = {DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
+                            DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K};
+
+// Random bytes for every code and packed scale; the f16 / f32 block scales are set to finite
+// values of both signs (random bits there would include NaN and infinities).
+std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t cols, Rng& rng) {
+  const int64_t rb = gguf_row_bytes(t, cols), nb = cols / gguf_block_elems(t);
+  std::vector<uint8_t> v(size_t(rows * rb));
+  for (auto& b : v) b = uint8_t(rng.next());
+  auto f16 = [&](uint8_t* p, float scale) {
+    const uint16_t h = f32_to_f16(rng.uniform() * scale);
+    std::memcpy(p, &h, 2);
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row = v.data() + r * rb;
+    if (t == DType::F16) {
+      for (int64_t c = 0; c < cols; ++c) f16(row + 2 * c, 1.0f);
+      continue;
+    }
+    for (int64_t i = 0; i < nb; ++i) {
+      uint8_t* b = row + i * gguf_block_bytes(t);
+      switch (t) {
+        case DType::GGUF_Q8_0:
+        case DType::GGUF_Q4_0:
+          f16(b, 0.05f);
+          break;
+        case DType::GGUF_Q4_1:
+        case DType::GGUF_Q4_K:
+        case DType::GGUF_Q5_K:
+          f16(b, 0.05f), f16(b + 2, 0.05f);
+          break;
+        case DType::GGUF_Q6_K:
+          f16(b + offsetof(GgufQ6_K, d), 0.01f);
+          break;
+        case DType::GGUF_Q8_K: {
+          const float d = rng.uniform() * 0.01f;
+          std::memcpy(b, &d, 4);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+  return v;
+}
+
+struct Acts {
+  int64_t kpad, blk;
+  std::vector<float> x;  // F16: f32 rows [n, kpad]
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int16_t> s;
+};
+Acts quantize(DType t, const std::vector<float>& x, int64_t n, int64_t k) {
+  Acts a;
+  a.blk = gguf_act_block(t);
+  a.kpad = a.blk ? (k + 255) / 256 * 256 : k;
+  a.x.assign(size_t(n * a.kpad), 0.0f);
+  for (int64_t i = 0; i < n; ++i) std::copy_n(&x[size_t(i * k)], k, &a.x[size_t(i * a.kpad)]);
+  if (!a.blk) return a;
+  a.q.resize(size_t(n * a.kpad));
+  a.d.resize(size_t(n * a.kpad / a.blk));
+  a.s.resize(size_t(n * a.kpad / 16));
+  for (int64_t i = 0; i < n; ++i)
+    quantize_gguf_act_row(&x[size_t(i * k)], k, a.kpad, a.blk, &a.q[size_t(i * a.kpad)],
+                          &a.d[size_t(i * a.kpad / a.blk)], &a.s[size_t(i * a.kpad / 16)]);
+  return a;
+}
+// Token i's activations as the dot product sees them (f32, or d·q).
+std::vector<float> act_values(const Acts& a, int64_t i, int64_t k) {
+  std::vector<float> v(static_cast<size_t>(k));
+  for (int64_t c = 0; c < k; ++c)
+    v[size_t(c)] = a.blk ? a.d[size_t((i * a.kpad + c) / a.blk)] * a.q[size_t(i * a.kpad + c)]
+                         : a.x[size_t(i * a.kpad + c)];
+  return v;
+}
+float ref_dot(DType t, const uint8_t* row, int64_t k, const Acts& a, int64_t i) {
+  const bool b = a.blk != 0;
+  return gguf_dot_row(t, row, k, &a.x[size_t(i * a.kpad)], b ? &a.q[size_t(i * a.kpad)] : nullptr,
+                      b ? &a.d[size_t(i * a.kpad / a.blk)] : nullptr,
+                      b ? &a.s[size_t(i * a.kpad / 16)] : nullptr);
+}
+
+std::vector<int64_t> widths(DType t) {
+  if (t == DType::F16) return {100, 1000};
+  if (gguf_block_elems(t) == 32) return {96, 320};  // 3 blocks: an odd last block
+  return {256, 768};
+}
+
+TEST(GgufBlocks, SizesAreGgmls) {
+  EXPECT_EQ(gguf_row_bytes(DType::GGUF_Q8_0, 64), 68);
+  EXPECT_EQ(gguf_row_bytes(DType::GGUF_Q4_K, 512), 288);
+  EXPECT_EQ(gguf_row_bytes(DType::GGUF_Q6_K, 256), 210);
+  EXPECT_EQ(gguf_row_bytes(DType::F16, 10), 20);
+}
+
+// The reference dot product is the dot product of what dequantize gives with the activations'
+// values: the per-block integer algebra (offsets, mins, bsums) is right.
+TEST(GgufBlocks, ReferenceDotMatchesDequantized) {
+  Rng rng(15);
+  for (DType t : kTypes)
+    for (int64_t k : widths(t)) {
+      const auto w = random_rows(t, 3, k, rng);
+      const auto x = rng.vec(size_t(2 * k));
+      const Acts a = quantize(t, x, 2, k);
+      std::vector<float> wf(static_cast<size_t>(k));
+      for (int64_t r = 0; r < 3; ++r) {
+        const uint8_t* row = w.data() + r * gguf_row_bytes(t, k);
+        gguf_dequantize_row(t, row, k, wf.data());
+        for (int64_t i = 0; i < 2; ++i) {
+          const auto xv = act_values(a, i, k);
+          double want = 0, mag = 0;
+          for (int64_t c = 0; c < k; ++c) {
+            want += double(wf[size_t(c)]) * xv[size_t(c)];
+            mag += std::fabs(double(wf[size_t(c)]) * xv[size_t(c)]);
+          }
+          EXPECT_NEAR(ref_dot(t, row, k, a, i), want, 1e-5 * mag + 1e-30)
+              << dtype_name(t) << " k=" << k << " r=" << r << " t=" << i;
+        }
+      }
+    }
+}
+
+// prepare_acts (whatever ISA it picks) quantizes exactly as quantize_gguf_act_row.
+TEST(GgufBlocks, PreparedActivationsAreTheReferenceQuantization) {
+  Rng rng(3);
+  for (DType t : {DType::GGUF_Q8_0, DType::GGUF_Q4_K}) {
+    const int64_t k = t == DType::GGUF_Q8_0 ? 96 : 768, n = 3;
+    auto x = rng.vec(size_t(n * k), 5.0f);
+    x[7] = 0.0f, x[8] = -5.0f;  // a tie-free extreme and a zero
+    PreparedActs pa;
+    prepare_acts(x.data(), n, k, k, t, pa);
+    const int64_t blk = gguf_act_block(t);
+    std::vector<int8_t> q(static_cast<size_t>(pa.kpad));
+    std::vector<float> d(static_cast<size_t>(pa.kpad / blk));
+    std::vector<int16_t> s(static_cast<size_t>(pa.kpad / 16));
+    for (int64_t i = 0; i < n; ++i) {
+      quantize_gguf_act_row(&x[size_t(i * k)], k, pa.kpad, blk, q.data(), d.data(), s.data());
+      EXPECT_EQ(std::memcmp(q.data(), pa.q.data() + i * pa.kpad, q.size()), 0) << i;
+      EXPECT_EQ(std::memcmp(d.data(), pa.blk_d.data() + i * (pa.kpad / blk), d.size() * 4), 0);
+      EXPECT_EQ(std::memcmp(s.data(), pa.blk_sum.data() + i * (pa.kpad / 16), s.size() * 2), 0);
+    }
+  }
+}
+
+class GgufGemm : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > detected_isa()) GTEST_SKIP() << isa_name(GetParam()) << " not on this CPU";
+    force_isa(GetParam());
+  }
+  void TearDown() override { force_isa(Isa::kAmx); }
+};
+
+// gemm (every row split, every token count the dispatch blocks differently, the K-quants'
+// repacked prefill path from 16 tokens) against the reference per (row, token). The block
+// formats add exact block totals in the reference's order: bitwise equal. F16 keeps per-lane f32
+// sums that differ from the reference's order only by rounding, ≤ 1e-5 of Σ|w·x| here.
+TEST_P(GgufGemm, MatchesReferenceAndIsBatchInvariant) {
+  Rng rng(7);
+  ThreadPool pool(2);
+  for (DType t : kTypes)
+    for (int64_t k : widths(t))
+      for (int64_t rows : {1, 17, 40})
+        for (int64_t n : {1, 3, 9, 20, 40}) {
+          const auto wb = random_rows(t, rows, k, rng);
+          const WeightRef w{t, wb.data(), rows, k};
+          const auto x = rng.vec(size_t(n * k));
+          PreparedActs pa;
+          prepare_acts(x.data(), n, k, k, t, pa);
+          std::vector<float> y(size_t(n * rows), NAN);
+          gemm(pool, pa, w, y.data(), rows);
+          const Acts a = quantize(t, x, n, k);
+          std::vector<float> wf(static_cast<size_t>(k));
+          for (int64_t r = 0; r < rows; ++r) {
+            const uint8_t* row = wb.data() + r * gguf_row_bytes(t, k);
+            gguf_dequantize_row(t, row, k, wf.data());
+            for (int64_t i = 0; i < n; ++i) {
+              const auto xv = act_values(a, i, k);
+              double mag = 0;
+              for (int64_t c = 0; c < k; ++c)
+                mag += std::fabs(double(wf[size_t(c)]) * xv[size_t(c)]);
+              // Block formats: exact block totals in the reference's order, bitwise.
+              const bool exact = t != DType::F16;
+              const double tol = exact ? 0.0 : 1e-5 * mag + 1e-30;
+              ASSERT_NEAR(y[size_t(i * rows + r)], ref_dot(t, row, k, a, i), tol)
+                  << dtype_name(t) << " " << isa_name(GetParam()) << " k=" << k << " rows=" << rows
+                  << " n=" << n << " r=" << r << " t=" << i;
+            }
+          }
+          // The last token alone gives bitwise its batch result.
+          PreparedActs one;
+          prepare_acts(x.data() + (n - 1) * k, 1, k, k, t, one);
+          std::vector<float> y1(static_cast<size_t>(rows));
+          gemm_serial(one, w, y1.data(), rows);
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_EQ(y1[size_t(r)], y[size_t((n - 1) * rows + r)])
+                << dtype_name(t) << " k=" << k << " r=" << r << " n=" << n;
+        }
+}
+
+// Through the public ops API against the f32 matmul of the same weights (dequantize_row via
+// WeightRef): the only difference is the activations' quantization, at most half a step
+// (d / 2) per element, so |Δ| ≤ Σ|w_c|·d_c/2 (plus f32 rounding).
+TEST_P(GgufGemm, MatchesF32MatmulWithinActivationRounding) {
+  Rng rng(21);
+  ThreadPool pool(2);
+  for (DType t : kTypes) {
+    const int64_t k = widths(t)[1], rows = 33, n = 5;
+    const auto wb = random_rows(t, rows, k, rng);
+    const WeightRef w{t, wb.data(), rows, k};
+    const auto x = rng.vec(size_t(n * k));
+    PreparedActs pa;
+    prepare_acts(x.data(), n, k, k, t, pa);
+    std::vector<float> y(size_t(n * rows)), yr(size_t(n * rows));
+    gemm(pool, pa, w, y.data(), rows);
+    matmul(pool, x.data(), n, k, w, yr.data(), rows);
+    const Acts a = quantize(t, x, n, k);
+    std::vector<float> wf(static_cast<size_t>(k));
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(w, r, wf.data());
+      for (int64_t i = 0; i < n; ++i) {
+        double bound = 0, mag = 0;
+        for (int64_t c = 0; c < k; ++c) {
+          const double step = a.blk ? a.d[size_t((i * a.kpad + c) / a.blk)] : 0.0;
+          bound += std::fabs(wf[size_t(c)]) * step / 2;
+          mag += std::fabs(double(wf[size_t(c)]) * x[size_t(i * k + c)]);
+        }
+        EXPECT_NEAR(y[size_t(i * rows + r)], yr[size_t(i * rows + r)], bound + 2e-5 * mag)
+            << dtype_name(t) << " " << isa_name(GetParam()) << " r=" << r << " t=" << i;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, GgufGemm,
+                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni,
+                                           Isa::kAmx),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+}  // namespace
+}  // namespace herd
