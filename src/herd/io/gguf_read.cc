@@ -160,7 +160,13 @@ Result<Reader> Reader::parse(const uint8_t* data, size_t size, const std::string
     }
     HERD_TRY(c.read(&t.type, "a tensor type"));
     HERD_TRY(c.read(&t.offset, "a tensor offset"));
-    t.nbytes = numel * ggml_type_size(GgmlType(t.type));
+    const uint32_t block = ggml_block_size(t.type);
+    if (block > 1 && t.ne[0] % block != 0)
+      return make_error(
+          "{}: tensor {} has rows of {} elements, not a whole number of {} blocks "
+          "of {}",
+          source, t.name, t.ne[0], ggml_type_name(t.type), block);
+    t.nbytes = t.ne[0] ? numel / uint64_t(t.ne[0]) * ggml_row_bytes(t.type, t.ne[0]) : 0;
     r.tensors_.push_back(std::move(t));
   }
   r.data_offset_ = pad_to(c.pos(), r.alignment_);
