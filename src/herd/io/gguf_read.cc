@@ -121,8 +121,9 @@ Result<Reader> Reader::parse(const uint8_t* data, size_t size, const std::string
   HERD_TRY(c.read(&n_kv, "the key count"));
   // A key needs >= 12 bytes and a tensor info >= 24: bounds the counts before reserving.
   if (n_kv > c.remaining() / 12 || n_tensors > c.remaining() / 24)
-    return make_error("{}: GGUF counts ({} keys, {} tensors) exceed the file size", source, n_kv,
-                      n_tensors);
+    return make_error(
+        "{}: GGUF file truncated or corrupt: {} keys and {} tensors exceed the file size", source,
+        n_kv, n_tensors);
   std::unordered_set<std::string> seen;
   for (uint64_t i = 0; i < n_kv; ++i) {
     KeyValue kv;
@@ -182,8 +183,10 @@ Result<Reader> Reader::parse(const uint8_t* data, size_t size, const std::string
       return make_error("{}: tensor {} at data offset {}, expected {}", source, t.name, t.offset,
                         expected);
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      return make_error("{}: tensor {} ({} bytes at data offset {}) runs past the end of the file",
-                        source, t.name, t.nbytes, t.offset);
+      return make_error(
+          "{}: GGUF file truncated: tensor {} ({} bytes at data offset {}) runs past the end of "
+          "the file",
+          source, t.name, t.nbytes, t.offset);
     if (t.nbytes == 0) {
       layout_known = false;
       continue;

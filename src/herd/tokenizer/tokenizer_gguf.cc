@@ -32,7 +32,7 @@ Result<Tokenizer> tokenizer_from_gguf(const gguf::Reader& r, const std::string& 
       return make_error("{}: tokenizer.ggml.token_type must be {} integers, got {}", source,
                         tokens->size(), ty->describe());
   }
-  using json = nlohmann::ordered_json;
+  using json = nlohmann::json;
   json vocab = json::object(), added = json::array();
   for (size_t id = 0; id < tokens->size(); ++id) {
     const std::string& t = (*tokens)[id];
