@@ -347,15 +347,24 @@ Result<LoadedModel> load_gguf_model(const std::string& path) {
   return m;
 }
 
-Status check_gguf_run_weights(const LoadedModel& m) {
+bool reference_reads(DType t) {
+  return t == DType::F32 || t == DType::BF16 || t == DType::F16;
+}
+
+Status check_gguf_run_weights(const LoadedModel& m, bool fast) {
   const TextWeights& r = m.run;
   auto check = [&](const WeightRef& w, const std::string& name) -> Status {
-    if (!w.data || fast_kernels_for(w.dtype)) return Status::ok();
-    return make_error(
-        "{}: tensor {} is {}, which this build of herd has no fast kernels for; use "
-        "--precision f32, or a GGUF with F32 / BF16 weights",
-        m.dir, name, dtype_name(w.dtype));
+    if (!w.data || (fast ? fast_kernels_for(w.dtype) : reference_reads(w.dtype)))
+      return Status::ok();
+    if (fast && reference_reads(w.dtype))
+      return make_error(
+          "{}: tensor {} is {}, which this build of herd has no fast kernels for; use "
+          "--precision f32, or a GGUF with F32 / BF16 weights",
+          m.dir, name, dtype_name(w.dtype));
+    return make_error("{}: tensor {} is {}, which this build of herd cannot run yet{}", m.dir, name,
+                      dtype_name(w.dtype), fast ? "" : " with --precision f32");
   };
+  HERD_TRY(check(r.embed, "token_embd.weight"));
   HERD_TRY(check(r.lm_head, "output.weight"));
   for (size_t l = 0; l < r.layers.size(); ++l) {
     const LayerWeights& L = r.layers[l];

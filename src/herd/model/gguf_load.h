@@ -34,6 +34,9 @@ std::optional<DType> dtype_for_ggml_type(uint32_t ggml_type);
 // Whether the fast path (--precision auto) has kernels for `t` in this build. F32 and BF16
 // today; the GGUF block formats and F16 when their kernels land (ops/ format table).
 bool fast_kernels_for(DType t);
+// Whether the f32 reference (--precision f32) can read `t`: F32, BF16, F16 today; the block
+// formats when ops/ dequantizes them.
+bool reference_reads(DType t);
 
 // Llama4Config from the metadata of `files` (general.architecture must be llama4).
 Result<Llama4Config> gguf_llama4_config(const gguf::Files& files);
@@ -42,9 +45,9 @@ Result<Llama4Config> gguf_llama4_config(const gguf::Files& files);
 // tensor and what was expected.
 Result<LoadedModel> load_gguf_model(const std::string& path);
 
-// prepare_run_weights' check for GGUF models: every run weight has fast kernels, else one error
-// naming the first tensor and its type.
-Status check_gguf_run_weights(const LoadedModel& m);
+// prepare_run_weights' (fast) and prepare_reference_weights' (reference) check for GGUF models:
+// every weight is readable by that path, else one error naming the first tensor and its type.
+Status check_gguf_run_weights(const LoadedModel& m, bool fast = true);
 
 // Engine::open on a GGUF: herd's chat always renders the Llama 4 format; warns when the file's
 // tokenizer.chat_template is another one.
