@@ -361,8 +361,8 @@ Status check_gguf_run_weights(const LoadedModel& m, bool fast) {
           "{}: tensor {} is {}, which this build of herd has no fast kernels for; use "
           "--precision f32, or a GGUF with F32 / BF16 weights",
           m.dir, name, dtype_name(w.dtype));
-    return make_error("{}: tensor {} is {}, which this build of herd cannot run yet{}", m.dir, name,
-                      dtype_name(w.dtype), fast ? "" : " with --precision f32");
+    return make_error("{}: tensor {} is {}, which this build of herd has no kernels for yet", m.dir,
+                      name, dtype_name(w.dtype));
   };
   HERD_TRY(check(r.embed, "token_embd.weight"));
   HERD_TRY(check(r.lm_head, "output.weight"));
