@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "herd/io/gguf_files.h"
 #include "herd/tokenizer/split_regex.h"
 
 namespace herd {
@@ -70,6 +71,16 @@ Result<Tokenizer> tokenizer_from_gguf(const gguf::Reader& r, const std::string& 
     return make_error("{}: tokenizer.ggml.tokens: {}", source, e.what());
   }
   return Tokenizer::from_hf_json(text, source);
+}
+
+Result<Tokenizer> load_tokenizer_for(const std::string& model) {
+  if (!gguf::is_gguf_path(model)) return Tokenizer::load(model);
+  gguf::SplitName split;
+  const std::string first = gguf::parse_split_name(model, &split)
+                                ? gguf::split_part_path(split.prefix, 1, split.count)
+                                : model;
+  HERD_ASSIGN_OR_RETURN(gguf::Reader r, gguf::Reader::open(first));
+  return tokenizer_from_gguf(r, first);
 }
 
 }  // namespace herd

@@ -15,4 +15,8 @@ namespace herd {
 // UNKNOWN stay holes. Errors name `r`'s source and the key.
 Result<Tokenizer> tokenizer_from_gguf(const gguf::Reader& r, const std::string& source);
 
+// The tokenizer of `model`: a .gguf file (any part of a split set: the first part holds the
+// vocabulary) or a model directory (Tokenizer::load).
+Result<Tokenizer> load_tokenizer_for(const std::string& model);
+
 }  // namespace herd
