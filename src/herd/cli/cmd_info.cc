@@ -55,7 +55,7 @@ Result<WeightsInfo> weights_info(const std::string& dir, const Llama4Config& cfg
 }
 
 // A GGUF file: bytes per ggml type and what herd does with each tensor (model/gguf_load.h).
-Result<WeightsInfo> gguf_weights_info(const gguf::Files& f, const GgufSummary& s) {
+WeightsInfo gguf_weights_info(const GgufSummary& s) {
   WeightsInfo w;
   w.present = true;
   for (const GgufTensorUse& t : s.tensors) {
@@ -66,15 +66,15 @@ Result<WeightsInfo> gguf_weights_info(const gguf::Files& f, const GgufSummary& s
   return w;
 }
 
-void print_gguf_uses(const GgufSummary& s, bool as_json) {
-  if (as_json) {
-    ojson a = ojson::array();
-    for (const GgufTensorUse& t : s.tensors)
-      a.push_back({{"name", t.name}, {"type", t.type}, {"bytes", t.bytes}, {"use", t.use}});
-    fmt::print("{}\n", ojson{{"gguf_tensors", a}}.dump(2));
-    return;
-  }
-  // One line per distinct (type, use), with a tensor count: a 48-layer file stays readable.
+ojson gguf_uses_json(const GgufSummary& s) {
+  ojson a = ojson::array();
+  for (const GgufTensorUse& t : s.tensors)
+    a.push_back({{"name", t.name}, {"type", t.type}, {"bytes", t.bytes}, {"use", t.use}});
+  return a;
+}
+
+// One line per distinct (type, use), with a tensor count: a 48-layer file stays readable.
+void print_gguf_uses(const GgufSummary& s) {
   std::map<std::pair<std::string, std::string>, std::pair<int64_t, uint64_t>> groups;
   for (const GgufTensorUse& t : s.tensors) {
     auto& g = groups[{t.type, t.use}];
@@ -191,13 +191,16 @@ CommandRegistrar reg("info", "Describe a model directory (config, layers, parame
                            auto cfg = gguf_llama4_config(*files);
                            if (!cfg) return report(cfg.status());
                            const GgufSummary s = summarize_gguf(*files);
-                           auto w = gguf_weights_info(*files, s);
+                           const WeightsInfo w = gguf_weights_info(s);
                            const ParamCounts pc = count_params(*cfg);
-                           if (*as_json)
-                             fmt::print("{}\n", to_json(*cfg, pc, *w).dump(2));
-                           else
-                             print_text(*dir, *cfg, pc, *w);
-                           print_gguf_uses(s, *as_json);
+                           if (*as_json) {
+                             ojson j = to_json(*cfg, pc, w);
+                             j["gguf_tensors"] = gguf_uses_json(s);
+                             fmt::print("{}\n", j.dump(2));
+                           } else {
+                             print_text(*dir, *cfg, pc, w);
+                             print_gguf_uses(s);
+                           }
                            std::fflush(stdout);
                            if (auto m = load_model(*dir); !m) return report(m.status());
                            return 0;
