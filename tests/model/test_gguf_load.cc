@@ -17,6 +17,7 @@
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
 #include "herd/ops/gemm.h"
+#include "herd/runtime/engine.h"
 #include "herd/runtime/sequence.h"
 #include "herd/tokenizer/tokenizer.h"
 #include "herd/tokenizer/tokenizer_gguf.h"
@@ -255,6 +256,26 @@ TEST_P(GgufLoad, TokenizerFromMetadataEncodesLikeTheDirectory) {
   }
 }
 
+TEST_P(GgufLoad, EngineOpensTheFileLikeTheDirectory) {
+  const std::string dir = synth();
+  const std::string path = exported(dir, GgufDtype::kBF16, "bf16.gguf");
+  EngineOptions o;
+  o.threads = 2;
+  o.progress = false;
+  o.model_dir = dir;
+  auto a = Engine::open(o);
+  o.model_dir = path;
+  auto b = Engine::open(o);
+  ASSERT_TRUE(a.is_ok() && b.is_ok()) << b.status().message();
+  ASSERT_TRUE((*b)->has_tokenizer());
+  EXPECT_EQ((*a)->encode_prompt("Hello, GGUF", true), (*b)->encode_prompt("Hello, GGUF", true));
+  // Every stop id of the directory (config.json + generation_config.json) stops the GGUF too.
+  for (int32_t id : (*a)->stop_ids())
+    EXPECT_NE(std::find((*b)->stop_ids().begin(), (*b)->stop_ids().end(), id),
+              (*b)->stop_ids().end())
+        << id;
+}
+
 INSTANTIATE_TEST_SUITE_P(Presets, GgufLoad, ::testing::Values("tiny", "tiny-interleaved"),
                          [](const auto& info) {
                            std::string s = info.param;
@@ -279,11 +300,12 @@ TEST(GgufTokenizer, RealVocabularyRoundTrip) {
   auto a = Tokenizer::from_tiktoken_file(model);
   auto b = tokenizer_from_gguf(*r, dir);
   ASSERT_TRUE(a.is_ok() && b.is_ok()) << b.status().message();
-  for (const char* text : {"The quick brown fox jumps over the lazy dog.",
-                           "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
-                           "Größe, naïve café — 日本語のテキスト, Ελληνικά 🙂 1234567 can't "
-                           "I'll",
-                           "<|header_start|>user<|header_end|>\n\nWhat is 2+2?<|eot|>"}) {
+  for (const char* text :
+       {"The quick brown fox jumps over the lazy dog.",
+        "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+        "Größe, naïve café — 日本語のテキスト, Ελληνικά 🙂 1234567 can't "
+        "I'll",
+        "<|header_start|>user<|header_end|>\n\nWhat is 2+2?<|eot|>"}) {
     EXPECT_EQ(a->encode(text, true), b->encode(text, true)) << text;
   }
   EXPECT_EQ(b->bos_id(), 200000);

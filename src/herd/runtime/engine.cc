@@ -56,6 +56,10 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   };
   for (int64_t id : t.eos_token_id) add_stop(id);
   for (int64_t id : gen.eos_token_id) add_stop(id);
+  // A GGUF names eos / eot / eom; <|end_of_text|> also ends generation (spec §4.2, and
+  // llama.cpp's end-of-generation set by token text).
+  if (gguf && e->tokenizer_)
+    for (int32_t id : e->tokenizer_->stop_ids()) add_stop(id);
   if (gen.do_sample.value_or(false)) {
     e->sampling_.temperature = gen.temperature.value_or(1.0f);
     e->sampling_.top_p = gen.top_p.value_or(1.0f);
