@@ -5,6 +5,7 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -64,6 +65,10 @@ struct TokenizerBuilder {
 // Finishes a Data whose tokens/kinds/byte_ids/merges/regex are set: builds the index and the
 // special-token lookup, checks the named tokens herd needs, assigns the serial.
 Status finish_tokenizer_data(Tokenizer::Data& d);
+
+// Tokenizer::from_hf_json on an already parsed tokenizer.json (the GGUF vocabulary is rebuilt
+// as one, tokenizer_gguf.cc, without a text round trip).
+Result<Tokenizer> tokenizer_from_hf_json_value(const nlohmann::json& j, const std::string& source);
 
 // GPT-2's bytes_to_unicode: the printable code point that spells each byte in tokenizer.json.
 const std::array<uint32_t, 256>& byte_to_unicode();

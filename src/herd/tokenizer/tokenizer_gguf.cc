@@ -7,6 +7,7 @@
 
 #include "herd/io/gguf_files.h"
 #include "herd/tokenizer/split_regex.h"
+#include "herd/tokenizer/tokenizer_data.h"
 
 namespace herd {
 
@@ -64,13 +65,7 @@ Result<Tokenizer> tokenizer_from_gguf(const gguf::Reader& r, const std::string& 
         {"pretokenizers", json::array({{{"type", "Split"},
                                         {"pattern", {{"Regex", std::string(kLlama4SplitPattern)}}}},
                                        {{"type", "ByteLevel"}, {"use_regex", false}}})}}}};
-  std::string text;
-  try {
-    text = j.dump();
-  } catch (const json::exception& e) {  // a token that is not valid UTF-8
-    return make_error("{}: tokenizer.ggml.tokens: {}", source, e.what());
-  }
-  return Tokenizer::from_hf_json(text, source);
+  return tokenizer_from_hf_json_value(j, source);
 }
 
 Result<Tokenizer> load_tokenizer_for(const std::string& model) {

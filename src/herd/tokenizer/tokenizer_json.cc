@@ -106,15 +106,19 @@ Status parse(const json& j, Tokenizer::Data& d) {
 }  // namespace
 
 Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::string& source) {
-  auto d = std::make_shared<Data>();
-  d->source = source;
-  d->ranks = false;
   json j;
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
     return make_error("{}: not valid JSON: {}", source, e.what());
   }
+  return tokenizer_from_hf_json_value(j, source);
+}
+
+Result<Tokenizer> tokenizer_from_hf_json_value(const nlohmann::json& j, const std::string& source) {
+  auto d = std::make_shared<Tokenizer::Data>();
+  d->source = source;
+  d->ranks = false;
   HERD_TRY(parse(j, *d));
   bool bytelevel_regex = false;
   std::optional<std::string> pattern = j.contains("pre_tokenizer")
