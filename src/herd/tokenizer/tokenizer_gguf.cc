@@ -1,9 +1,7 @@
-// tokenizer_from_gguf: the GGUF vocabulary rewritten as the tokenizer.json it came from (vocab,
-// merges, added_tokens, the Llama 4 split regex), then loaded by from_hf_json, so GGUF and
-// tokenizer.json vocabularies share every check and the same encoder.
+// tokenizer_from_gguf: the GGUF vocabulary placed straight into Tokenizer::Data (tokens in the
+// tokenizer.json spelling, specials, the Llama 4 split regex) and finished by the same
+// finish_bpe_data as a tokenizer.json: one set of checks, one encoder.
 #include "herd/tokenizer/tokenizer_gguf.h"
-
-#include <nlohmann/json.hpp>
 
 #include "herd/io/gguf_files.h"
 #include "herd/tokenizer/split_regex.h"
@@ -34,38 +32,50 @@ Result<Tokenizer> tokenizer_from_gguf(const gguf::Reader& r, const std::string& 
       return make_error("{}: tokenizer.ggml.token_type must be {} integers, got {}", source,
                         tokens->size(), ty->describe());
   }
-  using json = nlohmann::json;
-  json vocab = json::object(), added = json::array();
+  auto d = std::make_shared<Tokenizer::Data>();
+  d->source = source;
+  d->ranks = false;
+  d->tokens.resize(tokens->size());
+  d->kinds.assign(tokens->size(), TokenKind::kHole);
   for (size_t id = 0; id < tokens->size(); ++id) {
     const std::string& t = (*tokens)[id];
     switch (types[id]) {
       case 1:  // NORMAL
       case 6:  // BYTE
-        vocab[t] = id;
+        if (!unspell_gpt2(t, d->tokens[id]))
+          return make_error("{}: token {} ({}) is not in byte-level (bytes_to_unicode) spelling",
+                            source, id, t);
+        d->kinds[id] = TokenKind::kBase;
         break;
       case 3:  // CONTROL
       case 4:  // USER_DEFINED
-        added.push_back({{"id", id}, {"content", t}, {"special", true}});
+        d->tokens[id] = t;
+        d->kinds[id] = TokenKind::kSpecial;
         break;
       default:  // UNKNOWN 2, UNUSED 5: no token at this id
         break;
     }
   }
-  json merges = json::array();
+  const std::vector<std::string>* merges = nullptr;
   if (const gguf::Value* mv = r.find("tokenizer.ggml.merges")) {
-    const std::vector<std::string>* m = mv->get_strings();
-    if (!m) return make_error("{}: tokenizer.ggml.merges must be strings", source);
-    for (const std::string& s : *m) merges.push_back(s);
+    merges = mv->get_strings();
+    if (!merges) return make_error("{}: tokenizer.ggml.merges must be strings", source);
   }
-  json j = {
-      {"model", {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", std::move(merges)}}},
-      {"added_tokens", std::move(added)},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers", json::array({{{"type", "Split"},
-                                        {"pattern", {{"Regex", std::string(kLlama4SplitPattern)}}}},
-                                       {{"type", "ByteLevel"}, {"use_regex", false}}})}}}};
-  return tokenizer_from_hf_json_value(j, source);
+  HERD_TRY(finish_bpe_data(*d, std::string(kLlama4SplitPattern), merges ? merges->size() : 0,
+                           [&](size_t i, std::string& left, std::string& right) -> Status {
+                             const std::string& s = (*merges)[i];
+                             const size_t sp = s.find(' ');
+                             if (sp == std::string::npos ||
+                                 s.find(' ', sp + 1) != std::string::npos)
+                               return make_error(
+                                   "{}: tokenizer.ggml.merges[{}] \"{}\" is not "
+                                   "\"left right\"",
+                                   source, i, s);
+                             left.assign(s, 0, sp);
+                             right.assign(s, sp + 1);
+                             return Status::ok();
+                           }));
+  return TokenizerBuilder::make(std::move(d));
 }
 
 Result<Tokenizer> load_tokenizer_for(const std::string& model) {
