@@ -430,8 +430,11 @@ GgufSummary summarize_gguf(const Files& f) {
         u.use = fmt::format("as-is: {} rows looked up", dtype_name(*dt));
       else if (fast_kernels_for(*dt))
         u.use = fmt::format("as-is: {} kernels", dtype_name(*dt));
-      else
+      else if (reference_reads(*dt))
         u.use = fmt::format("as-is: {} (no fast kernels in this build: --precision f32 only)",
+                            dtype_name(*dt));
+      else
+        u.use = fmt::format("as-is: {} (no kernels in this build yet: refused at run)",
                             dtype_name(*dt));
       s.tensors.push_back(std::move(u));
     }
