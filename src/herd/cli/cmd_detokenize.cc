@@ -9,6 +9,7 @@
 
 #include "herd/cli/command.h"
 #include "herd/tokenizer/tokenizer.h"
+#include "herd/tokenizer/tokenizer_gguf.h"
 
 namespace herd::cli {
 namespace {
@@ -28,7 +29,7 @@ Result<std::vector<int32_t>> parse_ids(const std::string& text, const std::strin
 }
 
 int run_detokenize(const std::string& model_dir, bool jsonl) {
-  auto tok = Tokenizer::load(model_dir);
+  auto tok = load_tokenizer_for(model_dir);
   if (!tok) return report(tok.status());
   if (!jsonl) {
     std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};

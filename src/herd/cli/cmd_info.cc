@@ -6,9 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "herd/cli/command.h"
+#include "herd/io/gguf_files.h"
 #include "herd/io/model_dir.h"
 #include "herd/io/safetensors.h"
 #include "herd/model/config.h"
+#include "herd/model/gguf_load.h"
 #include "herd/model/param_count.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/weights.h"
@@ -50,6 +52,38 @@ Result<WeightsInfo> weights_info(const std::string& dir, const Llama4Config& cfg
   for (const TensorSpec& s : tensor_table(cfg))
     if (!store->find(s.name)) w.missing.push_back(s.name);
   return w;
+}
+
+// A GGUF file: bytes per ggml type and what herd does with each tensor (model/gguf_load.h).
+WeightsInfo gguf_weights_info(const GgufSummary& s) {
+  WeightsInfo w;
+  w.present = true;
+  for (const GgufTensorUse& t : s.tensors) {
+    auto& e = w.by_dtype[t.type];
+    e.first += 1;
+    e.second += t.bytes;
+  }
+  return w;
+}
+
+ojson gguf_uses_json(const GgufSummary& s) {
+  ojson a = ojson::array();
+  for (const GgufTensorUse& t : s.tensors)
+    a.push_back({{"name", t.name}, {"type", t.type}, {"bytes", t.bytes}, {"use", t.use}});
+  return a;
+}
+
+// One line per distinct (type, use), with a tensor count: a 48-layer file stays readable.
+void print_gguf_uses(const GgufSummary& s) {
+  std::map<std::pair<std::string, std::string>, std::pair<int64_t, uint64_t>> groups;
+  for (const GgufTensorUse& t : s.tensors) {
+    auto& g = groups[{t.type, t.use}];
+    g.first += 1;
+    g.second += t.bytes;
+  }
+  for (const auto& [k, v] : groups)
+    fmt::print("gguf:         {:>5} {} tensors, {}: {}\n", v.first, k.first, gib(v.second),
+               k.second);
 }
 
 ojson to_json(const Llama4Config& cfg, const ParamCounts& pc, const WeightsInfo& w) {
@@ -151,6 +185,26 @@ CommandRegistrar reg("info", "Describe a model directory (config, layers, parame
                        app.add_option("-m,--model", *dir, "Model directory")->required();
                        app.add_flag("--json", *as_json, "Print JSON instead of text");
                        run = [dir, as_json] {
+                         if (gguf::is_gguf_path(*dir)) {
+                           auto files = gguf::Files::open(*dir);
+                           if (!files) return report(files.status());
+                           auto cfg = gguf_llama4_config(*files);
+                           if (!cfg) return report(cfg.status());
+                           const GgufSummary s = summarize_gguf(*files);
+                           const WeightsInfo w = gguf_weights_info(s);
+                           const ParamCounts pc = count_params(*cfg);
+                           if (*as_json) {
+                             ojson j = to_json(*cfg, pc, w);
+                             j["gguf_tensors"] = gguf_uses_json(s);
+                             fmt::print("{}\n", j.dump(2));
+                           } else {
+                             print_text(*dir, *cfg, pc, w);
+                             print_gguf_uses(s);
+                           }
+                           std::fflush(stdout);
+                           if (auto m = load_model(*dir); !m) return report(m.status());
+                           return 0;
+                         }
                          auto cfg = load_config(*dir);
                          if (!cfg) return report(cfg.status());
                          auto w = weights_info(*dir, *cfg);

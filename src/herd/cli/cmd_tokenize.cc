@@ -8,6 +8,7 @@
 
 #include "herd/cli/command.h"
 #include "herd/tokenizer/tokenizer.h"
+#include "herd/tokenizer/tokenizer_gguf.h"
 
 namespace herd::cli {
 namespace {
@@ -24,7 +25,7 @@ void print_ids(const std::vector<int32_t>& ids, std::string& buf) {
 }
 
 int run_tokenize(const std::string& model_dir, bool special, bool jsonl) {
-  auto tok = Tokenizer::load(model_dir);
+  auto tok = load_tokenizer_for(model_dir);
   if (!tok) return report(tok.status());
   std::string buf;
   if (!jsonl) {

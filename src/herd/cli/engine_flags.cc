@@ -9,7 +9,7 @@
 namespace herd::cli {
 
 void EngineFlags::add_to(CLI::App& app, bool model_required) {
-  auto* m = app.add_option("-m,--model", model, "Model directory");
+  auto* m = app.add_option("-m,--model", model, "Model directory or .gguf file");
   if (model_required) m->required();
   app.add_option("-t,--threads", threads, "Threads (default: physical cores)")
       ->check(threads_flag());

@@ -52,6 +52,12 @@ const char* value_type_name(ValueType t);
 // Tensor element types we write (ggml_type numbering); others are read but not interpreted.
 enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kI32 = 26, kBF16 = 30 };
 size_t ggml_type_size(GgmlType t);  // 0 when unknown to herd
+// Any ggml type id (gguf_types.cc): its name ("Q4_K"; "unknown" for ids ggml never had or
+// removed), elements per block, and the bytes of a row of ne0 elements (0 when the id is
+// unknown or ne0 is not a whole number of blocks).
+const char* ggml_type_name(uint32_t type);
+uint32_t ggml_block_size(uint32_t type);
+uint64_t ggml_row_bytes(uint32_t type, int64_t ne0);
 
 // One metadata value: a scalar, a string, or a flat array of either (GGUF allows nested
 // arrays; llama.cpp never uses them and neither do we). Numbers are kept as their exact bytes,
@@ -176,9 +182,9 @@ class Writer {
 struct TensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // GGML order
-  uint32_t type = 0;        // ggml_type; GgmlType when herd knows it
+  uint32_t type = 0;        // ggml_type (ggml_type_name)
   uint64_t offset = 0;      // relative to the data section
-  uint64_t nbytes = 0;      // 0 when the type is unknown to herd
+  uint64_t nbytes = 0;      // 0 when the type id is unknown
   const uint8_t* data = nullptr;
 };
 

@@ -121,8 +121,9 @@ Result<Reader> Reader::parse(const uint8_t* data, size_t size, const std::string
   HERD_TRY(c.read(&n_kv, "the key count"));
   // A key needs >= 12 bytes and a tensor info >= 24: bounds the counts before reserving.
   if (n_kv > c.remaining() / 12 || n_tensors > c.remaining() / 24)
-    return make_error("{}: GGUF counts ({} keys, {} tensors) exceed the file size", source, n_kv,
-                      n_tensors);
+    return make_error(
+        "{}: GGUF file truncated or corrupt: {} keys and {} tensors exceed the file size", source,
+        n_kv, n_tensors);
   std::unordered_set<std::string> seen;
   for (uint64_t i = 0; i < n_kv; ++i) {
     KeyValue kv;
@@ -160,7 +161,13 @@ Result<Reader> Reader::parse(const uint8_t* data, size_t size, const std::string
     }
     HERD_TRY(c.read(&t.type, "a tensor type"));
     HERD_TRY(c.read(&t.offset, "a tensor offset"));
-    t.nbytes = numel * ggml_type_size(GgmlType(t.type));
+    const uint32_t block = ggml_block_size(t.type);
+    if (block > 1 && t.ne[0] % block != 0)
+      return make_error(
+          "{}: tensor {} has rows of {} elements, not a whole number of {} blocks "
+          "of {}",
+          source, t.name, t.ne[0], ggml_type_name(t.type), block);
+    t.nbytes = t.ne[0] ? numel / uint64_t(t.ne[0]) * ggml_row_bytes(t.type, t.ne[0]) : 0;
     r.tensors_.push_back(std::move(t));
   }
   r.data_offset_ = pad_to(c.pos(), r.alignment_);
@@ -176,8 +183,10 @@ Result<Reader> Reader::parse(const uint8_t* data, size_t size, const std::string
       return make_error("{}: tensor {} at data offset {}, expected {}", source, t.name, t.offset,
                         expected);
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      return make_error("{}: tensor {} ({} bytes at data offset {}) runs past the end of the file",
-                        source, t.name, t.nbytes, t.offset);
+      return make_error(
+          "{}: GGUF file truncated: tensor {} ({} bytes at data offset {}) runs past the end of "
+          "the file",
+          source, t.name, t.nbytes, t.offset);
     if (t.nbytes == 0) {
       layout_known = false;
       continue;

@@ -106,16 +106,20 @@ Status Writer::add_tensor(const std::string& name, std::vector<int64_t> ne, Ggml
     if (t.name == name) return make_error("GGUF tensor {} added twice", name);
   if (ne.empty() || ne.size() > kMaxDims)
     return make_error("GGUF tensor {}: {} dimensions (1..{} allowed)", name, ne.size(), kMaxDims);
-  const size_t es = ggml_type_size(type);
-  if (es == 0) return make_error("GGUF tensor {}: unsupported ggml type {}", name, uint32_t(type));
+  // Any sized ggml type (block formats too: copying a tensor from one GGUF to another).
   uint64_t n = 1;
   for (int64_t d : ne) {
     if (d <= 0) return make_error("GGUF tensor {}: dimension {} is not positive", name, d);
     n *= uint64_t(d);
   }
+  const uint64_t row = ggml_row_bytes(uint32_t(type), ne[0]);
+  if (row == 0)
+    return make_error("GGUF tensor {}: ggml type {} cannot hold rows of {}", name,
+                      ggml_type_name(uint32_t(type)), ne[0]);
   const uint64_t offset =
       tensors_.empty() ? 0 : tensors_.back().offset + pad_to(tensors_.back().nbytes, alignment_);
-  tensors_.push_back({name, std::move(ne), type, n * es, offset, std::move(fill)});
+  const uint64_t nbytes = n / uint64_t(ne[0]) * row;
+  tensors_.push_back({name, std::move(ne), type, nbytes, offset, std::move(fill)});
   return Status::ok();
 }
 

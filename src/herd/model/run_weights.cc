@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "herd/base/log.h"
+#include "herd/model/gguf_load.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
 #include "herd/ops/cpu_features.h"
@@ -108,6 +109,14 @@ uint64_t text_elements(const LoadedModel& m) {
 
 Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& pool) {
   const std::string want(quant_mode_name(opt.mode));
+  if (m.run_format == kGgufRunFormat) {  // GGUF weights run as the file stores them
+    if (opt.mode != QuantMode::kBF16)
+      return make_error(
+          "model {} is a GGUF file: its weights run as stored, --quant {} does not "
+          "apply (requantize it with llama-quantize instead)",
+          m.dir, want);
+    return check_gguf_run_weights(m);
+  }
   if (m.has_run) {
     if (m.run_format == want || (opt.mode == QuantMode::kBF16 && m.run_format == "fp8"))
       return Status::ok();

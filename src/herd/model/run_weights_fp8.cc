@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "herd/base/log.h"
+#include "herd/model/gguf_load.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
@@ -210,6 +211,7 @@ Status load_per_expert_checkpoint(LoadedModel& m) {
 }
 
 Status prepare_reference_weights(LoadedModel& m, ThreadPool& pool) {
+  if (m.run_format == kGgufRunFormat) return check_gguf_run_weights(m, /*fast=*/false);
   if (is_herd_prequantized(m.config))
     return make_error(
         "model {} is pre-quantized ({}): the f32 reference needs the original BF16 "

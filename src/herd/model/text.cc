@@ -326,13 +326,21 @@ void TextDecoder::moe(int layer, int64_t n) {
 void TextDecoder::moe_reference(int layer, int64_t e, int64_t b, int64_t m) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
-  const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
-  const WeightRef down = lw.experts_down.row_slice(e * I, I);        // [I, H]
   const float* x = &xe_[b * H];
-  matmul_in_major(pool_, x, m, H, gate_up, 0, I, gate_.data(), I);
-  matmul_in_major(pool_, x, m, H, gate_up, I, I, up_.data(), I);
-  swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
-  matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
+  if (lw.experts_up.data) {  // GGUF: out-major gate [I, H], up [I, H], down [H, I] per expert
+    matmul_sequential(pool_, x, m, H, lw.experts_gate_up.row_slice(e * I, I), gate_.data(), I);
+    matmul_sequential(pool_, x, m, H, lw.experts_up.row_slice(e * I, I), up_.data(), I);
+    swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
+    matmul_sequential(pool_, gate_.data(), m, I, lw.experts_down.row_slice(e * H, H), ye_.data(),
+                      H);
+  } else {
+    const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
+    const WeightRef down = lw.experts_down.row_slice(e * I, I);        // [I, H]
+    matmul_in_major(pool_, x, m, H, gate_up, 0, I, gate_.data(), I);
+    matmul_in_major(pool_, x, m, H, gate_up, I, I, up_.data(), I);
+    swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
+    matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
+  }
   for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows_[size_t(b + j)] * H]);
 }
 
@@ -360,16 +368,27 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
         prepare(preps_[i].x, preps_[i].n, k, preps_[i].w, *preps_[i].acts);
     });
   };
-  auto gate_up = [&](int64_t e) { return lw.experts_gate_up.row_slice(e * 2 * I, 2 * I); };
+  // GGUF files keep gate and up in two tensors (experts_up set): the gate rows are prepared
+  // for, and each expert gets a gate job and an up job writing the two halves of its eg_ row.
+  const bool split_up = lw.experts_up.data != nullptr;
+  auto gate_up = [&](int64_t e) {
+    return split_up ? lw.experts_gate_up.row_slice(e * I, I)
+                    : lw.experts_gate_up.row_slice(e * 2 * I, 2 * I);
+  };
   auto down = [&](int64_t e) { return lw.experts_down.row_slice(e * H, H); };  // [H, I]
 
   // Section 1: shared gate and up, every active expert's [gate; up] ([2I, H] per expert).
   prepare_all(xn_.data(), H, lw.shared_gate, xe_.data(), gate_up);
   jobs_.push_back({&acts_, lw.shared_gate, gate_.data(), I});
   jobs_.push_back({&acts_, lw.shared_up, up_.data(), I});
-  for (size_t i = 1; i < preps_.size(); ++i) {
-    const int64_t b = preps_[i].x - xe_.data();  // row offset × H
-    jobs_.push_back({preps_[i].acts, preps_[i].w, &eg_[b / H * 2 * I], 2 * I});
+  for (int64_t e = 0, i = 1; e < E; ++e) {  // preps_[1..] are the active experts in order
+    if (first_[size_t(e + 1)] == first_[size_t(e)]) continue;
+    const int64_t b = preps_[size_t(i)].x - xe_.data();  // row offset × H
+    jobs_.push_back({preps_[size_t(i)].acts, preps_[size_t(i)].w, &eg_[b / H * 2 * I], 2 * I});
+    if (split_up)
+      jobs_.push_back({preps_[size_t(i)].acts, lw.experts_up.row_slice(e * I, I),
+                       &eg_[b / H * 2 * I + I], 2 * I});
+    ++i;
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());
 

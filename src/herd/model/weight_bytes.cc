@@ -29,7 +29,9 @@ int64_t decode_bytes_per_token(const LoadedModel& m) {
     if (c.layer_kind(i).moe) {
       const int64_t E = std::max<int64_t>(c.num_local_experts, 1);
       b += weight_bytes(l.router);
-      b += (weight_bytes(l.experts_gate_up) + weight_bytes(l.experts_down)) / E;  // one expert
+      b += (weight_bytes(l.experts_gate_up) + weight_bytes(l.experts_up) +
+            weight_bytes(l.experts_down)) /
+           E;  // one expert
       b += weight_bytes(l.shared_gate) + weight_bytes(l.shared_up) + weight_bytes(l.shared_down);
     } else {
       b += weight_bytes(l.dense_gate) + weight_bytes(l.dense_up) + weight_bytes(l.dense_down);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "herd/base/log.h"
+#include "herd/model/gguf_load.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/weight_views.h"
@@ -131,6 +132,7 @@ std::vector<float> as_f32(const TensorView& v) {
 }
 
 Result<LoadedModel> load_model(const std::string& dir) {
+  if (gguf::is_gguf_path(dir)) return load_gguf_model(dir);  // a .gguf file, not a directory
   LoadedModel m;
   m.dir = dir;
   HERD_ASSIGN_OR_RETURN(m.config, load_config(dir));

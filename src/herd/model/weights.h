@@ -11,6 +11,9 @@
 #include "herd/ops/weight.h"
 
 namespace herd {
+namespace gguf {
+class Files;
+}
 
 struct LayerWeights {
   std::vector<float> attn_norm;  // [H]   input_layernorm
@@ -24,6 +27,9 @@ struct LayerWeights {
   WeightRef experts_gate_up;     // [E*H, 2I]: expert e = rows [e*H, (e+1)*H), input-major;
                                  //   columns [0, I) = gate, [I, 2I) = up
   WeightRef experts_down;        // [E*I, H]: expert e = rows [e*I, (e+1)*I), input-major
+  // GGUF files only (model/gguf_load.h): up rows [E*I, H] out-major; experts_gate_up then holds
+  // the gate rows [E*I, H] and experts_down [E*H, I], out-major too. Empty otherwise.
+  WeightRef experts_up;
   WeightRef shared_gate;         // [I, H]
   WeightRef shared_up;           // [I, H]
   WeightRef shared_down;         // [H, I]
@@ -60,6 +66,7 @@ struct LoadedModel {
   bool has_run = false;
   std::string run_format;  // "bf16", "int8", "int4", "int4-all", "fp8", ...
   std::vector<OwnedBuffer> owned;
+  std::shared_ptr<const gguf::Files> gguf;  // GGUF models: the mapped files the views point into
 };
 
 // Opens a model directory: config.json, the safetensors (single or sharded), every tensor of the

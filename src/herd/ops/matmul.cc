@@ -142,6 +142,25 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride, const
   });
 }
 
+void matmul_sequential(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride,
+                       const WeightRef& w, float* y, int64_t y_stride) {
+  const int64_t K = w.cols, M = w.rows;
+  if (n <= 0 || M <= 0) return;
+  pool.parallel_for(size_t(M), grain_for(K * n), [&](size_t r0, size_t r1, int) {
+    thread_local std::vector<float> buf, full;
+    if (buf.size() < size_t(K)) buf.resize(size_t(K));
+    for (int64_t r = int64_t(r0); r < int64_t(r1); ++r) {
+      const float* row = row_f32(w, r, 0, K, buf.data(), full);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* xt = x + t * x_stride;
+        float acc = 0.0f;
+        for (int64_t i = 0; i < K; ++i) acc += xt[i] * row[i];
+        y[t * y_stride + r] = acc;
+      }
+    }
+  });
+}
+
 void matmul_in_major(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride,
                      const WeightRef& w, int64_t col0, int64_t n_out, float* y, int64_t y_stride) {
   const int64_t K = w.rows;

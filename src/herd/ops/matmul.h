@@ -23,4 +23,10 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride, const
 void matmul_in_major(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride,
                      const WeightRef& w, int64_t col0, int64_t n_out, float* y, int64_t y_stride);
 
+// nn.Linear layout with matmul_in_major's arithmetic: y[t, o] = (((0 + x[t,0]·W[o,0]) +
+// x[t,1]·W[o,1]) + ...), one running f32 sum in input order. For experts stored out-major (GGUF
+// files), so the reference gives the same bits as for the input-major safetensors experts.
+void matmul_sequential(ThreadPool& pool, const float* x, int64_t n, int64_t x_stride,
+                       const WeightRef& w, float* y, int64_t y_stride);
+
 }  // namespace herd

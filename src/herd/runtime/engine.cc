@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "herd/model/gguf_load.h"
 #include "herd/model/run_weights.h"
 #include "herd/runtime/nonfinite.h"
 #include "herd/runtime/request_check.h"
+#include "herd/tokenizer/tokenizer_gguf.h"
 
 namespace herd {
 
@@ -29,13 +31,24 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   std::unique_ptr<Engine> e(new Engine());
   HERD_ASSIGN_OR_RETURN(e->model_, load_model(opt.model_dir));
   const Llama4TextConfig& t = e->model_.config.text;
+  // A GGUF file holds its tokenizer and stop ids itself; it has no generation_config.json.
+  const gguf::Files* gguf = e->model_.gguf.get();
   if (opt.tokenizer) {
-    HERD_ASSIGN_OR_RETURN(e->tokenizer_, Tokenizer::load(opt.model_dir));
+    if (gguf) {
+      HERD_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer_from_gguf(gguf->first(), opt.model_dir));
+    } else {
+      HERD_ASSIGN_OR_RETURN(e->tokenizer_, Tokenizer::load(opt.model_dir));
+    }
     if (e->tokenizer_->vocab_size() > t.vocab_size)
       return make_error("{}: tokenizer has {} tokens but config.json vocab_size is {}",
                         opt.model_dir, e->tokenizer_->vocab_size(), t.vocab_size);
   }
-  HERD_ASSIGN_OR_RETURN(GenerationConfig gen, load_generation_config(opt.model_dir));
+  GenerationConfig gen;
+  if (gguf) {
+    check_gguf_chat_template(*gguf);
+  } else {
+    HERD_ASSIGN_OR_RETURN(gen, load_generation_config(opt.model_dir));
+  }
   auto add_stop = [&](int64_t id) {
     if (id >= 0 && id < t.vocab_size &&
         std::find(e->stop_ids_.begin(), e->stop_ids_.end(), int32_t(id)) == e->stop_ids_.end())
@@ -43,6 +56,10 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   };
   for (int64_t id : t.eos_token_id) add_stop(id);
   for (int64_t id : gen.eos_token_id) add_stop(id);
+  // A GGUF names eos / eot / eom; <|end_of_text|> also ends generation (spec §4.2, and
+  // llama.cpp's end-of-generation set by token text).
+  if (gguf && e->tokenizer_)
+    for (int32_t id : e->tokenizer_->stop_ids()) add_stop(id);
   if (gen.do_sample.value_or(false)) {
     e->sampling_.temperature = gen.temperature.value_or(1.0f);
     e->sampling_.top_p = gen.top_p.value_or(1.0f);

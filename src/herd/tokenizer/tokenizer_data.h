@@ -5,6 +5,8 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -64,6 +66,19 @@ struct TokenizerBuilder {
 // Finishes a Data whose tokens/kinds/byte_ids/merges/regex are set: builds the index and the
 // special-token lookup, checks the named tokens herd needs, assigns the serial.
 Status finish_tokenizer_data(Tokenizer::Data& d);
+
+// Tokenizer::from_hf_json on an already parsed tokenizer.json.
+Result<Tokenizer> tokenizer_from_hf_json_value(const nlohmann::json& j, const std::string& source);
+
+// tokenizer.json's vocabulary spelling (bytes_to_unicode) back to bytes; false if a character
+// is not one of the 256 spellings or the text is not UTF-8.
+bool unspell_gpt2(std::string_view s, std::string& out);
+
+// Finishes a byte-level BPE Data whose tokens and kinds are placed (tokenizer.json and GGUF
+// vocabularies): compiles `pattern`, builds the index and specials, the single-byte ids, and
+// the merges, merge_at(i, left, right) giving the i-th in rank order as spelled strings.
+Status finish_bpe_data(Tokenizer::Data& d, const std::string& pattern, size_t n_merges,
+                       const std::function<Status(size_t, std::string&, std::string&)>& merge_at);
 
 // GPT-2's bytes_to_unicode: the printable code point that spells each byte in tokenizer.json.
 const std::array<uint32_t, 256>& byte_to_unicode();

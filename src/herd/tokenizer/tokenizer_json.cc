@@ -105,16 +105,53 @@ Status parse(const json& j, Tokenizer::Data& d) {
 
 }  // namespace
 
+bool unspell_gpt2(std::string_view s, std::string& out) {
+  return unspell(s, out);
+}
+
+Status finish_bpe_data(Tokenizer::Data& d, const std::string& pattern, size_t n_merges,
+                       const std::function<Status(size_t, std::string&, std::string&)>& merge_at) {
+  HERD_ASSIGN_OR_RETURN(d.regex, SplitRegex::compile(pattern));
+  HERD_TRY(finish_tokenizer_data(d));
+  for (int b = 0; b < 256; ++b) {
+    int32_t id = d.index.find(std::string(1, static_cast<char>(b)));
+    if (id < 0)
+      return make_error(
+          "{}: no vocab entry for the single byte 0x{:02X} (byte-level BPE needs all "
+          "256)",
+          d.source, b);
+    d.byte_ids[b] = id;
+  }
+  std::string l, r, lb, rb;
+  for (size_t i = 0; i < n_merges; ++i) {
+    HERD_TRY(merge_at(i, l, r));
+    int32_t li = -1, ri = -1, mi = -1;
+    if (unspell(l, lb) && unspell(r, rb)) {
+      li = d.index.find(lb), ri = d.index.find(rb), mi = d.index.find(lb + rb);
+    }
+    if (li < 0 || ri < 0 || mi < 0)
+      return make_error("{}: merge \"{} {}\" uses a token that is not in the vocab", d.source, l,
+                        r);
+    uint64_t key = (static_cast<uint64_t>(li) << 32) | static_cast<uint32_t>(ri);
+    d.merges.emplace(key, bpe::Merge{uint32_t(i), mi});  // the first listing of a pair wins
+  }
+  return Status::ok();
+}
+
 Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::string& source) {
-  auto d = std::make_shared<Data>();
-  d->source = source;
-  d->ranks = false;
   json j;
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
     return make_error("{}: not valid JSON: {}", source, e.what());
   }
+  return tokenizer_from_hf_json_value(j, source);
+}
+
+Result<Tokenizer> tokenizer_from_hf_json_value(const nlohmann::json& j, const std::string& source) {
+  auto d = std::make_shared<Tokenizer::Data>();
+  d->source = source;
+  d->ranks = false;
   HERD_TRY(parse(j, *d));
   bool bytelevel_regex = false;
   std::optional<std::string> pattern = j.contains("pre_tokenizer")
@@ -122,44 +159,25 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
                                            : std::nullopt;
   if (!pattern && bytelevel_regex) pattern = std::string(kGpt2Pattern);
   // No pattern: one piece per text (".+" with DOTALL semantics via [\s\S]).
-  HERD_ASSIGN_OR_RETURN(d->regex, SplitRegex::compile(pattern ? *pattern : "[\\s\\S]+"));
-  HERD_TRY(finish_tokenizer_data(*d));
-  for (int b = 0; b < 256; ++b) {
-    int32_t id = d->index.find(std::string(1, static_cast<char>(b)));
-    if (id < 0)
-      return make_error(
-          "{}: no vocab entry for the single byte 0x{:02X} (byte-level BPE needs all "
-          "256)",
-          source, b);
-    d->byte_ids[b] = id;
-  }
   const json& m = j["model"];
-  if (m.contains("merges") && m["merges"].is_array()) {
-    std::string lb, rb;
-    uint32_t prio = 0;
-    for (const json& e : m["merges"]) {
-      std::string l, r;
-      if (e.is_string()) {
-        const std::string& s = e.get_ref<const std::string&>();
-        size_t sp = s.find(' ');
-        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-          return make_error("{}: merge {} is not \"left right\"", source, e.dump());
-        l = s.substr(0, sp), r = s.substr(sp + 1);
-      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-        l = e[0].get<std::string>(), r = e[1].get<std::string>();
-      } else {
-        return make_error("{}: merge {} is neither \"a b\" nor [\"a\", \"b\"]", source, e.dump());
-      }
-      int32_t li = -1, ri = -1, mi = -1;
-      if (unspell(l, lb) && unspell(r, rb)) {
-        li = d->index.find(lb), ri = d->index.find(rb), mi = d->index.find(lb + rb);
-      }
-      if (li < 0 || ri < 0 || mi < 0)
-        return make_error("{}: merge {} uses a token that is not in the vocab", source, e.dump());
-      uint64_t key = (static_cast<uint64_t>(li) << 32) | static_cast<uint32_t>(ri);
-      d->merges.emplace(key, bpe::Merge{prio++, mi});  // the first listing of a pair wins
-    }
-  }
+  const json* merges = m.contains("merges") && m["merges"].is_array() ? &m["merges"] : nullptr;
+  HERD_TRY(finish_bpe_data(
+      *d, pattern ? *pattern : "[\\s\\S]+", merges ? merges->size() : 0,
+      [&](size_t i, std::string& l, std::string& r) -> Status {
+        const json& e = (*merges)[i];
+        if (e.is_string()) {
+          const std::string& s = e.get_ref<const std::string&>();
+          size_t sp = s.find(' ');
+          if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+            return make_error("{}: merge {} is not \"left right\"", source, e.dump());
+          l = s.substr(0, sp), r = s.substr(sp + 1);
+        } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+          l = e[0].get<std::string>(), r = e[1].get<std::string>();
+        } else {
+          return make_error("{}: merge {} is neither \"a b\" nor [\"a\", \"b\"]", source, e.dump());
+        }
+        return Status::ok();
+      }));
   return TokenizerBuilder::make(std::move(d));
 }
 

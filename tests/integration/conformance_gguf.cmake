@@ -1,0 +1,21 @@
+# herd reading a GGUF vs llama.cpp reading the same file (tools/llama-cpp-ref/conformance_gguf.mjs):
+# one test per GGUF type. f32 / bf16 are written by `herd export-gguf`; the quantized types are
+# the F32 export requantized by llama.cpp's llama-quantize (bench/build_llama_cpp.sh builds it).
+# The quantized types join the list when herd has kernels for their blocks:
+#   -DHERD_GGUF_CONFORMANCE_TYPES="f32;bf16;q8_0;q4_0;q4_k_m;q6_k"
+set(HERD_GGUF_CONFORMANCE_TYPES "f32;bf16" CACHE STRING
+    "GGUF types compared with llama.cpp (f32 bf16 q8_0 q4_0 q4_k_m q6_k)")
+find_program(HERD_NODE node)
+foreach(type ${HERD_GGUF_CONFORMANCE_TYPES})
+  set(name conformance_gguf_${type})
+  if(HERD_NODE)
+    add_test(NAME ${name}
+             COMMAND ${HERD_NODE} ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref/conformance_gguf.mjs
+                     --herd $<TARGET_FILE:herd> --work ${CMAKE_CURRENT_BINARY_DIR}/conformance_gguf
+                     --type ${type})
+  else()
+    add_test(NAME ${name}
+             COMMAND sh -c "echo 'conformance_gguf: node not found (apt-get install nodejs)'; exit 1")
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "conformance;integration" TIMEOUT 900)
+endforeach()
