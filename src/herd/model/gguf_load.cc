@@ -10,6 +10,7 @@
 
 #include "herd/base/log.h"
 #include "herd/model/gguf_export.h"
+#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 namespace {
@@ -116,8 +117,8 @@ std::optional<DType> dtype_for_ggml_type(uint32_t type) {
 }
 
 bool fast_kernels_for(DType t) {
-  // The one list to extend when the GGUF block kernels land in ops/ (issue 15's format table).
-  return t == DType::F32 || t == DType::BF16;
+  // F16 and the GGUF block types run in their own layout (quant/gguf_blocks, ops/gemm_gguf*).
+  return t == DType::F32 || t == DType::BF16 || is_gguf_kernel_type(t);
 }
 
 Result<Llama4Config> gguf_llama4_config(const Files& f) {
@@ -354,7 +355,8 @@ Result<LoadedModel> load_gguf_model(const std::string& path) {
 }
 
 bool reference_reads(DType t) {
-  return t == DType::F32 || t == DType::BF16 || t == DType::F16;
+  // The f32 reference dequantizes rows (ops/weight.cc), which knows every GGUF block type.
+  return t == DType::F32 || t == DType::BF16 || is_gguf_kernel_type(t);
 }
 
 Status check_gguf_run_weights(const LoadedModel& m, bool fast) {
