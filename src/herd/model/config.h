@@ -8,22 +8,16 @@
 #include <vector>
 
 #include "herd/base/status.h"
+#include "herd/ops/rope.h"  // RopeScaling
 
 namespace herd {
 
-struct RopeScaling {  // llama3 frequency scaling (spec §3.4); absent for Maverick
-  float factor = 1.0f;
-  float low_freq_factor = 1.0f;
-  float high_freq_factor = 1.0f;
-  int64_t original_max_position_embeddings = 8192;
-};
-
 struct LayerKind {
-  bool moe = false;           // routed experts + shared expert, else dense MLP
-  bool rope = true;           // RoPE + chunked local attention; false = NoPE global layer
-  bool chunked = false;       // rope && attention_chunk_size set
-  bool qk_norm = false;       // use_qk_norm && rope
-  bool temp_tuning = false;   // attn_temperature_tuning && !rope
+  bool moe = false;          // routed experts + shared expert, else dense MLP
+  bool rope = true;          // RoPE + chunked local attention; false = NoPE global layer
+  bool chunked = false;      // rope && attention_chunk_size set
+  bool qk_norm = false;      // use_qk_norm && rope
+  bool temp_tuning = false;  // attn_temperature_tuning && !rope
 };
 
 struct Llama4TextConfig {

@@ -1,6 +1,6 @@
 // GGUF export: walks the tensor table, checks each stored tensor against it, and streams the
 // converted (and for the fused experts, split + transposed) data into the GGUF writer.
-#include "herd/model/gguf_export.h"
+#include "herd/convert/gguf_export.h"
 
 #include <fmt/format.h>
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "herd/model/gguf_export.h"
+#include "herd/convert/gguf_export.h"
 
 namespace herd {
 
