@@ -1,5 +1,7 @@
 #include "herd/model/weight_bytes.h"
 
+#include "herd/model/tensor_table.h"
+#include "herd/model/weight_slots.h"
 #include "herd/quant/formats.h"
 
 namespace herd {
@@ -19,22 +21,22 @@ int64_t decode_bytes_per_token(const LoadedModel& m) {
   const Llama4TextConfig& c = m.config.text;
   // The fast path reads the run-format weights when the model has them.
   const TextWeights& t = m.has_run ? m.run : m.text;
-  const int64_t H = c.hidden_size;
-  int64_t b = weight_bytes(t.embed) / std::max<int64_t>(t.embed.rows, 1);  // one row
-  b += weight_bytes(t.lm_head) + H * 4;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const LayerWeights& l = t.layers[size_t(i)];
-    b += weight_bytes(l.wq) + weight_bytes(l.wk) + weight_bytes(l.wv) + weight_bytes(l.wo);
-    b += 2 * H * 4;
-    if (c.layer_kind(i).moe) {
-      const int64_t E = std::max<int64_t>(c.num_local_experts, 1);
-      b += weight_bytes(l.router);
-      b += (weight_bytes(l.experts_gate_up) + weight_bytes(l.experts_down)) / E;  // one expert
-      b += weight_bytes(l.shared_gate) + weight_bytes(l.shared_up) + weight_bytes(l.shared_down);
-    } else {
-      b += weight_bytes(l.dense_gate) + weight_bytes(l.dense_up) + weight_bytes(l.dense_down);
+  const int64_t E = std::max<int64_t>(c.num_local_experts, 1);
+  int64_t b = 0;
+  for (const TensorSpec& s : text_tensor_table(m.config)) {
+    if (norm_slot(t, s)) {
+      b += s.numel() * 4;  // f32 gains
+    } else if (const WeightRef* w = weight_slot(t, s)) {
+      const int64_t n = weight_bytes(*w);
+      if (s.role == TensorRole::kEmbedding)
+        b += n / std::max<int64_t>(w->rows, 1);  // one row
+      else if (weight_class(s.role) == WeightClass::kExpert)
+        b += n / E;  // one expert of top-1 routing
+      else
+        b += n;
     }
   }
+  if (c.tie_word_embeddings) b += weight_bytes(t.lm_head);  // not in the table when tied
   return b;
 }
 

@@ -10,6 +10,7 @@
 
 #include "herd/model/tensor_table.h"
 #include "herd/model/weights.h"
+#include "herd/quant/quantize.h"
 
 namespace herd {
 
@@ -92,6 +93,31 @@ inline bool is_linear(TensorRole r) {
       return false;
     default:
       return true;
+  }
+}
+
+// What a matrix role is to the quantization policy (quant/quantize.h run_dtype).
+inline WeightClass weight_class(TensorRole r) {
+  switch (r) {
+    case TensorRole::kEmbedding:
+      return WeightClass::kEmbedding;
+    case TensorRole::kRouter:
+      return WeightClass::kRouter;
+    case TensorRole::kExpertsGateUp:
+    case TensorRole::kExpertsDown:
+      return WeightClass::kExpert;
+    case TensorRole::kSharedGate:
+    case TensorRole::kSharedUp:
+    case TensorRole::kSharedDown:
+      return WeightClass::kShared;
+    case TensorRole::kDenseGate:
+    case TensorRole::kDenseUp:
+    case TensorRole::kDenseDown:
+      return WeightClass::kDense;
+    case TensorRole::kLmHead:
+      return WeightClass::kLmHead;
+    default:
+      return WeightClass::kAttention;
   }
 }
 

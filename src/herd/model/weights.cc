@@ -8,6 +8,7 @@
 #include "herd/base/log.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
+#include "herd/model/weight_slots.h"
 #include "herd/model/weight_views.h"
 
 namespace herd {
@@ -50,66 +51,12 @@ Result<const TensorView*> get_checked(const std::string& dir, const TensorStore&
   return v;
 }
 
-void assign(TextWeights& tw, TensorRole role, int layer, const TensorView& v) {
-  auto L = [&]() -> LayerWeights& { return tw.layers[size_t(layer)]; };
-  switch (role) {
-    case TensorRole::kEmbedding:
-      tw.embed = as_matrix(v);
-      break;
-    case TensorRole::kAttnNorm:
-      L().attn_norm = as_f32(v);
-      break;
-    case TensorRole::kAttnQ:
-      L().wq = as_matrix(v);
-      break;
-    case TensorRole::kAttnK:
-      L().wk = as_matrix(v);
-      break;
-    case TensorRole::kAttnV:
-      L().wv = as_matrix(v);
-      break;
-    case TensorRole::kAttnO:
-      L().wo = as_matrix(v);
-      break;
-    case TensorRole::kFfnNorm:
-      L().ffn_norm = as_f32(v);
-      break;
-    case TensorRole::kRouter:
-      L().router = as_matrix(v);
-      break;
-    case TensorRole::kExpertsGateUp:
-      L().experts_gate_up = as_matrix(v);
-      break;
-    case TensorRole::kExpertsDown:
-      L().experts_down = as_matrix(v);
-      break;
-    case TensorRole::kSharedGate:
-      L().shared_gate = as_matrix(v);
-      break;
-    case TensorRole::kSharedUp:
-      L().shared_up = as_matrix(v);
-      break;
-    case TensorRole::kSharedDown:
-      L().shared_down = as_matrix(v);
-      break;
-    case TensorRole::kDenseGate:
-      L().dense_gate = as_matrix(v);
-      break;
-    case TensorRole::kDenseUp:
-      L().dense_up = as_matrix(v);
-      break;
-    case TensorRole::kDenseDown:
-      L().dense_down = as_matrix(v);
-      break;
-    case TensorRole::kFinalNorm:
-      tw.final_norm = as_f32(v);
-      break;
-    case TensorRole::kLmHead:
-      tw.lm_head = as_matrix(v);
-      break;
-    case TensorRole::kVision:
-      break;
-  }
+// Views a table tensor in its slot: matrices as stored, norm gains as f32 copies.
+void assign(TextWeights& tw, const TensorSpec& spec, const TensorView& v) {
+  if (WeightRef* w = weight_slot(tw, spec))
+    *w = as_matrix(v);
+  else if (std::vector<float>* n = norm_slot(tw, spec))
+    *n = as_f32(v);
 }
 
 }  // namespace
@@ -146,7 +93,7 @@ Result<LoadedModel> load_model(const std::string& dir) {
     for (const TensorSpec& spec : text_tensor_table(m.config)) {
       HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
       HERD_TRY(check_dtype(dir, *v));
-      assign(m.text, spec.role, spec.layer, *v);
+      assign(m.text, spec, *v);
     }
   }
   if (m.config.text.tie_word_embeddings) m.text.lm_head = m.text.embed;
