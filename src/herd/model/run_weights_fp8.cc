@@ -19,6 +19,7 @@
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/weight_slots.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
@@ -107,7 +108,7 @@ Status load_per_expert_checkpoint(LoadedModel& m) {
       return make_error("model dir {}: tensor '{}' ({}) has shape {}, expected {}", m.dir, s.name,
                         v->file, shape_str(v->shape), shape_str(s.shape));
     const bool fp8 = v->dtype == DType::F8_E4M3;
-    if (!fp8 && v->dtype != DType::BF16 && v->dtype != DType::F16 && v->dtype != DType::F32)
+    if (!fp8 && format_traits(v->dtype).kind != FormatKind::kFloat)
       return make_error(
           "model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16, F32 or "
           "F8_E4M3",

@@ -10,26 +10,22 @@
 #include "herd/model/tensor_table.h"
 #include "herd/model/weight_slots.h"
 #include "herd/model/weight_views.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
 namespace {
 
 Status check_dtype(const std::string& dir, const TensorView& v) {
-  switch (v.dtype) {
-    case DType::BF16:
-    case DType::F16:
-    case DType::F32:
-      break;
-    case DType::F8_E4M3:
-      return make_error(
-          "model dir {}: tensor '{}' ({}) is F8_E4M3 outside the layout herd reads for FP8 "
-          "(compressed-tensors: per-expert Linear weights with a .weight_scale each)",
-          dir, v.name, v.file);
-    default:
-      return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32",
-                        dir, v.name, v.file, dtype_name(v.dtype));
-  }
+  const FormatKind kind = format_traits(v.dtype).kind;
+  if (kind == FormatKind::kScaledFloat)
+    return make_error(
+        "model dir {}: tensor '{}' ({}) is {} outside the layout herd reads for FP8 "
+        "(compressed-tensors: per-expert Linear weights with a .weight_scale each)",
+        dir, v.name, v.file, dtype_name(v.dtype));
+  if (kind != FormatKind::kFloat)
+    return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32", dir,
+                      v.name, v.file, dtype_name(v.dtype));
   // Kernels load elements directly: the official writer pads the header to 8 bytes, so only a
   // hand-made file can trip this, and we refuse it rather than read misaligned memory.
   if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0)
