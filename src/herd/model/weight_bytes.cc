@@ -2,17 +2,17 @@
 
 #include "herd/model/tensor_table.h"
 #include "herd/model/weight_slots.h"
-#include "herd/quant/formats.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
 int64_t weight_bytes(const WeightRef& w) {
   if (!w.data) return 0;
-  if (is_packed(w.dtype))
-    return w.rows * (packed_row_bytes(w.dtype, w.cols) + quant_groups(w.cols) * 4);
-  if (is_interleaved(w.dtype)) return il_rows(w.rows) * packed_row_bytes(w.dtype, w.cols);
-  if (w.dtype == DType::BF16T) return w.rows * packed_row_bytes(w.dtype, w.cols);
-  int64_t b = w.rows * w.cols * int64_t(dtype_size(w.dtype));
+  const FormatTraits& f = format_traits(w.dtype);
+  // Tiled / interleaved matrices are stored in whole blocks of rows (the last one padded).
+  const int64_t rows = (w.rows + f.row_block - 1) / f.row_block * f.row_block;
+  int64_t b = rows * format_row_bytes(f, w.cols);
+  if (w.group_scale) b += w.rows * ((w.cols + f.block - 1) / f.block) * 4;  // f32 per block
   if (w.row_scale) b += w.rows * 4;
   return b;
 }
