@@ -7,6 +7,7 @@
 
 #include "herd/model/run_weights.h"
 #include "herd/quant/formats.h"
+#include "model/run_weights_test_util.h"
 #include "model/synth_test_util.h"
 
 namespace herd {
@@ -65,13 +66,8 @@ TEST(WeightBytes, DecodeBytesPerTokenIsTheSumOfTheMembers) {
   o.text_only = true;
   const std::string dir = testutil::synth_dir("m", o);
   for (QuantMode mode : {QuantMode::kBF16, QuantMode::kInt4, QuantMode::kInt8}) {
-    auto m = load_model(dir);
-    ASSERT_TRUE(m.is_ok()) << m.status().message();
-    ThreadPool pool(2);
-    QuantOptions q;
-    q.mode = mode;
-    q.progress = false;
-    ASSERT_TRUE(prepare_run_weights(*m, q, pool).is_ok());
+    const LoadedModel lm = testutil::load_prepared(dir, mode);
+    const LoadedModel* m = &lm;
     bool moe = false, dense = false;
     for (int64_t i = 0; i < m->config.text.num_hidden_layers; ++i)
       (m->config.text.layer_kind(i).moe ? moe : dense) = true;
