@@ -12,6 +12,7 @@
 
 #include "herd/io/image.h"
 #include "herd/model/vision_preprocess.h"
+#include "herd/runtime/vision_splice.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

@@ -15,7 +15,7 @@
 #include <fstream>
 #include <map>
 
-#include "herd/model/synth.h"
+#include "herd/convert/synth.h"
 #include "herd/model/vision.h"
 
 namespace herd {

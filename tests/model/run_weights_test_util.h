@@ -1,5 +1,6 @@
-// Shared by test_run_weights*.cc and test_fp8.cc: checks a run-format matrix against the values
-// it was converted from, with the bound of its format.
+// Shared by test_run_weights*.cc, test_fp8.cc and test_weight_bytes.cc: loads a prepared model;
+// checks a run-format matrix against the values it was converted from, with the bound of its
+// format.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "herd/model/run_weights.h"
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/ops/weight.h"
@@ -17,6 +19,19 @@
 #include "herd/quant/quantize.h"
 
 namespace herd::testutil {
+
+// A model loaded and prepared in `mode` (2 threads, no progress bar).
+inline LoadedModel load_prepared(const std::string& dir, QuantMode mode) {
+  auto m = load_model(dir);
+  EXPECT_TRUE(m.is_ok()) << m.status().message();
+  ThreadPool pool(2);
+  QuantOptions q;
+  q.mode = mode;
+  q.progress = false;
+  Status s = prepare_run_weights(*m, q, pool);
+  EXPECT_TRUE(s.is_ok()) << s.message();
+  return std::move(m).value();
+}
 
 // stored(r, c) = the source value of run element (r, c) (transposed for experts).
 inline void expect_run_matrix(const std::string& what, const WeightRef& run, DType dtype,

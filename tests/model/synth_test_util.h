@@ -8,8 +8,8 @@
 #include <functional>
 #include <string>
 
+#include "herd/convert/synth.h"
 #include "herd/io/safetensors.h"
-#include "herd/model/synth.h"
 
 namespace herd::testutil {
 

@@ -8,9 +8,9 @@
 #include <unordered_set>
 
 #include "herd/base/dtype.h"
+#include "herd/convert/gguf_export.h"
 #include "herd/io/gguf.h"
 #include "herd/io/safetensors.h"
-#include "herd/model/gguf_export.h"
 #include "model/synth_test_util.h"
 
 namespace herd {

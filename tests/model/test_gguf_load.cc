@@ -12,7 +12,7 @@
 #include <numeric>
 
 #include "herd/io/gguf_files.h"
-#include "herd/model/gguf_export.h"
+#include "herd/convert/gguf_export.h"
 #include "herd/model/gguf_load.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"

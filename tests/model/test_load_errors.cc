@@ -5,8 +5,8 @@
 #include <fstream>
 #include <functional>
 
+#include "herd/convert/synth.h"
 #include "herd/io/safetensors.h"
-#include "herd/model/synth.h"
 #include "herd/model/weights.h"
 #include "model/synth_test_util.h"
 

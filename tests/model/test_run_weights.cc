@@ -16,6 +16,7 @@ namespace herd {
 namespace {
 
 using testutil::expect_run_matrix;
+using testutil::load_prepared;
 
 const std::string& synth_once(const std::string& preset) {
   static std::map<std::string, std::string> dirs;
@@ -32,18 +33,6 @@ const std::string& synth_once(const std::string& preset) {
     d = o.out_dir;
   }
   return d;
-}
-
-LoadedModel load_prepared(const std::string& dir, QuantMode mode) {
-  auto m = load_model(dir);
-  EXPECT_TRUE(m.is_ok()) << m.status().message();
-  ThreadPool pool(2);
-  QuantOptions q;
-  q.mode = mode;
-  q.progress = false;
-  Status s = prepare_run_weights(*m, q, pool);
-  EXPECT_TRUE(s.is_ok()) << s.message();
-  return std::move(m).value();
 }
 
 // A stored nn.Linear matrix as the source of a run matrix.

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "herd/convert/prequant_save.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/text.h"

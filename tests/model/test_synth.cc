@@ -1,5 +1,5 @@
 // `herd synth`: determinism, loadability of every preset layout, fallback tokenizer ids.
-#include "herd/model/synth.h"
+#include "herd/convert/synth.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "herd/convert/synth_tokenizer.h"
 #include "herd/model/param_count.h"
-#include "herd/model/synth_tokenizer.h"
 #include "herd/model/weights.h"
 #include "model/synth_test_util.h"
 

@@ -7,8 +7,8 @@
 #include <map>
 #include <numeric>
 
+#include "herd/convert/synth.h"
 #include "herd/model/run_weights.h"
-#include "herd/model/synth.h"
 #include "herd/model/text.h"
 #include "herd/runtime/kv_cache.h"
 #include "herd/runtime/sequence.h"

@@ -3,6 +3,7 @@
 // over many sizes against an independent Python implementation and Pillow itself is
 // tests/integration/image/preprocess_test.py.
 #include "herd/model/vision_preprocess.h"
+#include "herd/runtime/vision_splice.h"
 
 #include <gtest/gtest.h>
 

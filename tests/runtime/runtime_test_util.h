@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "herd/convert/synth.h"
 #include "herd/model/run_weights.h"
-#include "herd/model/synth.h"
 #include "herd/model/text.h"
 
 namespace herd::testutil {

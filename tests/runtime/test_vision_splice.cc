@@ -6,9 +6,9 @@
 
 #include <filesystem>
 
-#include "herd/model/synth.h"
-#include "herd/model/vision_splice.h"
+#include "herd/convert/synth.h"
 #include "herd/runtime/engine.h"
+#include "herd/runtime/vision_splice.h"
 
 namespace herd {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "herd/model/synth.h"
+#include "herd/convert/synth.h"
 #include "herd/server/engine_worker.h"
 
 namespace herd::server {

@@ -2,7 +2,7 @@
 // merges in both spellings load, and `herd synth`'s byte-level fallback works.
 #include <gtest/gtest.h>
 
-#include "herd/model/synth_tokenizer.h"
+#include "herd/convert/synth_tokenizer.h"
 #include "llama4_tokenizer.h"
 
 namespace herd {

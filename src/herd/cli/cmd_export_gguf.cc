@@ -1,9 +1,9 @@
-// `herd export-gguf`: write a checkpoint as a llama.cpp `llama4` GGUF (model/gguf_export.h), the
+// `herd export-gguf`: write a checkpoint as a llama.cpp `llama4` GGUF (convert/gguf_export.h), the
 // input of the llama.cpp conformance test (tools/llama-cpp-ref).
 #include <fmt/format.h>
 
 #include "herd/cli/command.h"
-#include "herd/model/gguf_export.h"
+#include "herd/convert/gguf_export.h"
 
 namespace herd::cli {
 namespace {

@@ -6,6 +6,7 @@
 
 #include "herd/cli/command.h"
 #include "herd/cli/flag_checks.h"
+#include "herd/convert/prequant_save.h"
 #include "herd/model/run_weights.h"
 
 namespace herd::cli {
@@ -52,8 +53,7 @@ CommandRegistrar reg(
       app.add_option("-o,--output", o->output, "Output directory")->required();
       app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
           ->check(threads_flag());
-      app.add_option("--shards", o->shards,
-                     "Safetensors files to write (default: about 4 GB each)")
+      app.add_option("--shards", o->shards, "Safetensors files to write (default: about 4 GB each)")
           ->check(int_in(1, 99999));
       app.add_flag("-q,--quiet", o->quiet, "No progress bar");
       run = [o] { return run_quantize(*o); };

@@ -1,9 +1,9 @@
-// `herd synth`: write a random-weight Llama 4 checkpoint (see model/synth.h for the presets).
+// `herd synth`: write a random-weight Llama 4 checkpoint (see convert/synth.h for the presets).
 #include <fmt/format.h>
 
 #include "herd/cli/command.h"
 #include "herd/cli/flag_checks.h"
-#include "herd/model/synth.h"
+#include "herd/convert/synth.h"
 
 namespace herd::cli {
 namespace {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "herd/model/vision.h"
-#include "herd/model/vision_splice.h"
 #include "herd/runtime/engine.h"
+#include "herd/runtime/vision_splice.h"
 
 namespace herd::cli {
 

@@ -8,15 +8,9 @@
 #include <vector>
 
 #include "herd/base/status.h"
+#include "herd/ops/rope.h"  // RopeScaling
 
 namespace herd {
-
-struct RopeScaling {  // llama3 frequency scaling (spec §3.4); absent for Maverick
-  float factor = 1.0f;
-  float low_freq_factor = 1.0f;
-  float high_freq_factor = 1.0f;
-  int64_t original_max_position_embeddings = 8192;
-};
 
 struct LayerKind {
   bool moe = false;          // routed experts + shared expert, else dense MLP
@@ -102,6 +96,10 @@ Status finalize_config(Llama4Config& cfg, const std::string& source);
 // Every numeric field within its range (config_ranges.cc); errors name `source`, the field and
 // its value. Called by finalize_config.
 Status check_config_ranges(const Llama4Config& cfg, const std::string& source);
+// GGUF's rope_freqs: per rotary pair j, the divisor llama.cpp applies to the frequency
+// (inv_freq_scaled = inv_freq / factor[j]), computed in float32 like its converter. Empty when
+// the config has no llama3 rope scaling. (The exporter writes it; the GGUF loader checks it.)
+std::vector<float> llama3_rope_factors(const Llama4TextConfig& cfg);
 // Serializes with the released key spelling (used by `herd synth`).
 std::string config_to_json(const Llama4Config& cfg);
 

@@ -9,7 +9,6 @@
 #include <map>
 
 #include "herd/base/log.h"
-#include "herd/model/gguf_export.h"
 #include "herd/quant/gguf_blocks.h"
 
 namespace herd {

@@ -10,6 +10,7 @@
 #include "herd/model/gguf_load.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
+#include "herd/model/weight_slots.h"
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/quant/formats.h"
@@ -94,15 +95,41 @@ WeightRef run_linear(const ConvertContext& ctx, const WeightRef& w, DType to, bo
   return convert_matrix(ctx, linear_source(w), to);
 }
 
+// Elements of the layers' matrices (the progress bar's total).
 uint64_t text_elements(const LoadedModel& m) {
   uint64_t n = 0;
-  auto add = [&](const WeightRef& w) { n += uint64_t(w.rows * w.cols); };
-  for (const LayerWeights& l : m.text.layers)
-    for (const WeightRef* w :
-         {&l.wq, &l.wk, &l.wv, &l.wo, &l.router, &l.experts_gate_up, &l.experts_down,
-          &l.shared_gate, &l.shared_up, &l.shared_down, &l.dense_gate, &l.dense_up, &l.dense_down})
-      add(*w);
+  for (const TensorSpec& s : text_tensor_table(m.config))
+    if (s.layer >= 0 && is_linear(s.role)) {
+      const WeightRef& w = *weight_slot(m.text, s);
+      n += uint64_t(w.rows * w.cols);
+    }
   return n;
+}
+
+// Both routed-expert matrices of layer `layer` in the run layout (per expert [2I, H] and [H, I]).
+Status run_experts(const ConvertContext& ctx, const LayerWeights& s, LayerWeights& d, int layer,
+                   DType ex, bool per_expert, bool* kept_fp8) {
+  const Llama4TextConfig& t = ctx.m.config.text;
+  const int64_t E = t.num_local_experts, I = t.intermediate_size;
+  if (per_expert) {
+    HERD_ASSIGN_OR_RETURN(PerExpert pe, per_expert_views(ctx.m, layer));
+    if (ex == DType::BF16 && all_fp8(pe.gate_up) && all_fp8(pe.down)) {
+      d.experts_gate_up = stack_fp8(ctx, pe.gate_up);
+      d.experts_down = stack_fp8(ctx, pe.down);
+      *kept_fp8 = true;
+    } else {
+      d.experts_gate_up = convert_matrix(ctx, stacked_source(pe.gate_up), run_layout(ex, 2 * I));
+      d.experts_down = convert_matrix(ctx, stacked_source(pe.down), run_layout(ex, t.hidden_size));
+    }
+    return Status::ok();
+  }
+  // Stored [E*H, 2I] / [E*I, H] input-major -> per expert [2I, H] / [H, I]: the transpose puts
+  // gate columns then up columns as rows, which is the run layout.
+  d.experts_gate_up =
+      convert_matrix(ctx, in_major_experts_source(s.experts_gate_up, E), run_layout(ex, 2 * I));
+  d.experts_down = convert_matrix(ctx, in_major_experts_source(s.experts_down, E),
+                                  run_layout(ex, t.hidden_size));
+  return Status::ok();
 }
 
 }  // namespace
@@ -138,64 +165,40 @@ Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& 
   TextWeights& run = m.run;
   const TextWeights& text = m.text;
   bool kept_fp8 = false;
-
-  // Embedding rows are only looked up: bf16 always, in place when stored bf16.
-  run.embed = text.embed.dtype == DType::BF16
-                  ? text.embed
-                  : convert_matrix(ctx, linear_source(text.embed), DType::BF16);
   run.layers.resize(text.layers.size());
-  for (size_t i = 0; i < text.layers.size(); ++i) {
-    progress.set_detail(fmt::format("layer {}/{}", i + 1, text.layers.size()));
-    const LayerWeights& s = text.layers[i];
-    LayerWeights& d = run.layers[i];
-    d.attn_norm = s.attn_norm;
-    d.ffn_norm = s.ffn_norm;
-    const DType attn = run_dtype(opt.mode, WeightClass::kAttention);
-    d.wq = run_linear(ctx, s.wq, attn, &kept_fp8);
-    d.wk = run_linear(ctx, s.wk, attn, &kept_fp8);
-    d.wv = run_linear(ctx, s.wv, attn, &kept_fp8);
-    d.wo = run_linear(ctx, s.wo, attn, &kept_fp8);
-    if (t.layer_kind(int64_t(i)).moe) {
-      // The router decides which expert runs: never quantized (spec §2.3).
-      d.router = run_linear(ctx, s.router, DType::BF16, &kept_fp8);
-      const DType ex = run_dtype(opt.mode, WeightClass::kExpert);
-      if (per_expert) {
-        HERD_ASSIGN_OR_RETURN(PerExpert pe, per_expert_views(m, int(i)));
-        if (ex == DType::BF16 && all_fp8(pe.gate_up) && all_fp8(pe.down)) {
-          d.experts_gate_up = stack_fp8(ctx, pe.gate_up);
-          d.experts_down = stack_fp8(ctx, pe.down);
-          kept_fp8 = true;
-        } else {
-          d.experts_gate_up =
-              convert_matrix(ctx, stacked_source(pe.gate_up), run_layout(ex, 2 * I));
-          d.experts_down =
-              convert_matrix(ctx, stacked_source(pe.down), run_layout(ex, t.hidden_size));
-        }
-      } else {
-        // Stored [E*H, 2I] / [E*I, H] input-major -> per expert [2I, H] / [H, I]: the transpose
-        // puts gate columns then up columns as rows, which is the run layout.
-        d.experts_gate_up = convert_matrix(ctx, in_major_experts_source(s.experts_gate_up, E),
-                                           run_layout(ex, 2 * I));
-        d.experts_down = convert_matrix(ctx, in_major_experts_source(s.experts_down, E),
-                                        run_layout(ex, t.hidden_size));
-      }
-      const DType sh = run_dtype(opt.mode, WeightClass::kShared);
-      d.shared_gate = run_linear(ctx, s.shared_gate, sh, &kept_fp8);
-      d.shared_up = run_linear(ctx, s.shared_up, sh, &kept_fp8);
-      d.shared_down = run_linear(ctx, s.shared_down, sh, &kept_fp8);
-    } else {
-      const DType dn = run_dtype(opt.mode, WeightClass::kDense);
-      d.dense_gate = run_linear(ctx, s.dense_gate, dn, &kept_fp8);
-      d.dense_up = run_linear(ctx, s.dense_up, dn, &kept_fp8);
-      d.dense_down = run_linear(ctx, s.dense_down, dn, &kept_fp8);
+  int layer = -1;
+  // The tensor table in file order: norms as they are, every matrix by its class's policy.
+  for (const TensorSpec& s : text_tensor_table(m.config)) {
+    if (s.layer >= 0 && s.layer != layer) {
+      layer = s.layer;
+      progress.set_detail(fmt::format("layer {}/{}", layer + 1, text.layers.size()));
+    }
+    if (const std::vector<float>* n = norm_slot(text, s)) {
+      *norm_slot(run, s) = *n;
+      continue;
+    }
+    const WeightRef& src = *weight_slot(text, s);
+    WeightRef& dst = *weight_slot(run, s);
+    const DType to = run_dtype(opt.mode, weight_class(s.role));
+    if (s.role == TensorRole::kEmbedding) {
+      // Embedding rows are only looked up: bf16 always, in place when stored bf16.
+      dst = src.dtype == DType::BF16 ? src : convert_matrix(ctx, linear_source(src), to);
+    } else if (s.role == TensorRole::kExpertsGateUp) {  // fills experts_down too
+      HERD_TRY(run_experts(ctx, text.layers[size_t(layer)], run.layers[size_t(layer)], layer, to,
+                           per_expert, &kept_fp8));
+    } else if (s.role != TensorRole::kExpertsDown) {
+      // The router decides which expert runs: never quantized (spec §2.3, run_dtype).
+      dst = run_linear(ctx, src, to, &kept_fp8);
     }
   }
-  run.final_norm = text.final_norm;
-  const DType head = run_dtype(opt.mode, WeightClass::kLmHead);
-  // Tied embeddings in bf16 share the embedding view; a quantized head is its own copy.
-  run.lm_head = (head == DType::BF16 && text.lm_head.data == text.embed.data)
-                    ? run.embed
-                    : run_linear(ctx, text.lm_head, head, &kept_fp8);
+  // Tied embeddings (no lm_head in the table): in bf16 the head shares the embedding view; a
+  // quantized head is its own copy.
+  if (t.tie_word_embeddings) {
+    const DType head = run_dtype(opt.mode, WeightClass::kLmHead);
+    run.lm_head = (head == DType::BF16 && text.lm_head.data == text.embed.data)
+                      ? run.embed
+                      : run_linear(ctx, text.lm_head, head, &kept_fp8);
+  }
   progress.finish();
   m.has_run = true;
   m.run_format = kept_fp8 && opt.mode == QuantMode::kBF16 ? "fp8" : want;

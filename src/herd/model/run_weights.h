@@ -19,9 +19,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "herd/base/status.h"
 #include "herd/base/thread_pool.h"
+#include "herd/model/tensor_table.h"
 #include "herd/model/weights.h"
 #include "herd/quant/quantize.h"
 
@@ -51,10 +53,11 @@ uint64_t run_weight_conversions();
 
 // config.json's quantization_config says quant_method "herd".
 bool is_herd_prequantized(const Llama4Config& cfg);
-// Writes m.run (prepared) as a pre-quantized model directory: config.json (+quantization_config),
-// generation_config.json and tokenizer files copied from m.dir, the run tensors in safetensors
-// (vision tensors copied as stored). `shards` = 0 picks about 4 GB per file.
-Status save_prequantized(const LoadedModel& m, const std::string& out_dir, int shards = 0);
+// The directory layout, shared with its writer (convert/prequant_save.h): format version, and the
+// stored name and shape of a table tensor's run weight.
+inline constexpr int kPrequantFormatVersion = 1;
+std::string prequant_tensor_name(const TensorSpec& s);
+std::vector<int64_t> prequant_tensor_shape(const TensorSpec& s, const Llama4TextConfig& t);
 // load_model's hook for pre-quantized directories: m.config and m.store are set; fills m.run.
 Status load_prequantized(LoadedModel& m);
 

@@ -30,28 +30,15 @@ size_t row_bytes_of(const WeightRef& w) {
 
 // Columns [c0, c0 + n) of row r as f32 (plain dtypes only: the fused experts are never packed).
 void load_span(const WeightRef& w, int64_t r, int64_t c0, int64_t n, float* out) {
-  const uint8_t* row = static_cast<const uint8_t*>(w.data) + size_t(r) * row_bytes_of(w);
-  switch (w.dtype) {
-    case DType::BF16:
-      for (int64_t c = 0; c < n; ++c) {
-        uint16_t v;
-        std::memcpy(&v, row + 2 * (c0 + c), 2);
-        out[c] = bf16_to_f32(v);
-      }
-      return;
-    case DType::F16:
-      for (int64_t c = 0; c < n; ++c) {
-        uint16_t v;
-        std::memcpy(&v, row + 2 * (c0 + c), 2);
-        out[c] = f16_to_f32(v);
-      }
-      return;
-    case DType::F32:
-      std::memcpy(out, row + 4 * c0, size_t(n) * 4);
-      return;
-    default:
-      for (int64_t c = 0; c < n; ++c) out[c] = weight_at(w, r, c0 + c);
+  const FormatTraits& f = format_traits(w.dtype);
+  if (f.block != 1) {
+    for (int64_t c = 0; c < n; ++c) out[c] = weight_at(w, r, c0 + c);
+    return;
   }
+  const auto* row = static_cast<const uint8_t*>(w.data) + size_t(r) * row_bytes_of(w);
+  f.to_float(
+      RowsView{row + c0 * f.block_bytes, n, w.row_scale ? w.row_scale + r : nullptr, nullptr}, 0,
+      out);
 }
 
 }  // namespace

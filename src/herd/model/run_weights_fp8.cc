@@ -19,73 +19,14 @@
 #include "herd/model/run_weights.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
+#include "herd/model/weight_slots.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
 using namespace run_internal;
 
 namespace {
-
-bool is_linear(TensorRole r) {
-  switch (r) {
-    case TensorRole::kAttnQ:
-    case TensorRole::kAttnK:
-    case TensorRole::kAttnV:
-    case TensorRole::kAttnO:
-    case TensorRole::kRouter:
-    case TensorRole::kExpertsGateUp:
-    case TensorRole::kExpertsDown:
-    case TensorRole::kSharedGate:
-    case TensorRole::kSharedUp:
-    case TensorRole::kSharedDown:
-    case TensorRole::kDenseGate:
-    case TensorRole::kDenseUp:
-    case TensorRole::kDenseDown:
-    case TensorRole::kLmHead:
-      return true;
-    default:
-      return false;
-  }
-}
-
-WeightRef* weight_slot(TextWeights& tw, const TensorSpec& s) {
-  auto& L = tw.layers;
-  switch (s.role) {
-    case TensorRole::kEmbedding:
-      return &tw.embed;
-    case TensorRole::kAttnQ:
-      return &L[size_t(s.layer)].wq;
-    case TensorRole::kAttnK:
-      return &L[size_t(s.layer)].wk;
-    case TensorRole::kAttnV:
-      return &L[size_t(s.layer)].wv;
-    case TensorRole::kAttnO:
-      return &L[size_t(s.layer)].wo;
-    case TensorRole::kRouter:
-      return &L[size_t(s.layer)].router;
-    case TensorRole::kSharedGate:
-      return &L[size_t(s.layer)].shared_gate;
-    case TensorRole::kSharedUp:
-      return &L[size_t(s.layer)].shared_up;
-    case TensorRole::kSharedDown:
-      return &L[size_t(s.layer)].shared_down;
-    case TensorRole::kDenseGate:
-      return &L[size_t(s.layer)].dense_gate;
-    case TensorRole::kDenseUp:
-      return &L[size_t(s.layer)].dense_up;
-    case TensorRole::kDenseDown:
-      return &L[size_t(s.layer)].dense_down;
-    case TensorRole::kLmHead:
-      return &tw.lm_head;
-    case TensorRole::kExpertsGateUp:
-      return &L[size_t(s.layer)].experts_gate_up;
-    case TensorRole::kExpertsDown:
-      return &L[size_t(s.layer)].experts_down;
-    default:
-      return nullptr;
-  }
-}
-
 
 // compressed-tensors `ignore`: exact module names or "re:"-prefixed regexes (full match).
 struct IgnoreList {
@@ -168,7 +109,7 @@ Status load_per_expert_checkpoint(LoadedModel& m) {
       return make_error("model dir {}: tensor '{}' ({}) has shape {}, expected {}", m.dir, s.name,
                         v->file, shape_str(v->shape), shape_str(s.shape));
     const bool fp8 = v->dtype == DType::F8_E4M3;
-    if (!fp8 && v->dtype != DType::BF16 && v->dtype != DType::F16 && v->dtype != DType::F32)
+    if (!fp8 && format_traits(v->dtype).kind != FormatKind::kFloat)
       return make_error(
           "model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16, F32 or "
           "F8_E4M3",
@@ -197,7 +138,7 @@ Status load_per_expert_checkpoint(LoadedModel& m) {
             s.name, dtype_name(v->dtype), ignored ? "lists" : "does not list");
     }
     if (s.expert >= 0) continue;  // per-expert: read by prepare_run/reference_weights
-    if (std::vector<float>* n = norm_of(m.text, s)) {
+    if (std::vector<float>* n = norm_slot(m.text, s)) {
       n->resize(size_t(v->numel()));
       dequantize_row(WeightRef{v->dtype, v->data, 1, v->numel(), nullptr, nullptr}, 0, n->data());
     } else if (WeightRef* slot = weight_slot(m.text, s)) {

@@ -71,19 +71,4 @@ Result<const float*> fp8_row_scales(LoadedModel& m, const std::string& weight_na
 
 void count_conversion();
 
-// The f32 norm-gain vector of `tw` a norm tensor of the table fills (nullptr for other roles).
-template <typename TW>
-auto* norm_of(TW& tw, const TensorSpec& s) {
-  switch (s.role) {
-    case TensorRole::kAttnNorm:
-      return &tw.layers[size_t(s.layer)].attn_norm;
-    case TensorRole::kFfnNorm:
-      return &tw.layers[size_t(s.layer)].ffn_norm;
-    case TensorRole::kFinalNorm:
-      return &tw.final_norm;
-    default:
-      return static_cast<decltype(&tw.final_norm)>(nullptr);
-  }
-}
-
 }  // namespace herd::run_internal

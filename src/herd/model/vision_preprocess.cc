@@ -5,8 +5,6 @@
 #include <cmath>
 #include <optional>
 
-#include "herd/tokenizer/image_tokens.h"
-
 namespace herd {
 namespace {
 
@@ -230,12 +228,6 @@ int64_t image_tokens_per_tile(int tile_size, int patch_size, double pixel_shuffl
   const int64_t side = tile_size / patch_size;
   const int64_t downsample = std::llround(1.0 / (pixel_shuffle_ratio * pixel_shuffle_ratio));
   return side * side / downsample;
-}
-
-int64_t image_token_count(const ImageTiles& t, int patch_size, double pixel_shuffle_ratio) {
-  return image_layout_token_count(
-      {t.tile_rows, t.tile_cols,
-       int(image_tokens_per_tile(t.tile_size, patch_size, pixel_shuffle_ratio))});
 }
 
 }  // namespace herd

@@ -50,8 +50,4 @@ Result<ImageTiles> preprocess_image(const Image& img, int tile_size,
 // 336, 14 and 0.5; HF-PROC num_patches_per_chunk).
 int64_t image_tokens_per_tile(int tile_size, int patch_size, double pixel_shuffle_ratio);
 
-// Prompt tokens of one image in the layout of spec §5.8, <|image_start|> … <|image_end|>
-// included: 147 for one tile, 727 for 2×2.
-int64_t image_token_count(const ImageTiles& t, int patch_size, double pixel_shuffle_ratio);
-
 }  // namespace herd

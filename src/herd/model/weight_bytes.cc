@@ -1,16 +1,18 @@
 #include "herd/model/weight_bytes.h"
 
-#include "herd/quant/formats.h"
+#include "herd/model/tensor_table.h"
+#include "herd/model/weight_slots.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
 int64_t weight_bytes(const WeightRef& w) {
   if (!w.data) return 0;
-  if (is_packed(w.dtype))
-    return w.rows * (packed_row_bytes(w.dtype, w.cols) + quant_groups(w.cols) * 4);
-  if (is_interleaved(w.dtype)) return il_rows(w.rows) * packed_row_bytes(w.dtype, w.cols);
-  if (w.dtype == DType::BF16T) return w.rows * packed_row_bytes(w.dtype, w.cols);
-  int64_t b = w.rows * w.cols * int64_t(dtype_size(w.dtype));
+  const FormatTraits& f = format_traits(w.dtype);
+  // Tiled / interleaved matrices are stored in whole blocks of rows (the last one padded).
+  const int64_t rows = (w.rows + f.row_block - 1) / f.row_block * f.row_block;
+  int64_t b = rows * format_row_bytes(f, w.cols);
+  if (w.group_scale) b += w.rows * ((w.cols + f.block - 1) / f.block) * 4;  // f32 per block
   if (w.row_scale) b += w.rows * 4;
   return b;
 }
@@ -19,24 +21,27 @@ int64_t decode_bytes_per_token(const LoadedModel& m) {
   const Llama4TextConfig& c = m.config.text;
   // The fast path reads the run-format weights when the model has them.
   const TextWeights& t = m.has_run ? m.run : m.text;
-  const int64_t H = c.hidden_size;
-  int64_t b = weight_bytes(t.embed) / std::max<int64_t>(t.embed.rows, 1);  // one row
-  b += weight_bytes(t.lm_head) + H * 4;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const LayerWeights& l = t.layers[size_t(i)];
-    b += weight_bytes(l.wq) + weight_bytes(l.wk) + weight_bytes(l.wv) + weight_bytes(l.wo);
-    b += 2 * H * 4;
-    if (c.layer_kind(i).moe) {
-      const int64_t E = std::max<int64_t>(c.num_local_experts, 1);
-      b += weight_bytes(l.router);
-      b += (weight_bytes(l.experts_gate_up) + weight_bytes(l.experts_up) +
-            weight_bytes(l.experts_down)) /
-           E;  // one expert
-      b += weight_bytes(l.shared_gate) + weight_bytes(l.shared_up) + weight_bytes(l.shared_down);
-    } else {
-      b += weight_bytes(l.dense_gate) + weight_bytes(l.dense_up) + weight_bytes(l.dense_down);
+  const int64_t E = std::max<int64_t>(c.num_local_experts, 1);
+  int64_t b = 0;
+  for (const TensorSpec& s : text_tensor_table(m.config)) {
+    if (norm_slot(t, s)) {
+      b += s.numel() * 4;  // f32 gains
+    } else if (const WeightRef* w = weight_slot(t, s)) {
+      const int64_t n = weight_bytes(*w);
+      if (s.role == TensorRole::kEmbedding)
+        b += n / std::max<int64_t>(w->rows, 1);  // one row
+      else if (weight_class(s.role) == WeightClass::kExpert)
+        // One expert of top-1 routing; a GGUF holds up_proj apart from gate_proj
+        // (LayerWeights::experts_up, empty otherwise) under the same role.
+        b += (n + (s.role == TensorRole::kExpertsGateUp
+                       ? weight_bytes(t.layers[size_t(s.layer)].experts_up)
+                       : 0)) /
+             E;
+      else
+        b += n;
     }
   }
+  if (c.tie_word_embeddings) b += weight_bytes(t.lm_head);  // not in the table when tied
   return b;
 }
 

@@ -9,27 +9,24 @@
 #include "herd/model/gguf_load.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/tensor_table.h"
+#include "herd/model/weight_slots.h"
 #include "herd/model/weight_views.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
 namespace {
 
 Status check_dtype(const std::string& dir, const TensorView& v) {
-  switch (v.dtype) {
-    case DType::BF16:
-    case DType::F16:
-    case DType::F32:
-      break;
-    case DType::F8_E4M3:
-      return make_error(
-          "model dir {}: tensor '{}' ({}) is F8_E4M3 outside the layout herd reads for FP8 "
-          "(compressed-tensors: per-expert Linear weights with a .weight_scale each)",
-          dir, v.name, v.file);
-    default:
-      return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32",
-                        dir, v.name, v.file, dtype_name(v.dtype));
-  }
+  const FormatKind kind = format_traits(v.dtype).kind;
+  if (kind == FormatKind::kScaledFloat)
+    return make_error(
+        "model dir {}: tensor '{}' ({}) is {} outside the layout herd reads for FP8 "
+        "(compressed-tensors: per-expert Linear weights with a .weight_scale each)",
+        dir, v.name, v.file, dtype_name(v.dtype));
+  if (kind != FormatKind::kFloat)
+    return make_error("model dir {}: tensor '{}' ({}) has dtype {}; expected BF16, F16 or F32", dir,
+                      v.name, v.file, dtype_name(v.dtype));
   // Kernels load elements directly: the official writer pads the header to 8 bytes, so only a
   // hand-made file can trip this, and we refuse it rather than read misaligned memory.
   if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0)
@@ -51,66 +48,12 @@ Result<const TensorView*> get_checked(const std::string& dir, const TensorStore&
   return v;
 }
 
-void assign(TextWeights& tw, TensorRole role, int layer, const TensorView& v) {
-  auto L = [&]() -> LayerWeights& { return tw.layers[size_t(layer)]; };
-  switch (role) {
-    case TensorRole::kEmbedding:
-      tw.embed = as_matrix(v);
-      break;
-    case TensorRole::kAttnNorm:
-      L().attn_norm = as_f32(v);
-      break;
-    case TensorRole::kAttnQ:
-      L().wq = as_matrix(v);
-      break;
-    case TensorRole::kAttnK:
-      L().wk = as_matrix(v);
-      break;
-    case TensorRole::kAttnV:
-      L().wv = as_matrix(v);
-      break;
-    case TensorRole::kAttnO:
-      L().wo = as_matrix(v);
-      break;
-    case TensorRole::kFfnNorm:
-      L().ffn_norm = as_f32(v);
-      break;
-    case TensorRole::kRouter:
-      L().router = as_matrix(v);
-      break;
-    case TensorRole::kExpertsGateUp:
-      L().experts_gate_up = as_matrix(v);
-      break;
-    case TensorRole::kExpertsDown:
-      L().experts_down = as_matrix(v);
-      break;
-    case TensorRole::kSharedGate:
-      L().shared_gate = as_matrix(v);
-      break;
-    case TensorRole::kSharedUp:
-      L().shared_up = as_matrix(v);
-      break;
-    case TensorRole::kSharedDown:
-      L().shared_down = as_matrix(v);
-      break;
-    case TensorRole::kDenseGate:
-      L().dense_gate = as_matrix(v);
-      break;
-    case TensorRole::kDenseUp:
-      L().dense_up = as_matrix(v);
-      break;
-    case TensorRole::kDenseDown:
-      L().dense_down = as_matrix(v);
-      break;
-    case TensorRole::kFinalNorm:
-      tw.final_norm = as_f32(v);
-      break;
-    case TensorRole::kLmHead:
-      tw.lm_head = as_matrix(v);
-      break;
-    case TensorRole::kVision:
-      break;
-  }
+// Views a table tensor in its slot: matrices as stored, norm gains as f32 copies.
+void assign(TextWeights& tw, const TensorSpec& spec, const TensorView& v) {
+  if (WeightRef* w = weight_slot(tw, spec))
+    *w = as_matrix(v);
+  else if (std::vector<float>* n = norm_slot(tw, spec))
+    *n = as_f32(v);
 }
 
 }  // namespace
@@ -148,7 +91,7 @@ Result<LoadedModel> load_model(const std::string& dir) {
     for (const TensorSpec& spec : text_tensor_table(m.config)) {
       HERD_ASSIGN_OR_RETURN(const TensorView* v, get_checked(dir, *m.store, spec));
       HERD_TRY(check_dtype(dir, *v));
-      assign(m.text, spec.role, spec.layer, *v);
+      assign(m.text, spec, *v);
     }
   }
   if (m.config.text.tie_word_embeddings) m.text.lm_head = m.text.embed;

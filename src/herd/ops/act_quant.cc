@@ -6,14 +6,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 
-#include "herd/ops/gemm.h"
 #include "herd/ops/gemm_gguf.h"
+#include "herd/ops/gemm.h"
 #include "herd/ops/gemm_internal.h"
 #include "herd/quant/formats.h"
-#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 
@@ -99,13 +99,12 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
   out.isa = active_isa();
   out.n = n;
   out.k = k;
-  if (is_gguf_kernel_type(weight_dtype))
-    return gemm_detail::prepare_gguf_acts(x, n, x_stride, k, out);
-  const bool quant = takes_int8_acts(weight_dtype);
-  out.kpad = round_up(std::max<int64_t>(k, 1), quant ? kQuantGroup : 32);
+  const ActFormat act = format_traits(weight_dtype).act;
+  if (act == ActFormat::kGguf) return gemm_detail::prepare_gguf_acts(x, n, x_stride, k, out);
+  out.kpad = round_up(std::max<int64_t>(k, 1), act == ActFormat::kQ8Group ? kQuantGroup : 32);
   const int64_t kp = out.kpad;
-  switch (weight_dtype) {
-    case DType::F32: {
+  switch (act) {
+    case ActFormat::kF32: {
       float* d = out.f32.ensure(size_t(n * kp));
       for (int64_t t = 0; t < n; ++t) {
         std::memcpy(d + t * kp, x + t * x_stride, size_t(k) * 4);
@@ -113,12 +112,12 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
       }
       break;
     }
-    case DType::BF16:
-    case DType::BF16T:
-    case DType::F8_E4M3: {
+    case ActFormat::kBF16:
+    case ActFormat::kBF16Rows16: {
       // BF16T on AMX reads 16-token tiles straight from these rows: zero rows up to a multiple
       // of 16 so a tail tile reads defined values (their outputs are dropped).
-      const int64_t rows = weight_dtype == DType::BF16T ? (n + 15) / 16 * 16 : n;
+      const bool rows16 = act == ActFormat::kBF16Rows16;
+      const int64_t rows = rows16 ? (n + 15) / 16 * 16 : n;
       uint16_t* d = out.bf16.ensure(size_t(rows * kp));
       std::fill(d + n * kp, d + rows * kp, uint16_t(0));
       for (int64_t t = 0; t < n; ++t) {
@@ -130,10 +129,10 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
           for (int64_t i = 0; i < k; ++i) dt[i] = f32_to_bf16(xt[i]);
         std::fill(dt + k, dt + kp, uint16_t(0));
       }
-      if (out.isa == Isa::kAmx && weight_dtype != DType::BF16T) gemm_detail::amx_pack_bf16(out);
+      if (out.isa == Isa::kAmx && !rows16) gemm_detail::amx_pack_bf16(out);
       break;
     }
-    default: {  // Q8G / Q4G / Q8GI / Q4GI
+    case ActFormat::kQ8Group: {
       const int64_t G = kp / kQuantGroup;
       int8_t* q = out.q.ensure(size_t(n * kp));
       float* sc = out.q_scale.ensure(size_t(G * n));
@@ -143,7 +142,10 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
         (simd ? quantize_row_avx512 : quantize_row)(x + t * x_stride, k, kp, q + t * kp, sc + t,
                                                     su + t, n);
       if (out.isa == Isa::kAmx) gemm_detail::amx_pack_int8(out);
+      break;
     }
+    case ActFormat::kNone:
+      assert(false && "prepare_acts: weight dtype without a product (quant/format_table.cc)");
   }
 }
 

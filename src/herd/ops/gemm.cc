@@ -13,12 +13,11 @@
 #include "herd/ops/gemm_gguf.h"
 #include "herd/ops/gemm_internal.h"
 #include "herd/quant/formats.h"
-#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 
-using gemm_detail::FormatKernels;
 using gemm_detail::Kernel;
+using gemm_detail::KernelSet;
 
 namespace {
 
@@ -41,84 +40,54 @@ std::atomic<Isa>& active() {
   return isa;
 }
 
-FormatKernels kernels_for(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar:
-      return gemm_detail::scalar_kernels();
-    case Isa::kAvx2:
-      return gemm_detail::avx2_kernels();
-    case Isa::kAvx512: {
-      FormatKernels k = gemm_detail::avx512_kernels();
-      const FormatKernels k2 = gemm_detail::avx2_kernels();  // int8 without VNNI
-      k.q8 = k2.q8, k.q4 = k2.q4;
-      return k;
-    }
-    case Isa::kAvx512Vnni: {
-      FormatKernels k = cpu_features().avx512bf16 ? gemm_detail::avx512_bf16_kernels()
-                                                  : gemm_detail::avx512_kernels();
-      const FormatKernels kq = gemm_detail::vnni_kernels();
-      const FormatKernels ki = gemm_detail::vnni_il_kernels();
-      k.q8 = kq.q8, k.q4 = kq.q4, k.q8i = ki.q8i, k.q4i = ki.q4i;
-      if (cpu_features().avx512bf16) k.bf16t = gemm_detail::bf16t_dpbf16_kernels().bf16t;
-      return k;
-    }
-    case Isa::kAmx:
-      return gemm_detail::amx_kernels();
-  }
-  return gemm_detail::scalar_kernels();
+// Each target's kernels: the ISA files' sets overlaid in order (later wins), from the portable
+// scalar set up, so a format no faster file implements keeps the scalar kernel. (BF16T is made
+// for AMX and AVX512_BF16 machines, Q8GI / Q4GI for VNNI ones (run_weights.cc); other targets
+// only meet them when forced below the ISA active at load (tests).)
+// F16 and ggml's block formats (ops/gemm_gguf*.cc): one kernel per type per ISA file.
+KernelSet gguf_kernels(gemm_detail::Kernel (*of)(DType)) {
+  KernelSet s;
+  for (DType t : {DType::F16, DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1, DType::GGUF_Q5_K,
+                  DType::GGUF_Q4_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K})
+    s.overlay({{t, of(t)}});
+  return s;
 }
 
-// BF16T is made for AMX and AVX512_BF16 machines, Q8GI / Q4GI for VNNI ones (run_weights.cc);
-// other targets only
-// meet them when forced below the ISA active at load (tests), and read them with the portable
-// kernels.
-FormatKernels with_bf16t(FormatKernels k) {
-  const FormatKernels s = gemm_detail::scalar_kernels();
-  if (!k.bf16t) k.bf16t = s.bf16t;
-  if (!k.q8i) k.q8i = s.q8i;
-  if (!k.q4i) k.q4i = s.q4i;
+KernelSet kernels_for(Isa isa) {
+  using namespace gemm_detail;
+  KernelSet k = scalar_kernels();
+  k.overlay(gguf_kernels(gguf_scalar_kernel));
+  if (isa == Isa::kAvx512Vnni || isa == Isa::kAmx) k.overlay(gguf_kernels(gguf_vnni_kernel));
+  switch (isa) {
+    case Isa::kScalar:
+      break;
+    case Isa::kAvx2:
+      k.overlay(avx2_kernels());
+      break;
+    case Isa::kAvx512:  // int8 without VNNI: AVX2's
+      k.overlay(avx2_kernels()).overlay(avx512_kernels());
+      break;
+    case Isa::kAvx512Vnni:
+      k.overlay(cpu_features().avx512bf16 ? avx512_bf16_kernels() : avx512_kernels())
+          .overlay(vnni_kernels())
+          .overlay(vnni_il_kernels());
+      if (cpu_features().avx512bf16) k.overlay(bf16t_dpbf16_kernels());
+      break;
+    case Isa::kAmx:
+      // Interleaved int weights on an AMX machine (loaded with the VNNI target active): VNNI
+      // reads them, bitwise like every other int path.
+      k.overlay(avx512_bf16_kernels()).overlay(vnni_il_kernels()).overlay(amx_kernels());
+      break;
+  }
   return k;
 }
 
-const FormatKernels& table(Isa isa) {
-  static const FormatKernels t[] = {
-      with_bf16t(kernels_for(Isa::kScalar)), with_bf16t(kernels_for(Isa::kAvx2)),
-      with_bf16t(kernels_for(Isa::kAvx512)), with_bf16t(kernels_for(Isa::kAvx512Vnni)),
-      with_bf16t(kernels_for(Isa::kAmx))};
+// Resolved once per target; gemm looks a job's kernel up once per call.
+const KernelSet& table(Isa isa) {
+  static const KernelSet t[] = {kernels_for(Isa::kScalar), kernels_for(Isa::kAvx2),
+                                kernels_for(Isa::kAvx512), kernels_for(Isa::kAvx512Vnni),
+                                kernels_for(Isa::kAmx)};
   return t[int(isa)];
-}
-
-Kernel kernel(const FormatKernels& k, DType t) {
-  switch (t) {
-    case DType::F32:
-      return k.f32;
-    case DType::BF16:
-      return k.bf16;
-    case DType::F8_E4M3:
-      return k.fp8;
-    case DType::Q8G:
-      return k.q8;
-    case DType::Q4G:
-      return k.q4;
-    case DType::BF16T:
-      return k.bf16t;
-    case DType::Q8GI:
-      return k.q8i;
-    case DType::Q4GI:
-      return k.q4i;
-    default:
-      return nullptr;
-  }
-}
-
-Kernel kernel_for(Isa isa, DType t) {
-  return is_gguf_kernel_type(t) ? gemm_detail::gguf_kernel(isa, t) : kernel(table(isa), t);
-}
-
-int64_t weight_row_bytes(const WeightRef& w) {
-  if (is_gguf_kernel_type(w.dtype)) return gguf_row_bytes(w.dtype, w.cols);
-  return is_blocked(w.dtype) ? packed_row_bytes(w.dtype, w.cols)
-                             : w.cols * int64_t(dtype_size(w.dtype));
 }
 
 int64_t round_up(int64_t v, int64_t m) {
@@ -194,7 +163,7 @@ void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs) {
       split[j].rc = std::clamp(round_up(total_rows / (nth * 8), 64), int64_t(64), int64_t(512));
       split[j].tc = std::max<int64_t>(n, 1);
     } else {
-      const int64_t rb = weight_row_bytes(g.w);
+      const int64_t rb = format_row_bytes(g.w.dtype, g.w.cols);
       split[j].rc = std::clamp(round_up((512 << 10) / std::max<int64_t>(rb, 1), 16), int64_t(16),
                                int64_t(256));
       split[j].tc = std::min(n, int64_t(128));
@@ -217,9 +186,9 @@ void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs) {
   int64_t first[kMaxJobs + 1];
   first[0] = 0;
   for (size_t j = 0; j < n_jobs; ++j) {
-    fns[j] = kernel_for(jobs[j].a->isa, jobs[j].w.dtype);
+    fns[j] = table(jobs[j].a->isa)[jobs[j].w.dtype];
     assert((fns[j] || split[j].tasks() == 0) &&
-           "gemm: weight dtype without a kernel (BF16, F32, F8_E4M3, Q8G, Q4G)");
+           "gemm: weight dtype without a kernel on this target (ops/gemm_internal.h KernelSet)");
     first[j + 1] = first[j] + split[j].tasks();
   }
   pool.parallel_for(size_t(tasks), 1, [&](size_t b0, size_t b1, int) {
@@ -244,7 +213,7 @@ void gemm(ThreadPool& pool, const PreparedActs& a, const WeightRef& w, float* y,
 void gemm_serial(const PreparedActs& a, const WeightRef& w, float* y, int64_t y_stride) {
   assert(w.cols == a.k);
   if (a.n <= 0 || w.rows <= 0) return;
-  const Kernel fn = kernel_for(a.isa, w.dtype);
+  const Kernel fn = table(a.isa)[w.dtype];
   assert(fn && "gemm: weight dtype without a kernel");
   for (int64_t t0 = 0; t0 < a.n; t0 += 128)  // token blocks as gemm's (any split is exact)
     fn(a, w, 0, w.rows, t0, std::min(a.n, t0 + 128), y, y_stride);

@@ -405,18 +405,12 @@ void amx_pack_int8(PreparedActs& a) {
   interleave_dwords(a.q.data(), a.n, a.kpad / 4, a.amx);  // K quads
 }
 
-FormatKernels amx_kernels() {
-  FormatKernels k = avx512_bf16_kernels();  // F32 weights: no AMX f32 product
-  k.bf16 = bf16_kernel;
-  k.bf16t = bf16t_kernel;
-  k.fp8 = bf16_kernel;
-  k.q8 = quant_kernel<DType::Q8G>;
-  k.q4 = quant_kernel<DType::Q4G>;
-  // Interleaved int weights on an AMX machine (loaded with the VNNI target active): VNNI reads
-  // them, bitwise like every other int path.
-  const FormatKernels ki = vnni_il_kernels();
-  k.q8i = ki.q8i, k.q4i = ki.q4i;
-  return k;
+KernelSet amx_kernels() {  // F32 weights: no AMX f32 product (gemm.cc takes AVX-512's)
+  return {{DType::BF16, bf16_kernel},
+          {DType::BF16T, bf16t_kernel},
+          {DType::F8_E4M3, bf16_kernel},
+          {DType::Q8G, quant_kernel<DType::Q8G>},
+          {DType::Q4G, quant_kernel<DType::Q4G>}};
 }
 
 }  // namespace herd::gemm_detail

@@ -198,14 +198,12 @@ void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
 
 }  // namespace
 
-FormatKernels avx2_kernels() {
-  FormatKernels k;
-  k.f32 = float_kernel<DType::F32>;
-  k.bf16 = float_kernel<DType::BF16>;
-  k.fp8 = float_kernel<DType::F8_E4M3>;
-  k.q8 = quant_kernel<DType::Q8G>;
-  k.q4 = quant_kernel<DType::Q4G>;
-  return k;
+KernelSet avx2_kernels() {
+  return {{DType::F32, float_kernel<DType::F32>},
+          {DType::BF16, float_kernel<DType::BF16>},
+          {DType::F8_E4M3, float_kernel<DType::F8_E4M3>},
+          {DType::Q8G, quant_kernel<DType::Q8G>},
+          {DType::Q4G, quant_kernel<DType::Q4G>}};
 }
 
 }  // namespace herd::gemm_detail

@@ -170,19 +170,15 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
 
 }  // namespace
 
-FormatKernels avx512_kernels() {
-  FormatKernels k;
-  k.f32 = kernel<F32Fma, TileF, 4, 6>;
-  k.bf16 = kernel<Bf16Fma, TileF, 4, 4>;
-  k.fp8 = kernel<Fp8Fma, TileF, 4, 4>;
-  return k;
+KernelSet avx512_kernels() {
+  return {{DType::F32, kernel<F32Fma, TileF, 4, 6>},
+          {DType::BF16, kernel<Bf16Fma, TileF, 4, 4>},
+          {DType::F8_E4M3, kernel<Fp8Fma, TileF, 4, 4>}};
 }
 
-FormatKernels avx512_bf16_kernels() {
-  FormatKernels k = avx512_kernels();
-  k.bf16 = kernel<Bf16Dp, TileBf, 4, 6>;
-  k.fp8 = kernel<Fp8Dp, TileBf, 4, 6>;
-  return k;
+KernelSet avx512_bf16_kernels() {
+  return avx512_kernels().overlay(
+      {{DType::BF16, kernel<Bf16Dp, TileBf, 4, 6>}, {DType::F8_E4M3, kernel<Fp8Dp, TileBf, 4, 6>}});
 }
 
 }  // namespace herd::gemm_detail

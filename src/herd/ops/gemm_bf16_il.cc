@@ -91,10 +91,8 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
 
 }  // namespace
 
-FormatKernels bf16t_dpbf16_kernels() {
-  FormatKernels k;
-  k.bf16t = kernel;
-  return k;
+KernelSet bf16t_dpbf16_kernels() {
+  return {{DType::BF16T, kernel}};
 }
 
 }  // namespace herd::gemm_detail

@@ -4,9 +4,11 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <utility>
 
 #include "herd/ops/gemm.h"
+#include "herd/quant/format_table.h"
 
 namespace herd::gemm_detail {
 
@@ -14,22 +16,37 @@ namespace herd::gemm_detail {
 using Kernel = void (*)(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1,
                         int64_t t0, int64_t t1, float* y, int64_t y_stride);
 
-struct FormatKernels {
-  Kernel f32 = nullptr, bf16 = nullptr, fp8 = nullptr, q8 = nullptr, q4 = nullptr;
-  Kernel bf16t = nullptr;  // BF16T: AMX (+ its bitwise vector decode); elsewhere the scalar one
-  // Q8GI / Q4GI: VNNI (and AMX, which has VNNI); elsewhere the scalar ones.
-  Kernel q8i = nullptr, q4i = nullptr;
+// The ops/ half of the format table (quant/format_table.h; ggml's type_traits_cpu): one
+// dispatch target's product kernel per weight format, indexed by DType. Each ISA file returns a
+// set holding the formats it implements; gemm.cc overlays them per target (later sets win), so a
+// new format is one more entry in its own file's set.
+class KernelSet {
+ public:
+  KernelSet() = default;
+  KernelSet(std::initializer_list<std::pair<DType, Kernel>> entries) {
+    for (const auto& [t, k] : entries) k_[size_t(t)] = k;
+  }
+  Kernel operator[](DType t) const { return k_[size_t(t)]; }
+  // Every kernel `o` has replaces ours.
+  KernelSet& overlay(const KernelSet& o) {
+    for (size_t i = 0; i < k_.size(); ++i)
+      if (o.k_[i]) k_[i] = o.k_[i];
+    return *this;
+  }
+
+ private:
+  std::array<Kernel, kDTypeCount> k_{};
 };
 
-// One table per ISA file (a file's functions carry that ISA's target attribute).
-FormatKernels scalar_kernels();
-FormatKernels avx2_kernels();
-FormatKernels avx512_kernels();  // float formats with AVX-512F; bf16 with vdpbf16ps if `bf16`
-FormatKernels avx512_bf16_kernels();
-FormatKernels vnni_kernels();          // Q8G / Q4G with vpdpbusd
-FormatKernels vnni_il_kernels();       // Q8GI / Q4GI with vpdpbusd (gemm_vnni_il.cc)
-FormatKernels bf16t_dpbf16_kernels();  // BF16T with vdpbf16ps, no AMX (gemm_bf16_il.cc)
-FormatKernels amx_kernels();  // bf16 / fp8 (every n) and Q8G / Q4G (falls back to VNNI for n<16)
+// One set per ISA file (a file's functions carry that ISA's target attribute).
+KernelSet scalar_kernels();        // every herd format: the portable fallback of every target
+KernelSet avx2_kernels();          // F32, BF16, F8_E4M3, Q8G, Q4G
+KernelSet avx512_kernels();        // float formats with AVX-512F
+KernelSet avx512_bf16_kernels();   // the same, bf16 / fp8 with vdpbf16ps
+KernelSet vnni_kernels();          // Q8G / Q4G with vpdpbusd
+KernelSet vnni_il_kernels();       // Q8GI / Q4GI with vpdpbusd (gemm_vnni_il.cc)
+KernelSet bf16t_dpbf16_kernels();  // BF16T with vdpbf16ps, no AMX (gemm_bf16_il.cc)
+KernelSet amx_kernels();           // bf16 / fp8 / BF16T (every n) and Q8G / Q4G (VNNI for n<16)
 
 // AMX activation layouts (gemm_amx.cc), filled by prepare_acts when the ISA is kAmx.
 void amx_pack_bf16(PreparedActs& a);

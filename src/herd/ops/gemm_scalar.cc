@@ -134,17 +134,15 @@ void quant_il_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int6
 
 }  // namespace
 
-FormatKernels scalar_kernels() {
-  FormatKernels k;
-  k.f32 = f32_kernel;
-  k.bf16 = bf16_kernel;
-  k.bf16t = bf16t_kernel;
-  k.fp8 = fp8_kernel;
-  k.q8 = quant_kernel<DType::Q8G>;
-  k.q4 = quant_kernel<DType::Q4G>;
-  k.q8i = quant_il_kernel<DType::Q8GI>;
-  k.q4i = quant_il_kernel<DType::Q4GI>;
-  return k;
+KernelSet scalar_kernels() {
+  return {{DType::F32, f32_kernel},
+          {DType::BF16, bf16_kernel},
+          {DType::BF16T, bf16t_kernel},
+          {DType::F8_E4M3, fp8_kernel},
+          {DType::Q8G, quant_kernel<DType::Q8G>},
+          {DType::Q4G, quant_kernel<DType::Q4G>},
+          {DType::Q8GI, quant_il_kernel<DType::Q8GI>},
+          {DType::Q4GI, quant_il_kernel<DType::Q4GI>}};
 }
 
 }  // namespace herd::gemm_detail

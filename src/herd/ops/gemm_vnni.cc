@@ -150,11 +150,8 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
 
 }  // namespace
 
-FormatKernels vnni_kernels() {
-  FormatKernels k;
-  k.q8 = kernel<DType::Q8G>;
-  k.q4 = kernel<DType::Q4G>;
-  return k;
+KernelSet vnni_kernels() {
+  return {{DType::Q8G, kernel<DType::Q8G>}, {DType::Q4G, kernel<DType::Q4G>}};
 }
 
 // Used by the AMX table for the token blocks too small for a tile (bitwise the same results).

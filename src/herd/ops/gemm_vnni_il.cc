@@ -148,11 +148,8 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
 
 }  // namespace
 
-FormatKernels vnni_il_kernels() {
-  FormatKernels k;
-  k.q8i = kernel<DType::Q8GI>;
-  k.q4i = kernel<DType::Q4GI>;
-  return k;
+KernelSet vnni_il_kernels() {
+  return {{DType::Q8GI, kernel<DType::Q8GI>}, {DType::Q4GI, kernel<DType::Q4GI>}};
 }
 
 }  // namespace herd::gemm_detail

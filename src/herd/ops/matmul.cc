@@ -8,6 +8,8 @@
 // logits do not depend on which other tokens share its batch.
 #include "herd/ops/matmul.h"
 
+#include "herd/quant/format_table.h"
+
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -23,46 +25,23 @@ constexpr int64_t kMinColBlock = 256;   // output columns per task of the input-
 constexpr int64_t kTileFloats = 32768;  // y tile of one input-major task: 128 KiB, cache-resident
 constexpr int64_t kTaskMacs = 1 << 16;  // aim for at least this much work per pool task
 
-const std::array<float, 256>& fp8_table() {
-  static const std::array<float, 256> t = [] {
-    std::array<float, 256> a{};
-    for (int i = 0; i < 256; ++i) a[size_t(i)] = fp8_e4m3_to_f32(uint8_t(i));
-    return a;
-  }();
-  return t;
-}
-
-// Columns [c0, c0 + nc) of row r as f32. F32 weights are returned in place; other formats are
-// converted into `buf` (nc floats), or `full` (w.cols floats) for formats only dequantize_row
-// knows (packed quant/ blocks).
+// Columns [c0, c0 + nc) of row r as f32. F32 weights are returned in place; other plain formats
+// (one element per block) are converted into `buf` (nc floats), block formats into `full`
+// (w.cols floats) by their whole-row decoder.
 const float* row_f32(const WeightRef& w, int64_t r, int64_t c0, int64_t nc, float* buf,
                      std::vector<float>& full) {
   const int64_t off = r * w.cols + c0;
-  switch (w.dtype) {
-    case DType::F32:
-      return static_cast<const float*>(w.data) + off;
-    case DType::BF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(w.data) + off;
-      for (int64_t c = 0; c < nc; ++c) buf[c] = bf16_to_f32(p[c]);
-      return buf;
-    }
-    case DType::F16: {
-      const uint16_t* p = static_cast<const uint16_t*>(w.data) + off;
-      for (int64_t c = 0; c < nc; ++c) buf[c] = f16_to_f32(p[c]);
-      return buf;
-    }
-    case DType::F8_E4M3: {
-      const uint8_t* p = static_cast<const uint8_t*>(w.data) + off;
-      const auto& t = fp8_table();
-      const float s = w.row_scale ? w.row_scale[r] : 1.0f;
-      for (int64_t c = 0; c < nc; ++c) buf[c] = t[p[c]] * s;
-      return buf;
-    }
-    default:
-      full.resize(size_t(w.cols));
-      dequantize_row(w, r, full.data());
-      return full.data() + c0;
+  if (w.dtype == DType::F32) return static_cast<const float*>(w.data) + off;
+  const FormatTraits& f = format_traits(w.dtype);
+  if (f.block == 1) {  // the columns alone, as a one-row view
+    const RowsView cols{static_cast<const uint8_t*>(w.data) + off * f.block_bytes, nc,
+                        w.row_scale ? w.row_scale + r : nullptr, nullptr};
+    f.to_float(cols, 0, buf);
+    return buf;
   }
+  full.resize(size_t(w.cols));
+  dequantize_row(w, r, full.data());
+  return full.data() + c0;
 }
 
 // y[c] = (((y[c] + x[0]·w[0][c]) + x[1]·w[1][c]) + ...): exactly the sequential axpys one input

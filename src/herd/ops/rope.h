@@ -5,9 +5,16 @@
 #include <optional>
 #include <vector>
 
-#include "herd/model/config.h"
-
 namespace herd {
+
+// llama3 frequency scaling (spec §3.4); absent for Maverick. Config holds one (config.json
+// "rope_scaling"); it lives here, beside its only consumer, so ops/ needs nothing from model/.
+struct RopeScaling {  // llama3 frequency scaling (spec §3.4); absent for Maverick
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 1.0f;
+  int64_t original_max_position_embeddings = 8192;
+};
 
 // inv_freq[j] = theta^(-2j/head_dim), j < head_dim/2, then llama3 scaling when given.
 std::vector<float> rope_inv_freq(int64_t head_dim, double theta,

@@ -7,11 +7,7 @@
 namespace herd {
 
 int64_t packed_row_bytes(DType t, int64_t cols) {
-  if (t == DType::Q8G) return quant_groups(cols) * kQuantGroup;
-  if (t == DType::Q4G) return quant_groups(cols) * kQuantGroup / 2;
-  if (t == DType::BF16T) return tiled_kpad(cols) * 2;
-  if (is_interleaved(t)) return quant_groups(cols) * il_record_bytes(t) / 16;
-  return 0;
+  return is_blocked(t) ? format_row_bytes(t, cols) : 0;
 }
 
 namespace {

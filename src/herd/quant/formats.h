@@ -35,6 +35,7 @@
 #include <cstdint>
 
 #include "herd/base/dtype.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
@@ -43,25 +44,26 @@ inline constexpr int64_t kQuantGroup = 128;
 inline int64_t quant_groups(int64_t cols) {
   return (cols + kQuantGroup - 1) / kQuantGroup;
 }
-// Bytes of packed values per row (scales not included); 0 for non-packed dtypes.
+// Bytes of packed values per row (scales not included); 0 for non-blocked dtypes.
 int64_t packed_row_bytes(DType t, int64_t cols);
+// The questions below are the format table's (format_table.h), kept as names for readability.
 inline bool is_packed(DType t) {
-  return t == DType::Q8G || t == DType::Q4G;
+  return format_traits(t).kind == FormatKind::kGroupQuant;
+}
+inline bool is_interleaved(DType t) {
+  return format_traits(t).kind == FormatKind::kInterleaved;
 }
 // Formats whose rows are not cols * dtype_size bytes (packed_row_bytes gives the row stride).
-inline bool is_interleaved(DType t) {
-  return t == DType::Q8GI || t == DType::Q4GI;
-}
 inline bool is_blocked(DType t) {
-  return is_packed(t) || t == DType::BF16T || is_interleaved(t);
+  return format_traits(t).block > 1;
 }
 // Formats whose products take int8-quantized activations (PreparedActs::q).
 inline bool takes_int8_acts(DType t) {
-  return is_packed(t) || is_interleaved(t);
+  return format_traits(t).act == ActFormat::kQ8Group;
 }
 // Q8GI -> Q8G, Q4GI -> Q4G (the codes' format); other types unchanged.
 inline DType code_format(DType t) {
-  return t == DType::Q8GI ? DType::Q8G : t == DType::Q4GI ? DType::Q4G : t;
+  return format_traits(t).codes;
 }
 // The interleaved counterpart of a packed format.
 inline DType interleaved_format(DType t) {

@@ -48,7 +48,7 @@ DType run_dtype(QuantMode m, WeightClass c) {
 }
 
 int64_t encoded_row_bytes(DType t, int64_t cols) {
-  return is_blocked(t) ? packed_row_bytes(t, cols) : cols * int64_t(dtype_size(t));
+  return format_row_bytes(t, cols);
 }
 
 namespace {
@@ -110,25 +110,9 @@ HERD_VECTORIZE void quantize_row_q4g_fast(const float* x, int64_t cols, uint8_t*
 }
 
 void encode_row(const float* x, int64_t cols, DType to, uint8_t* dst, float* scales) {
-  switch (to) {
-    case DType::Q8G:
-      quantize_row_q8g_fast(x, cols, dst, scales);
-      return;
-    case DType::Q4G:
-      quantize_row_q4g_fast(x, cols, dst, scales);
-      return;
-    case DType::BF16:
-      for (int64_t c = 0; c < cols; ++c) {
-        const uint16_t b = f32_to_bf16(x[c]);
-        std::memcpy(dst + 2 * c, &b, 2);
-      }
-      return;
-    case DType::F32:
-      std::memcpy(dst, x, size_t(cols) * 4);
-      return;
-    default:
-      assert(false && "encode_row: unsupported target dtype");
-  }
+  const auto from_float = format_traits(to).from_float;
+  assert(from_float && "encode_row: herd does not write rows of this dtype");
+  from_float(x, cols, dst, scales);
 }
 
 }  // namespace herd

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "herd/model/vision_preprocess.h"
-#include "herd/model/vision_splice.h"
 #include "herd/runtime/engine.h"
+#include "herd/runtime/vision_splice.h"
 #include "herd/server/logprobs.h"
 #include "herd/server/metrics.h"
 

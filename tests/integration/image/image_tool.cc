@@ -18,6 +18,7 @@
 
 #include "herd/io/image.h"
 #include "herd/model/vision_preprocess.h"
+#include "herd/runtime/vision_splice.h"
 #include "herd/tokenizer/image_tokens.h"
 
 namespace {

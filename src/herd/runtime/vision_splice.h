@@ -17,6 +17,11 @@
 
 namespace herd {
 
+// Prompt tokens of one image in the layout of spec §5.8, <|image_start|> … <|image_end|>
+// included: 147 for one tile, 727 for 2×2. (Here, not in model/vision_preprocess.h: the layout
+// is the tokenizer's, and model/ does not include tokenizer/.)
+int64_t image_token_count(const ImageTiles& t, int patch_size, double pixel_shuffle_ratio);
+
 // The shape of a preprocessed image's layout for this encoder.
 ImageTokenShape image_token_shape(const ImageTiles& tiles, const VisionEncoder& enc);
 

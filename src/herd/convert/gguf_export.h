@@ -46,10 +46,6 @@ std::vector<std::string> llama_cpp_differences(const Llama4TextConfig& cfg);
 void add_llama4_metadata(const Llama4Config& cfg, GgufDtype dtype, const std::string& name,
                          gguf::Writer& w);
 
-// rope_freqs: per rotary pair j, the divisor llama.cpp applies to the frequency
-// (inv_freq_scaled = inv_freq / factor[j]), computed in float32 like the converter. Empty when
-// the config has no llama3 rope scaling.
-std::vector<float> llama3_rope_factors(const Llama4TextConfig& cfg);
 
 // GGUF name, GGML ne and element type of one table tensor as exported (the fused expert
 // tensor gives two outputs: gate and up). Empty for tensors that are not exported.

@@ -1,4 +1,4 @@
-#include "herd/model/synth_tokenizer.h"
+#include "herd/convert/synth_tokenizer.h"
 
 #include <map>
 #include <nlohmann/json.hpp>

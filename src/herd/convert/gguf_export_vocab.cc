@@ -16,8 +16,8 @@
 #include <unordered_map>
 
 #include "herd/base/mapped_file.h"
+#include "herd/convert/gguf_export.h"
 #include "herd/io/model_dir.h"
-#include "herd/model/gguf_export.h"
 #include "herd/tokenizer/tokenizer.h"
 
 namespace herd {

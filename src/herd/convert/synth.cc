@@ -1,10 +1,10 @@
 // `herd synth` presets and the config they produce (writing is in synth_write.cc).
-#include "herd/model/synth.h"
+#include "herd/convert/synth.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "herd/model/synth_tokenizer.h"
+#include "herd/convert/synth_tokenizer.h"
 
 namespace herd {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "herd/model/gguf_export.h"
+#include "herd/convert/gguf_export.h"
 
 namespace herd {
 
@@ -66,31 +66,6 @@ std::vector<std::string> llama_cpp_differences(const Llama4TextConfig& t) {
   if (t.num_local_experts == 0)
     out.push_back("no experts: llama.cpp rejects llama4 without experts");
   if (t.attention_bias) out.push_back("attention_bias: llama.cpp's llama4 has no biases");
-  return out;
-}
-
-std::vector<float> llama3_rope_factors(const Llama4TextConfig& t) {
-  if (!t.rope_scaling) return {};
-  const RopeScaling& s = *t.rope_scaling;
-  const int64_t dim = t.head_dim;
-  // float32 throughout, as torch computes it in the converter (generate_extra_tensors).
-  const float old_ctx = float(s.original_max_position_embeddings);
-  const float low_wavelen = old_ctx / s.low_freq_factor;
-  const float high_wavelen = old_ctx / s.high_freq_factor;
-  std::vector<float> out;
-  for (int64_t j = 0; j < dim; j += 2) {
-    const float freq = 1.0f / std::pow(float(t.rope_theta), float(j) / float(dim));
-    const float wavelen = 2.0f * float(M_PI) / freq;
-    if (wavelen < high_wavelen) {
-      out.push_back(1.0f);
-    } else if (wavelen > low_wavelen) {
-      out.push_back(s.factor);
-    } else {
-      const float smooth =
-          (old_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-      out.push_back(1.0f / ((1.0f - smooth) / s.factor + smooth));
-    }
-  }
   return out;
 }
 

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "herd/model/synth.h"
+#include "herd/convert/synth.h"
 #include "herd/quant/fp8.h"
 
 namespace herd {

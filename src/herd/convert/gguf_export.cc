@@ -1,6 +1,6 @@
 // GGUF export: walks the tensor table, checks each stored tensor against it, and streams the
 // converted (and for the fused experts, split + transposed) data into the GGUF writer.
-#include "herd/model/gguf_export.h"
+#include "herd/convert/gguf_export.h"
 
 #include <fmt/format.h>
 
@@ -9,30 +9,16 @@
 
 #include "herd/base/dtype.h"
 #include "herd/io/safetensors.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 namespace {
 
 using gguf::GgmlType;
 
-float load_f32(const uint8_t* p, DType t) {
-  switch (t) {
-    case DType::BF16: {
-      uint16_t v;
-      std::memcpy(&v, p, 2);
-      return bf16_to_f32(v);
-    }
-    case DType::F16: {
-      uint16_t v;
-      std::memcpy(&v, p, 2);
-      return f16_to_f32(v);
-    }
-    default: {
-      float v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
-  }
+// `n` consecutive stored elements (F32, F16 or BF16: checked by the caller) as f32.
+void load_f32(const uint8_t* src, DType t, size_t n, float* out) {
+  format_traits(t).to_float(RowsView{src, int64_t(n), nullptr, nullptr}, 0, out);
 }
 
 void store(float v, GgmlType t, uint8_t* dst) {
@@ -46,8 +32,10 @@ void store(float v, GgmlType t, uint8_t* dst) {
 
 // Converts `n` consecutive elements (exact for BF16 -> F32 / BF16; F16 output rounds).
 void convert(const uint8_t* src, DType st, size_t n, GgmlType dt, uint8_t* dst) {
-  const size_t ss = dtype_size(st), ds = gguf::ggml_type_size(dt);
-  for (size_t i = 0; i < n; ++i) store(load_f32(src + i * ss, st), dt, dst + i * ds);
+  const size_t ds = gguf::ggml_type_size(dt);
+  std::vector<float> f(n);
+  load_f32(src, st, n, f.data());
+  for (size_t i = 0; i < n; ++i) store(f[i], dt, dst + i * ds);
 }
 
 // The whole tensor, element by element, in blocks.
@@ -73,15 +61,14 @@ gguf::TensorFill transpose_fill(const TensorView* v, int64_t batches, int64_t ro
     const size_t ss = dtype_size(v->dtype), ds = gguf::ggml_type_size(dt);
     const int64_t tile = 64;
     std::vector<uint8_t> buf(size_t(tile * rows) * ds);
+    float f[tile];
     for (int64_t b = 0; b < batches; ++b) {
       const uint8_t* m = v->data + size_t(b * rows * cols) * ss;
       for (int64_t ct = 0; ct < nc; ct += tile) {
         const int64_t k = std::min(tile, nc - ct);
         for (int64_t r = 0; r < rows; ++r) {
-          const uint8_t* src = m + size_t(r * cols + c0 + ct) * ss;
-          for (int64_t c = 0; c < k; ++c)
-            store(load_f32(src + size_t(c) * ss, v->dtype), dt,
-                  buf.data() + size_t(c * rows + r) * ds);
+          load_f32(m + size_t(r * cols + c0 + ct) * ss, v->dtype, size_t(k), f);
+          for (int64_t c = 0; c < k; ++c) store(f[c], dt, buf.data() + size_t(c * rows + r) * ds);
         }
         HERD_TRY(out.write(buf.data(), size_t(k * rows) * ds));
       }
@@ -91,7 +78,7 @@ gguf::TensorFill transpose_fill(const TensorView* v, int64_t batches, int64_t ro
 }
 
 bool float_dtype(DType t) {
-  return t == DType::BF16 || t == DType::F16 || t == DType::F32;
+  return format_traits(t).kind == FormatKind::kFloat;
 }
 
 }  // namespace

@@ -4,10 +4,10 @@
 
 #include "herd/base/log.h"
 #include "herd/base/mapped_file.h"
+#include "herd/convert/synth.h"
+#include "herd/convert/synth_tokenizer.h"
 #include "herd/io/model_dir.h"
 #include "herd/io/safetensors.h"
-#include "herd/model/synth.h"
-#include "herd/model/synth_tokenizer.h"
 
 namespace herd {
 
@@ -152,9 +152,13 @@ Status synth_model(const SynthOptions& opt) {
       return make_error("synth: tensor '{}' is not BF16 in the table", spec.name);
     if (opt.fp8 && spec.expert >= 0) {  // FP8 expert + its per-channel scale
       TensorToWrite q{spec.name, DType::F8_E4M3, spec.shape, nullptr, {}};
-      q.fill = [&opt, &cfg, spec](uint8_t* dst) { synth_fill_fp8(opt.seed, spec, cfg, dst, nullptr); };
+      q.fill = [&opt, &cfg, spec](uint8_t* dst) {
+        synth_fill_fp8(opt.seed, spec, cfg, dst, nullptr);
+      };
       TensorToWrite sc{spec.name + "_scale", DType::BF16, {spec.shape[0], 1}, nullptr, {}};
-      sc.fill = [&opt, &cfg, spec](uint8_t* dst) { synth_fill_fp8(opt.seed, spec, cfg, nullptr, dst); };
+      sc.fill = [&opt, &cfg, spec](uint8_t* dst) {
+        synth_fill_fp8(opt.seed, spec, cfg, nullptr, dst);
+      };
       tensors.push_back(std::move(q));
       tensors.push_back(std::move(sc));
       continue;
