@@ -43,9 +43,9 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   const Llama4TextConfig& t = e->model_.config.text;
   if (e->cluster_) {
     const int64_t E = t.num_local_experts, R = e->cluster_->ranks();
-    if (t.moe_layers.empty() || E < R)
+    if (E < R)
       return make_error("--mpi: {} has {} routed experts per MoE layer, fewer than the {} ranks",
-                        opt.model_dir, t.moe_layers.empty() ? 0 : E, R);
+                        opt.model_dir, E, R);
     HERD_TRY(narrow_experts(e->model_, expert_share(E, int(R), e->cluster_->rank())));
     e->cluster_->set_hidden_size(t.hidden_size);
   }
