@@ -93,3 +93,57 @@ took=$(($(date +%s) - start))
 grep -q "^herd: error: mpi: .*did not complete within 3 s" "$T/kill.err" ||
   { cat "$T/kill.err"; fail "rank 0 did not report the dead rank"; }
 echo "ok: rank 1 killed, rank 0 reported the error and the job ended in ${took} s (rc $rc)"
+
+# The same through `herd serve`: the client of the failed request gets an error response, and
+# the server (all ranks) exits by itself. A free port is picked by binding port 0 here first.
+PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+start=$(date +%s)
+timeout 120 "$MPIRUN" --enable-recovery -np 2 --oversubscribe "$HERD" serve -m "$T/bench" \
+  --port "$PORT" --ctx 60000 --parallel 1 -t 1 --mpi --mpi-timeout 3 > "$T/serve.out" \
+  2> "$T/serve.err" &
+job=$!
+python3 - "$PORT" "$job" <<'PY' > "$T/client.txt" 2>&1 &
+import json, os, sys, time, urllib.request, urllib.error
+port = sys.argv[1]
+for _ in range(600):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+        break
+    except Exception:
+        time.sleep(0.1)
+body = json.dumps({"prompt": "Once upon a time", "max_tokens": 50000}).encode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
+                             headers={"Content-Type": "application/json"})
+open(os.environ.get("HERD_MPI_SENT", "/dev/null"), "w").close()
+try:
+    r = urllib.request.urlopen(req, timeout=100)
+    print("status", r.status, r.read().decode()[:300])
+except urllib.error.HTTPError as e:
+    print("status", e.code, e.read().decode()[:300])
+except Exception as e:
+    print("failed", repr(e))
+PY
+client=$!
+killed=""
+for _ in $(seq 1 300); do
+  sleep 0.2
+  [ $(($(date +%s) - start)) -ge 8 ] || continue
+  for launcher in $(pgrep -P "$job"); do
+    for p in $(pgrep -P "$launcher"); do
+      r=$(tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+      [ "$r" = 1 ] && kill -9 "$p" && killed=$p
+    done
+  done
+  [ -n "$killed" ] && break
+done
+wait "$client"
+wait "$job"
+rc=$?
+took=$(($(date +%s) - start))
+cat "$T/client.txt"
+[ -n "$killed" ] || fail "serve: rank 1 was never found to kill"
+[ "$rc" != 124 ] || { cat "$T/serve.err"; fail "serve: hung after rank 1 was killed"; }
+grep -q "^status 5" "$T/client.txt" || { cat "$T/serve.err"; fail "serve: no error response"; }
+grep -q "did not complete within 3 s" "$T/client.txt" "$T/serve.err" ||
+  fail "serve: the error does not name the timeout"
+echo "ok: serve: rank 1 killed, the client got an error, the job ended in ${took} s (rc $rc)"

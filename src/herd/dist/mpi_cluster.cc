@@ -7,6 +7,7 @@
 // wait() has joined it (MPI_THREAD_SERIALIZED is enough).
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
@@ -257,7 +258,7 @@ class MpiCluster final : public Cluster {
   std::vector<float> floats_;
   int64_t embedding_width_ = 0;
   ClusterTiming timing_;
-  bool broken_ = false;
+  std::atomic<bool> broken_{false};  // read by the server's watcher thread
   Status broken_status_;
   std::thread comm_;
   std::mutex mu_;
