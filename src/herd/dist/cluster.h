@@ -33,6 +33,7 @@ struct ReceivedStep {
 
 struct ClusterTiming {               // accumulated since the cluster started
   double exchange_wait_seconds = 0;  // time forward() waited for the exchange to finish
+  double exchange_seconds = 0;       // post to completion (comm thread): hidden + waited
   int64_t exchanges = 0;
   int64_t bytes_received = 0;  // routed rows received from the other ranks
 };

@@ -236,6 +236,7 @@ class MpiCluster final : public Cluster {
       float* data = job_data_;
       const int layer = job_layer_;
       lk.unlock();
+      const auto t0 = Clock::now();
       Status st = Status::ok();
       MPI_Request req;
       const int rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts_.data(),
@@ -245,6 +246,7 @@ class MpiCluster final : public Cluster {
       else
         st = poll(req, fmt::format("the expert exchange of layer {}", layer), true);
       lk.lock();
+      timing_.exchange_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
       job_status_ = st;
       job_done_ = true;
       done_cv_.notify_all();

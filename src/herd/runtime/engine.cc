@@ -157,14 +157,19 @@ Status Engine::report_ranks() {
   const ClusterTiming tm = cluster_->timing();
   HERD_ASSIGN_OR_RETURN(std::vector<int64_t> waits,
                         cluster_->gather(int64_t(tm.exchange_wait_seconds * 1e6)));
+  HERD_ASSIGN_OR_RETURN(std::vector<int64_t> spans,
+                        cluster_->gather(int64_t(tm.exchange_seconds * 1e6)));
+  HERD_ASSIGN_OR_RETURN(std::vector<int64_t> forwards,
+                        cluster_->gather(int64_t(scheduler_->forward_seconds() * 1e6)));
   if (cluster_->rank() != 0) return Status::ok();
   const int64_t E = model_.config.text.num_local_experts;
   for (int r = 0; r < cluster_->ranks(); ++r) {
     const ExpertShare s = expert_share(E, cluster_->ranks(), r);
     fmt::print(stderr,
-               "herd: mpi rank {}: experts {}..{} of {}, resident weight bytes {}, exchange wait "
-               "{:.3f} s\n",
-               r, s.first, s.first + s.count - 1, E, all[size_t(r)], waits[size_t(r)] * 1e-6);
+               "herd: mpi rank {}: experts {}..{} of {}, resident weight bytes {}, forward {:.3f} "
+               "s, exchange {:.3f} s (posted to complete), of which waited {:.3f} s\n",
+               r, s.first, s.first + s.count - 1, E, all[size_t(r)], forwards[size_t(r)] * 1e-6,
+               spans[size_t(r)] * 1e-6, waits[size_t(r)] * 1e-6);
   }
   fmt::print(stderr, "herd: mpi rank 0: {} exchanges, {} bytes received\n", tm.exchanges,
              tm.bytes_received);

@@ -354,7 +354,9 @@ Result<bool> Scheduler::step() {
     st = observer_(StepRecord{batch_, seq_ids_, released_});
     released_.clear();
   }
+  const auto t_forward = Clock::now();
   if (st) st = decoder_.forward(batch_, caches_, logits_.data(), trace_);
+  forward_seconds_ += seconds_since(t_forward);
   if (!st) {
     // Inputs were validated at submit, so this is the model's fault, not one request's.
     for (const Part& p : parts) finish(*p.s, FinishReason::kError, st);
@@ -437,7 +439,9 @@ Status Scheduler::replay(const StepRecord& r) {
                         r.seq_ids[size_t(seq)], kv->n_past(), r.batch[t].pos);
     return kv->prepare(int64_t(e - t));
   }));
+  const auto t_forward = Clock::now();
   HERD_TRY(decoder_.forward(r.batch, caches, nullptr, trace_));
+  forward_seconds_ += seconds_since(t_forward);
   return each_part([&](int seq, size_t t, size_t e) {
     tokens.clear();
     for (size_t i = t; i < e; ++i) tokens.push_back(r.batch[i].token);

@@ -122,6 +122,8 @@ class Scheduler {
   // The other ranks: the same forward over KV of their own, kept in step by rank 0's records
   // (sequence ids, released ones). No logits are computed.
   Status replay(const StepRecord& r);
+  // Wall time spent in the decoder's forward (step() and replay()), for the compute/exchange split.
+  double forward_seconds() const { return forward_seconds_; }
 
  private:
   struct Seq;
@@ -158,6 +160,7 @@ class Scheduler {
   std::vector<int64_t> seq_ids_, released_;
   std::map<int64_t, std::unique_ptr<SequenceKv>> replicas_;  // replay(): by rank 0's sequence id
   std::vector<int32_t> replay_tokens_;
+  double forward_seconds_ = 0;
 };
 
 }  // namespace herd
