@@ -21,24 +21,24 @@ struct LayerWeights {
   WeightRef wo;                  // [H, nh*hd]
   std::vector<float> ffn_norm;   // [H]   post_attention_layernorm
   // MoE layers (kind.moe)
-  WeightRef router;           // [E, H]
-  WeightRef experts_gate_up;  // [E*H, 2I]: expert e = rows [e*H, (e+1)*H), input-major;
-                              //   columns [0, I) = gate, [I, 2I) = up
-  WeightRef experts_down;     // [E*I, H]: expert e = rows [e*I, (e+1)*I), input-major
-  WeightRef shared_gate;      // [I, H]
-  WeightRef shared_up;        // [I, H]
-  WeightRef shared_down;      // [H, I]
+  WeightRef router;              // [E, H]
+  WeightRef experts_gate_up;     // [E*H, 2I]: expert e = rows [e*H, (e+1)*H), input-major;
+                                 //   columns [0, I) = gate, [I, 2I) = up
+  WeightRef experts_down;        // [E*I, H]: expert e = rows [e*I, (e+1)*I), input-major
+  WeightRef shared_gate;         // [I, H]
+  WeightRef shared_up;           // [I, H]
+  WeightRef shared_down;         // [H, I]
   // Dense layers (!kind.moe)
-  WeightRef dense_gate;  // [Imlp, H]
-  WeightRef dense_up;    // [Imlp, H]
-  WeightRef dense_down;  // [H, Imlp]
+  WeightRef dense_gate;          // [Imlp, H]
+  WeightRef dense_up;            // [Imlp, H]
+  WeightRef dense_down;          // [H, Imlp]
 };
 
 struct TextWeights {
-  WeightRef embed;  // [V, H]
+  WeightRef embed;               // [V, H]
   std::vector<LayerWeights> layers;
-  std::vector<float> final_norm;  // [H]
-  WeightRef lm_head;              // [V, H] (embed when tie_word_embeddings)
+  std::vector<float> final_norm; // [H]
+  WeightRef lm_head;             // [V, H] (embed when tie_word_embeddings)
 };
 
 // A checkpoint opened for inference: config + mmap'd tensors + typed views.
