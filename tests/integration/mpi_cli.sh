@@ -13,6 +13,8 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# Containers often forbid the cross-memory attach Open MPI's shared-memory transport prefers.
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 mpi() { local np=$1; shift; timeout 300 "$MPIRUN" -np "$np" --oversubscribe "$HERD" "$@" --mpi; }
 
 "$HERD" synth --preset tiny-interleaved -o "$T/ti" > /dev/null || fail "synth tiny-interleaved"
