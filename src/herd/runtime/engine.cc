@@ -46,7 +46,6 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
     if (E < R)
       return make_error("--mpi: {} has {} routed experts per MoE layer, fewer than the {} ranks",
                         opt.model_dir, E, R);
-    HERD_TRY(narrow_experts(e->model_, expert_share(E, int(R), e->cluster_->rank())));
     e->cluster_->set_hidden_size(t.hidden_size);
   }
   if (opt.tokenizer) {
@@ -74,6 +73,12 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   e->pool_ = std::make_unique<ThreadPool>(opt.threads);
   if (opt.precision == Precision::kF32 || opt.with_reference)
     HERD_TRY(prepare_reference_weights(e->model_, *e->pool_));
+  // After the reference weights (FP8 checkpoints build their f32 experts whole there; a view of
+  // this rank's share is kept), before the run format (converted for this share only).
+  if (e->cluster_) {
+    const int64_t E = t.num_local_experts, R = e->cluster_->ranks();
+    HERD_TRY(narrow_experts(e->model_, expert_share(E, int(R), e->cluster_->rank())));
+  }
   if (opt.precision == Precision::kAuto) {
     QuantOptions q;
     q.mode = opt.quant;
