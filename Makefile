@@ -7,7 +7,8 @@ MODEL ?= models/default
 PROMPT ?= Once upon a time
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev \
-  libstb-dev nodejs python3-jinja2 python3-pil python3-numpy python3-torch clang libclang-rt-dev
+  libstb-dev nodejs python3-jinja2 python3-pil python3-numpy python3-torch clang libclang-rt-dev \
+  libopenmpi-dev openmpi-bin procps
 
 .PHONY: all deps apt-deps npm-deps build build-asan run test test-asan bench clean format llama-cpp
 

@@ -1,7 +1,7 @@
 """The training corpus: Debian's `fortunes` and `fortunes-min` packages (BSD license, see
 README.md), split into documents at the `%` lines, with a fixed held-out split.
 
-Tokens are herd's byte-level fallback vocabulary (src/herd/model/synth_tokenizer.cc): ids 0-255
+Tokens are herd's byte-level fallback vocabulary (src/herd/convert/synth_tokenizer.cc): ids 0-255
 are the UTF-8 bytes, the 21 Llama 4 specials follow from 256 in Meta's order.
 """
 import os

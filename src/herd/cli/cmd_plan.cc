@@ -7,6 +7,7 @@
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
 #include "herd/cli/flag_checks.h"
+#include "herd/runtime/expert_plan.h"
 #include "herd/runtime/memory_plan.h"
 
 namespace herd::cli {
@@ -18,6 +19,8 @@ struct Options {
   std::string model, quant, kv_type = "bf16", gpu, ram;
   int64_t count = 0, ctx = 0, ubatch = 512, parallel = 1;
   bool json = false;
+  int64_t nodes = 0;  // expert parallelism over this many CPU machines (--ram each)
+  double mem_bw = 200, link = 100, latency_us = 10;
 };
 
 std::string gib(int64_t b) {  // GiB, or MiB below one GiB (CPU plans of small models)
@@ -157,10 +160,99 @@ void print_text(const MemoryPlan& p, const Options& o, const std::string& source
                 p.bytes_at(o.ctx) <= p.usable_bytes ? "fits" : "does NOT fit");
 }
 
+// --nodes N: the expert-parallel split (runtime/expert_plan.h) and whether a rank fits --ram.
+int run_nodes_plan(const Options& o, const PlanInput& in, const std::string& source) {
+  ExpertPlanAssumptions a;
+  a.memory_gbytes_per_s = o.mem_bw;
+  a.link_gbits_per_s = o.link;
+  a.latency_us = o.latency_us;
+  a.batch = o.parallel;
+  auto plan = plan_expert_parallel(in.cfg, in.format, o.nodes, a);
+  if (!plan) return report(plan.status());
+  const ExpertParallelPlan& p = *plan;
+  const int64_t biggest = p.ranks.empty() ? 0 : p.ranks[0].weight_bytes;
+  const bool fits = biggest <= in.target.device_bytes;
+  if (o.json) {
+    ojson j;
+    j["model"] = o.model;
+    j["quant"] = weight_format_name(in.format);
+    j["nodes"] = p.nodes;
+    j["ram_bytes"] = in.target.device_bytes;
+    j["total_bytes"] = p.total_bytes;
+    j["routed_bytes"] = p.routed_bytes;
+    j["replicated_bytes"] = p.replicated_bytes;
+    j["embedding_bytes"] = p.embedding_bytes;
+    ojson ranks = ojson::array();
+    for (const ExpertRankPlan& r : p.ranks)
+      ranks.push_back({{"first_expert", r.first_expert},
+                       {"experts", r.experts},
+                       {"weight_bytes", r.weight_bytes}});
+    j["ranks"] = ranks;
+    j["fits"] = fits;
+    j["moe_layers"] = p.moe_layers;
+    j["exchange_bytes_per_token_layer"] = p.exchange_bytes_per_token_layer;
+    j["exchange_bytes_per_token"] = p.exchange_bytes_per_token;
+    j["assumptions"] = {{"memory_gbytes_per_s", a.memory_gbytes_per_s},
+                        {"link_gbits_per_s", a.link_gbits_per_s},
+                        {"latency_us", a.latency_us},
+                        {"batch", a.batch}};
+    j["compute_seconds_per_moe_layer"] = p.compute_seconds_per_moe_layer;
+    j["shared_seconds_per_moe_layer"] = p.shared_seconds_per_moe_layer;
+    j["exchange_seconds_per_moe_layer"] = p.exchange_seconds_per_moe_layer;
+    j["gbits_needed_layer"] = p.gbits_needed_layer;
+    j["gbits_needed_hidden"] = p.gbits_needed_hidden;
+    j["step_seconds"] = p.step_seconds;
+    j["tokens_per_second"] = p.tokens_per_second;
+    j["single_node_tokens_per_second"] = p.single_node_tokens_per_second;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("herd plan: %s, weights %s, expert parallel over %lld nodes of %s RAM\n",
+              source.c_str(), weight_format_name(in.format), (long long)p.nodes,
+              gib(in.target.device_bytes).c_str());
+  std::printf(
+      "assumptions: every rank holds attention, norms, routers, shared experts, embedding "
+      "and lm_head; routed experts split contiguously; decode streams weights at %.0f "
+      "GB/s per node; links %.0f Gb/s full duplex, %.0f us per exchange; %lld tokens per "
+      "step; uniform routing\n",
+      a.memory_gbytes_per_s, a.link_gbits_per_s, a.latency_us, (long long)a.batch);
+  std::printf(
+      "weights    %s total = %s replicated + %s routed experts (embedding %s: only "
+      "looked-up rows become resident)\n",
+      gib(p.total_bytes).c_str(), gib(p.replicated_bytes).c_str(), gib(p.routed_bytes).c_str(),
+      gib(p.embedding_bytes).c_str());
+  for (size_t r = 0; r < p.ranks.size(); ++r)
+    std::printf("rank %-4zu  experts %lld..%lld: %s (%lld B)\n", r,
+                (long long)p.ranks[r].first_expert,
+                (long long)(p.ranks[r].first_expert + p.ranks[r].experts - 1),
+                gib(p.ranks[r].weight_bytes).c_str(), (long long)p.ranks[r].weight_bytes);
+  std::printf("fits       %s (largest rank %s of %s, before KV and activations)\n",
+              fits ? "yes" : "NO", gib(biggest).c_str(), gib(in.target.device_bytes).c_str());
+  std::printf(
+      "exchange   %lld B per token per MoE layer (one f32 row of %lld B to %lld ranks), "
+      "%lld B per token (%lld MoE layers)\n",
+      (long long)p.exchange_bytes_per_token_layer, (long long)p.row_bytes, (long long)(p.nodes - 1),
+      (long long)p.exchange_bytes_per_token, (long long)p.moe_layers);
+  std::printf("per MoE layer: compute %.1f us (shared expert %.1f us), exchange %.1f us\n",
+              p.compute_seconds_per_moe_layer * 1e6, p.shared_seconds_per_moe_layer * 1e6,
+              p.exchange_seconds_per_moe_layer * 1e6);
+  std::printf(
+      "bandwidth  %.2f Gb/s keeps the transfer below the layer's compute, %.2f Gb/s hides "
+      "it behind the shared expert\n",
+      p.gbits_needed_layer, p.gbits_needed_hidden);
+  std::printf("decode     %.2f ms per step, %.1f tokens/s (one node, if it fit: %.1f tokens/s)\n",
+              p.step_seconds * 1e3, p.tokens_per_second, p.single_node_tokens_per_second);
+  return 0;
+}
+
 int run_plan(const Options& o) {
   std::string source;
   auto in = make_input(o, &source);
   if (!in) return report(in.status());
+  if (o.nodes > 0) {
+    if (in->target.gpu) return report(make_error("--nodes goes with --ram (CPU machines)"));
+    return run_nodes_plan(o, *in, source);
+  }
   auto plan = plan_memory(*in);
   if (!plan) return report(plan.status());
   const MemoryPlan& p = *plan;
@@ -215,6 +307,16 @@ CommandRegistrar reg(
       app.add_option("--parallel", o->parallel, "Sequences, each at the full context")
           ->check(int_in(1, 4096));
       app.add_flag("--json", o->json, "Print one JSON object");
+      app.add_option("--nodes", o->nodes,
+                     "Expert parallelism (--mpi) over N CPU machines of --ram each: bytes per "
+                     "rank, exchange bytes, bandwidth needed")
+          ->check(int_in(1, 4096));
+      app.add_option("--mem-bw", o->mem_bw, "With --nodes: GB/s a node streams weights at")
+          ->check(CLI::Range(0.1, 1e5));
+      app.add_option("--link", o->link, "With --nodes: Gb/s of each node's link")
+          ->check(CLI::Range(0.1, 1e5));
+      app.add_option("--latency-us", o->latency_us, "With --nodes: microseconds per exchange")
+          ->check(CLI::Range(0.0, 1e6));
       run = [o] { return run_plan(*o); };
     });
 

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "herd/base/log.h"
@@ -78,7 +80,22 @@ int run_serve(Options o) {
     log(LogLevel::kInfo, "signal received: draining in-flight requests");
     srv.shutdown();
   });
+  // Expert parallelism: once a rank has failed (dist/cluster.h) the cluster cannot step again.
+  // The requests of the failed step have their errors; the server drains and exits.
+  std::atomic<bool> serving{true};
+  std::thread cluster_watch;
+  if (Cluster* c = (*engine)->cluster()) {
+    cluster_watch = std::thread([c, &serving] {
+      while (serving && !c->broken()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!c->broken()) return;
+      log(LogLevel::kError, "mpi: a rank failed; the server stops");
+      const char drain = 1;
+      [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &drain, 1);
+    });
+  }
   Status s = srv.run();
+  serving = false;
+  if (cluster_watch.joinable()) cluster_watch.join();
   // run() returned: after shutdown, or because binding failed; release the watcher either way.
   const char stop = 2;
   if (!s) {
@@ -86,6 +103,8 @@ int run_serve(Options o) {
   }
   watcher.join();
   if (!s) return report(s);
+  if ((*engine)->cluster() && (*engine)->cluster()->broken())
+    return report(Status::error("mpi: a rank failed; the server stopped"));
   log(LogLevel::kInfo, "drained; bye");
   return 0;
 }

@@ -30,6 +30,12 @@ void EngineFlags::add_to(CLI::App& app, bool model_required) {
   app.add_option("--ubatch", ubatch, "Prompt tokens per forward step (prefill slice)")
       ->check(int_in(1, 1 << 20));
   app.add_option("--parallel", parallel, "Sequences stepped together")->check(int_in(1, 4096));
+  app.add_flag("--mpi", mpi,
+               "Expert parallelism: run under mpirun -np N; each rank holds 1/N of the routed "
+               "experts, rank 0 prints");
+  app.add_option("--mpi-timeout", mpi_timeout,
+                 "Seconds a rank waits for the others before failing the request (--mpi)")
+      ->check(CLI::Range(0.1, 86400.0));
 }
 
 Result<Precision> parse_precision(const std::string& s) {
@@ -91,6 +97,8 @@ Result<EngineOptions> EngineFlags::options() const {
   o.sched.context = ctx;
   o.sched.step_tokens = ubatch;
   o.sched.max_seqs = parallel;
+  o.mpi = mpi;
+  o.mpi_timeout = mpi_timeout;
   return o;
 }
 

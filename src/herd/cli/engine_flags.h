@@ -15,7 +15,8 @@ namespace herd::cli {
 
 // -m/--model, -t/--threads, --precision auto|f32, --quant bf16|int8|int4|int4-all,
 // --kv-type f32|bf16|int8|fp8-e4m3, --kv-size BYTES, --ctx N, --ubatch N (prefill slice: the
-// scheduler's per-step token budget), --parallel N (sequences in one batch).
+// scheduler's per-step token budget), --parallel N (sequences in one batch), --mpi and
+// --mpi-timeout SECONDS (expert parallelism under mpirun).
 struct EngineFlags {
   std::string model;
   int threads = 0;
@@ -26,6 +27,8 @@ struct EngineFlags {
   int64_t ctx = 0;
   int64_t ubatch = 512;
   int64_t parallel = 1;
+  bool mpi = false;  // expert parallelism under mpirun (dist/cluster.h)
+  double mpi_timeout = 60;
   // model_required: add -m as a required option (false where the command adds its own rules).
   void add_to(CLI::App& app, bool model_required = true);
   Result<EngineOptions> options() const;

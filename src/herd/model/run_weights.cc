@@ -8,6 +8,7 @@
 
 #include "herd/base/log.h"
 #include "herd/model/gguf_load.h"
+#include "herd/model/expert_shard.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/weight_slots.h"
@@ -30,7 +31,7 @@ struct PerExpert {
 Result<PerExpert> per_expert_views(LoadedModel& m, int layer) {
   PerExpert pe;
   for (const TensorSpec& s : text_tensor_table_per_expert(m.config)) {
-    if (s.layer != layer || s.expert < 0) continue;
+    if (s.layer != layer || s.expert < 0 || !holds_expert(m, s.expert)) continue;
     const TensorView* v = m.store->find(s.name);
     if (!v) return make_error("model dir {}: missing tensor '{}'", m.dir, s.name);
     WeightRef w{v->dtype, v->data, s.shape[0], s.shape[1], nullptr, nullptr};
@@ -110,7 +111,8 @@ uint64_t text_elements(const LoadedModel& m) {
 Status run_experts(const ConvertContext& ctx, const LayerWeights& s, LayerWeights& d, int layer,
                    DType ex, bool per_expert, bool* kept_fp8) {
   const Llama4TextConfig& t = ctx.m.config.text;
-  const int64_t E = t.num_local_experts, I = t.intermediate_size;
+  // Expert parallelism: only this rank's share (model/expert_shard.h narrowed the views).
+  const int64_t E = held_experts(ctx.m), I = t.intermediate_size;
   if (per_expert) {
     HERD_ASSIGN_OR_RETURN(PerExpert pe, per_expert_views(ctx.m, layer));
     if (ex == DType::BF16 && all_fp8(pe.gate_up) && all_fp8(pe.down)) {
@@ -152,7 +154,8 @@ Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& 
                       m.run_format, want);
   }
   const Llama4TextConfig& t = m.config.text;
-  const int64_t E = t.num_local_experts, I = t.intermediate_size;
+  // Expert parallelism: only this rank's share of the routed experts (model/expert_shard.h).
+  const int64_t E = held_experts(m), I = t.intermediate_size;
   const bool per_expert = m.store && has_per_expert_tensors(m.config, *m.store);
   MappedRanges mapped(m.store.get());
   uint64_t total = text_elements(m);

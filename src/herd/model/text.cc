@@ -18,6 +18,8 @@ TextDecoder::TextDecoder(const LoadedModel& model, ThreadPool& pool, Precision p
   w_ = fast_ ? &model.run : &model.text;
   inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
   scratch_.resize(size_t(pool.size()));
+  e_first_ = model.experts.first;
+  e_count_ = model.experts.count < 0 ? cfg_.num_local_experts : model.experts.count;
 }
 
 void TextDecoder::resize(int64_t n) {
@@ -38,6 +40,7 @@ void TextDecoder::resize(int64_t n) {
   grow(router_, n * std::max<int64_t>(cfg_.num_local_experts, 1));
   grow(xe_, n * H);
   grow(ye_, n * H);
+  grow(yr_, n * H);
   grow(eg_, n * 2 * I);
   grow(eh_, n * I);
 }
@@ -71,7 +74,12 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
     if (b.pos < 0) return make_error("negative position {}", b.pos);
   }
   if (n == 0) return Status::ok();
+  const bool split = e_first_ != 0 || e_count_ != cfg_.num_local_experts;
+  if (split && (!exchange_ || exchange_->ranks() < 2))
+    return make_error("this model holds routed experts {}..{} of {} only: it runs with --mpi",
+                      e_first_, e_first_ + e_count_ - 1, cfg_.num_local_experts);
   resize(n);
+  moe_status_ = Status::ok();
   trace_ = &trace;
   const TextWeights& w = *w_;
   const float eps = float(cfg_.rms_norm_eps);
@@ -103,9 +111,13 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
     // 2.9-2.11 feed-forward block.
     per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
     emit("ffn_norm", i, xn_.data(), H);
-    if (cfg_.layer_kind(i).moe)
+    if (cfg_.layer_kind(i).moe) {
       moe(i, n);
-    else
+      if (!moe_status_) {
+        trace_ = nullptr;
+        return moe_status_;
+      }
+    } else
       dense_mlp(i, n);
     emit("ffn_out", i, ffn_out_.data(), H);
     per_token(n, [&](int64_t t) {
@@ -118,7 +130,8 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   int64_t m = 0;
   for (int64_t t = 0; t < n; ++t)
     if (batch[size_t(t)].logits) norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
-  if (m > 0) linear(xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
+  // Ranks other than 0 step the batch for their experts and KV only (logits == nullptr).
+  if (m > 0 && logits) linear(xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
   trace_ = nullptr;
   return Status::ok();
 }
@@ -308,9 +321,14 @@ void TextDecoder::moe(int layer, int64_t n) {
     moe_fast(layer, n);
     return;
   }
-  for (int64_t e = 0; e < E; ++e) {
+  for (int64_t e = e_first_; e < e_first_ + e_count_; ++e) {
     const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
     if (m > 0) moe_reference(layer, e, b, m);
+  }
+  // The other ranks' routed rows arrive while the shared expert runs.
+  if (Status st = exchange_start(layer, yr_.data()); !st) {
+    moe_status_ = st;
+    return;
   }
   // Shared expert on the same normalized input, unweighted; y = shared + routed.
   const int64_t I = cfg_.intermediate_size;
@@ -318,47 +336,73 @@ void TextDecoder::moe(int layer, int64_t n) {
   linear(xn_.data(), n, H, lw.shared_up, up_.data(), I);
   swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
   linear(gate_.data(), n, I, lw.shared_down, ye_.data(), H);
+  if (Status st = exchange_wait(); !st) {
+    moe_status_ = st;
+    return;
+  }
+  for (int64_t j = 0; j < n; ++j) std::copy_n(&yr_[j * H], H, &ffn_out_[rows_[size_t(j)] * H]);
   for (int64_t j = 0; j < n * H; ++j) ffn_out_[size_t(j)] = ye_[size_t(j)] + ffn_out_[size_t(j)];
 }
 
+Status TextDecoder::exchange_start(int layer, float* rows) {
+  if (!exchange_) return Status::ok();
+  const int R = exchange_->ranks();
+  const int64_t E = cfg_.num_local_experts, H = cfg_.hidden_size;
+  rank_rows_.resize(size_t(R + 1));
+  for (int r = 0; r <= R; ++r) {
+    const int64_t e = r < R ? expert_share(E, R, r).first : E;
+    rank_rows_[size_t(r)] = first_[size_t(e)] * H;
+  }
+  return exchange_->start(rows, rank_rows_, layer);
+}
+
+Status TextDecoder::exchange_wait() {
+  return exchange_ ? exchange_->wait() : Status::ok();
+}
+
 // Stored layout: gate_up_proj [H, 2I] and down_proj [I, H] per expert, input-major. Expert e's
-// m tokens are rows [b, b+m) of xe_; outputs go to their tokens' rows of ffn_out_.
+// m tokens are rows [b, b+m) of xe_; outputs go to the same rows of yr_.
 void TextDecoder::moe_reference(int layer, int64_t e, int64_t b, int64_t m) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t le = e - e_first_;  // index among those held
   const float* x = &xe_[b * H];
+  float* y = &yr_[b * H];
   if (lw.experts_up.data) {  // GGUF: out-major gate [I, H], up [I, H], down [H, I] per expert
-    matmul_sequential(pool_, x, m, H, lw.experts_gate_up.row_slice(e * I, I), gate_.data(), I);
-    matmul_sequential(pool_, x, m, H, lw.experts_up.row_slice(e * I, I), up_.data(), I);
+    matmul_sequential(pool_, x, m, H, lw.experts_gate_up.row_slice(le * I, I), gate_.data(), I);
+    matmul_sequential(pool_, x, m, H, lw.experts_up.row_slice(le * I, I), up_.data(), I);
     swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
-    matmul_sequential(pool_, gate_.data(), m, I, lw.experts_down.row_slice(e * H, H), ye_.data(),
-                      H);
+    matmul_sequential(pool_, gate_.data(), m, I, lw.experts_down.row_slice(le * H, H), y, H);
   } else {
-    const WeightRef gate_up = lw.experts_gate_up.row_slice(e * H, H);  // [H, 2I]
-    const WeightRef down = lw.experts_down.row_slice(e * I, I);        // [I, H]
+    const WeightRef gate_up = lw.experts_gate_up.row_slice(le * H, H);  // [H, 2I]
+    const WeightRef down = lw.experts_down.row_slice(le * I, I);        // [I, H]
     matmul_in_major(pool_, x, m, H, gate_up, 0, I, gate_.data(), I);
     matmul_in_major(pool_, x, m, H, gate_up, I, I, up_.data(), I);
     swiglu(gate_.data(), up_.data(), gate_.data(), m * I);
-    matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, ye_.data(), H);
+    matmul_in_major(pool_, gate_.data(), m, I, down, 0, H, y, H);
   }
-  for (int64_t j = 0; j < m; ++j) std::copy_n(&ye_[j * H], H, &ffn_out_[rows_[size_t(b + j)] * H]);
 }
 
 // Run layout: per expert one [2I, H] matrix (gate rows then up rows). Every active expert's
 // gate/up and the shared expert's gate and up are one parallel section; all down projections a
-// second one.
+// second one. With an exchange the shared expert gets sections of its own, run while the routed
+// rows travel (gemm tiles never split the inner dimension, so every output element comes from
+// the same kernel on the same inputs whichever section computes it).
 void TextDecoder::moe_fast(int layer, int64_t n) {
   const LayerWeights& lw = w_->layers[size_t(layer)];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, E = cfg_.num_local_experts;
+  const int64_t e0 = e_first_, e1 = e_first_ + e_count_;
+  const bool split = exchange_ != nullptr;
   if (expert_acts_.size() < size_t(E)) expert_acts_.resize(size_t(E));
   // Activations of every product of a section are prepared in parallel too (one task each),
-  // then all its products run as one gemm_multi.
-  auto prepare_all = [&](const float* shared_x, int64_t k, const WeightRef& shared_w,
+  // then all its products run as one gemm_multi. preps_[0] is the shared product's when
+  // `shared`; the held experts' follow.
+  auto prepare_all = [&](bool shared, const float* shared_x, int64_t k, const WeightRef& shared_w,
                          const float* expert_x, auto expert_w) {
     jobs_.clear();
     preps_.clear();
-    preps_.push_back({shared_x, n, shared_w, &acts_});
-    for (int64_t e = 0; e < E; ++e) {
+    if (shared) preps_.push_back({shared_x, n, shared_w, &acts_});
+    for (int64_t e = e0; e < e1; ++e) {
       const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
       if (m > 0) preps_.push_back({expert_x + b * k, m, expert_w(e), &expert_acts_[size_t(e)]});
     }
@@ -372,40 +416,72 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
   // for, and each expert gets a gate job and an up job writing the two halves of its eg_ row.
   const bool split_up = lw.experts_up.data != nullptr;
   auto gate_up = [&](int64_t e) {
-    return split_up ? lw.experts_gate_up.row_slice(e * I, I)
-                    : lw.experts_gate_up.row_slice(e * 2 * I, 2 * I);
+    return split_up ? lw.experts_gate_up.row_slice((e - e0) * I, I)
+                    : lw.experts_gate_up.row_slice((e - e0) * 2 * I, 2 * I);
   };
-  auto down = [&](int64_t e) { return lw.experts_down.row_slice(e * H, H); };  // [H, I]
+  auto down = [&](int64_t e) { return lw.experts_down.row_slice((e - e0) * H, H); };  // [H, I]
+  const size_t ex0 = split ? 0 : 1;  // first expert entry of preps_
 
-  // Section 1: shared gate and up, every active expert's [gate; up] ([2I, H] per expert).
-  prepare_all(xn_.data(), H, lw.shared_gate, xe_.data(), gate_up);
-  jobs_.push_back({&acts_, lw.shared_gate, gate_.data(), I});
-  jobs_.push_back({&acts_, lw.shared_up, up_.data(), I});
-  for (int64_t e = 0, i = 1; e < E; ++e) {  // preps_[1..] are the active experts in order
+  // Section 1: shared gate and up, every held active expert's [gate; up] ([2I, H] per expert).
+  prepare_all(!split, xn_.data(), H, lw.shared_gate, xe_.data(), gate_up);
+  if (!split) {
+    jobs_.push_back({&acts_, lw.shared_gate, gate_.data(), I});
+    jobs_.push_back({&acts_, lw.shared_up, up_.data(), I});
+  }
+  size_t i = ex0;  // preps_[ex0..] are the held active experts in order
+  for (int64_t e = e0; e < e1; ++e) {
     if (first_[size_t(e + 1)] == first_[size_t(e)]) continue;
-    const int64_t b = preps_[size_t(i)].x - xe_.data();  // row offset × H
-    jobs_.push_back({preps_[size_t(i)].acts, preps_[size_t(i)].w, &eg_[b / H * 2 * I], 2 * I});
+    const int64_t b = preps_[i].x - xe_.data();  // row offset × H
+    jobs_.push_back({preps_[i].acts, preps_[i].w, &eg_[b / H * 2 * I], 2 * I});
     if (split_up)
-      jobs_.push_back({preps_[size_t(i)].acts, lw.experts_up.row_slice(e * I, I),
-                       &eg_[b / H * 2 * I + I], 2 * I});
+      jobs_.push_back(
+          {preps_[i].acts, lw.experts_up.row_slice((e - e0) * I, I), &eg_[b / H * 2 * I + I], 2 * I});
     ++i;
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());
 
-  pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
-    for (size_t j = b; j < e; ++j) {
-      swiglu_fast(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
-      swiglu_fast(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
-    }
-  });
+  const int64_t lo = first_[size_t(e0)], hi = first_[size_t(e1)];  // grouped rows held here
+  if (!split) {
+    pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
+      for (size_t j = b; j < e; ++j) {
+        swiglu_fast(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
+        swiglu_fast(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
+      }
+    });
+  } else {
+    pool_.parallel_for(size_t(hi - lo), 16, [&](size_t b, size_t e, int) {
+      for (size_t j = size_t(lo) + b; j < size_t(lo) + e; ++j)
+        swiglu_fast(&eg_[j * 2 * I], &eg_[j * 2 * I + I], &eh_[j * I], I);
+    });
+  }
   // Section 2: every down projection.
-  prepare_all(gate_.data(), I, lw.shared_down, eh_.data(), down);
-  jobs_.push_back({&acts_, lw.shared_down, ffn_out_.data(), H});
-  for (size_t i = 1; i < preps_.size(); ++i) {
+  prepare_all(!split, gate_.data(), I, lw.shared_down, eh_.data(), down);
+  if (!split) jobs_.push_back({&acts_, lw.shared_down, ffn_out_.data(), H});
+  for (size_t i = ex0; i < preps_.size(); ++i) {
     const int64_t b = (preps_[i].x - eh_.data()) / I;
     jobs_.push_back({preps_[i].acts, preps_[i].w, &ye_[b * H], H});
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());
+
+  if (split) {  // the shared expert while the other ranks' routed rows arrive
+    if (Status st = exchange_start(layer, ye_.data()); !st) {
+      moe_status_ = st;
+      return;
+    }
+    prepare(xn_.data(), n, H, lw.shared_gate, acts_);
+    const GemmJob shared[] = {{&acts_, lw.shared_gate, gate_.data(), I},
+                              {&acts_, lw.shared_up, up_.data(), I}};
+    gemm_multi(pool_, shared, 2);
+    pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
+      for (size_t j = b; j < e; ++j) swiglu_fast(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
+    });
+    prepare(gate_.data(), n, I, lw.shared_down, acts_);
+    gemm(pool_, acts_, lw.shared_down, ffn_out_.data(), H);
+    if (Status st = exchange_wait(); !st) {
+      moe_status_ = st;
+      return;
+    }
+  }
   // y = shared + routed, per token.
   per_token(n, [&](int64_t j) {  // rows_ is a permutation: each task owns its output row
     const float* r = &ye_[j * H];

@@ -12,6 +12,7 @@
 
 #include "herd/base/status.h"
 #include "herd/base/thread_pool.h"
+#include "herd/model/expert_exchange.h"
 #include "herd/model/kv_interface.h"
 #include "herd/model/weights.h"
 #include "herd/ops/activation.h"
@@ -50,6 +51,11 @@ class TextDecoder {
   Status forward(std::span<const BatchToken> batch, std::span<KvCache* const> caches, float* logits,
                  const TraceFn& trace = nullptr);
 
+  // Expert parallelism: this rank computes the routed experts it holds (model.experts) and the
+  // exchange brings the others' rows. Without one, a model holding a share of the experts
+  // refuses to run.
+  void set_expert_exchange(ExpertExchange* x) { exchange_ = x; }
+
   const Llama4TextConfig& config() const { return cfg_; }
   int64_t vocab_size() const { return cfg_.vocab_size; }
 
@@ -69,6 +75,9 @@ class TextDecoder {
   void prepare(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, PreparedActs& acts);
   void moe_reference(int layer, int64_t e, int64_t b, int64_t m);
   void moe_fast(int layer, int64_t n);
+  // Exchange of the routed rows (grouped by expert, H floats each) when experts are split.
+  Status exchange_start(int layer, float* rows);
+  Status exchange_wait();
 
   const LoadedModel& model_;
   const Llama4TextConfig& cfg_;
@@ -109,6 +118,11 @@ class TextDecoder {
   std::vector<int64_t> first_, fill_;  // expert e's rows: rows_[first_[e] .. first_[e+1])
   std::vector<float> expert_ids_, weights_of_rows_;  // for the "expert" trace
   const TraceFn* trace_ = nullptr;                   // set during forward()
+  ExpertExchange* exchange_ = nullptr;
+  int64_t e_first_ = 0, e_count_ = 0;  // the routed experts held here (model.experts)
+  std::vector<float> yr_;              // reference path: routed rows, grouped by expert
+  std::vector<int64_t> rank_rows_;     // exchange offsets (floats) per rank
+  Status moe_status_;                  // an exchange failure, returned by forward()
 };
 
 }  // namespace herd

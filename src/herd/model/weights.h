@@ -8,6 +8,7 @@
 
 #include "herd/io/safetensors.h"
 #include "herd/model/config.h"
+#include "herd/model/expert_exchange.h"
 #include "herd/ops/weight.h"
 
 namespace herd {
@@ -67,6 +68,10 @@ struct LoadedModel {
   std::string run_format;  // "bf16", "int8", "int4", "int4-all", "fp8", ...
   std::vector<OwnedBuffer> owned;
   std::shared_ptr<const gguf::Files> gguf;  // GGUF models: the mapped files the views point into
+  // Expert parallelism: the routed experts of every MoE layer this process holds, first..+count
+  // (count < 0: all). narrow_experts (model/expert_shard.h) sets it; expert weights then hold
+  // only these experts, local index e - first.
+  ExpertShare experts{0, -1};
 };
 
 // Opens a model directory: config.json, the safetensors (single or sharded), every tensor of the

@@ -6,6 +6,8 @@
 #include <chrono>
 
 #include "herd/model/gguf_load.h"
+#include "herd/base/log.h"
+#include "herd/model/expert_shard.h"
 #include "herd/model/run_weights.h"
 #include "herd/runtime/nonfinite.h"
 #include "herd/runtime/request_check.h"
@@ -24,15 +26,32 @@ int64_t kv_pages_for_bytes(const KvCacheSpec& spec, int64_t bytes) {
   return std::max<int64_t>(1, bytes / int64_t(std::max<size_t>(spec.global.page_bytes(), 1)));
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  // Rank 0: the other ranks leave their replay loop and report.
+  if (cluster_ && cluster_->rank() == 0 && !cluster_->broken()) {
+    Status st = cluster_->send_stop();
+    if (st) st = report_ranks();
+    if (!st) log(LogLevel::kError, "mpi: {}", st.message());
+  }
+}
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> e(new Engine());
+  if (opt.mpi) {
+    HERD_ASSIGN_OR_RETURN(e->cluster_, Cluster::join(opt.mpi_timeout));
+  }
   HERD_ASSIGN_OR_RETURN(e->model_, load_model(opt.model_dir));
   const Llama4TextConfig& t = e->model_.config.text;
   // A GGUF file holds its tokenizer and stop ids itself; it has no generation_config.json.
   const gguf::Files* gguf = e->model_.gguf.get();
+  if (e->cluster_) {
+    const int64_t E = t.num_local_experts, R = e->cluster_->ranks();
+    if (E < R)
+      return make_error("--mpi: {} has {} routed experts per MoE layer, fewer than the {} ranks",
+                        opt.model_dir, E, R);
+    e->cluster_->set_hidden_size(t.hidden_size);
+  }
   if (opt.tokenizer) {
     if (gguf) {
       HERD_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer_from_gguf(gguf->first(), opt.model_dir));
@@ -71,10 +90,16 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
   e->pool_ = std::make_unique<ThreadPool>(opt.threads);
   if (opt.precision == Precision::kF32 || opt.with_reference)
     HERD_TRY(prepare_reference_weights(e->model_, *e->pool_));
+  // After the reference weights (FP8 checkpoints build their f32 experts whole there; a view of
+  // this rank's share is kept), before the run format (converted for this share only).
+  if (e->cluster_) {
+    const int64_t E = t.num_local_experts, R = e->cluster_->ranks();
+    HERD_TRY(narrow_experts(e->model_, expert_share(E, int(R), e->cluster_->rank())));
+  }
   if (opt.precision == Precision::kAuto) {
     QuantOptions q;
     q.mode = opt.quant;
-    q.progress = opt.progress;
+    q.progress = opt.progress && (!e->cluster_ || e->cluster_->rank() == 0);
     HERD_TRY(prepare_run_weights(e->model_, q, *e->pool_));
   }
   e->decoder_ = std::make_unique<TextDecoder>(e->model_, *e->pool_, opt.precision);
@@ -97,6 +122,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
     bytes = std::min(want, available_memory_bytes() / 2);
   }
   so.global_pages = kv_pages_for_bytes(spec, bytes);
+  if (e->cluster_) HERD_TRY(e->join_cluster(opt, so));
   e->scheduler_ = std::make_unique<Scheduler>(*e->decoder_, so);
   Engine* self = e.get();
   e->scheduler_->set_nonfinite_diagnosis([self](std::span<const int32_t> tokens) {
@@ -109,7 +135,67 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& opt) {
                   : "cannot locate the first non-finite activation: " + origin.status().message();
   });
   e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (e->cluster_) {
+    Cluster* c = e->cluster_.get();
+    if (c->rank() != 0) replay_until_stopped(std::move(e));
+    e->scheduler_->set_step_observer([c](const StepRecord& r) { return c->send_step(r); });
+  }
   return e;
+}
+
+// Every rank sizes its KV pool as rank 0 does (a replica never runs short where rank 0 did not)
+// and runs the decoder with the expert exchange.
+Status Engine::join_cluster(const EngineOptions& opt, SchedulerOptions& so) {
+  HERD_ASSIGN_OR_RETURN(so.global_pages, cluster_->broadcast(so.global_pages));
+  decoder_->set_expert_exchange(cluster_.get());
+  if (reference_) reference_->set_expert_exchange(cluster_.get());
+  return Status::ok();
+}
+
+// Ranks other than 0 have no command to return to: they replay rank 0's steps, report their
+// resident weight bytes, and end the process (0 after rank 0's stop, 1 on an error).
+void Engine::replay_until_stopped(std::unique_ptr<Engine> e) {
+  ReceivedStep step;
+  Status st = Status::ok();
+  for (;;) {
+    st = e->cluster_->receive_step(step);
+    if (!st || step.stop) break;
+    st = e->scheduler_->replay(step.record());
+    if (!st) break;
+  }
+  if (st) st = e->report_ranks();
+  if (!st) log(LogLevel::kError, "mpi rank {}: {}", e->cluster_->rank(), st.message());
+  const int code = st ? 0 : 1;
+  if (!st) e->cluster_->set_broken();
+  e.reset();  // MPI_Finalize (MPI_Abort when broken)
+  std::exit(code);
+}
+
+// Every rank's experts and resident weight bytes, logged by rank 0 (the planner's figure is
+// checked against these by tests/integration/mpi_cli.sh).
+Status Engine::report_ranks() {
+  const int64_t bytes = resident_weight_bytes(model_);
+  HERD_ASSIGN_OR_RETURN(std::vector<int64_t> all, cluster_->gather(bytes));
+  const ClusterTiming tm = cluster_->timing();
+  HERD_ASSIGN_OR_RETURN(std::vector<int64_t> waits,
+                        cluster_->gather(int64_t(tm.exchange_wait_seconds * 1e6)));
+  HERD_ASSIGN_OR_RETURN(std::vector<int64_t> spans,
+                        cluster_->gather(int64_t(tm.exchange_seconds * 1e6)));
+  HERD_ASSIGN_OR_RETURN(std::vector<int64_t> forwards,
+                        cluster_->gather(int64_t(scheduler_->forward_seconds() * 1e6)));
+  if (cluster_->rank() != 0) return Status::ok();
+  const int64_t E = model_.config.text.num_local_experts;
+  for (int r = 0; r < cluster_->ranks(); ++r) {
+    const ExpertShare s = expert_share(E, cluster_->ranks(), r);
+    fmt::print(stderr,
+               "herd: mpi rank {}: experts {}..{} of {}, resident weight bytes {}, forward {:.3f} "
+               "s, exchange {:.3f} s (posted to complete), of which waited {:.3f} s\n",
+               r, s.first, s.first + s.count - 1, E, all[size_t(r)], forwards[size_t(r)] * 1e-6,
+               spans[size_t(r)] * 1e-6, waits[size_t(r)] * 1e-6);
+  }
+  fmt::print(stderr, "herd: mpi rank 0: {} exchanges, {} bytes received\n", tm.exchanges,
+             tm.bytes_received);
+  return Status::ok();
 }
 
 std::vector<int32_t> Engine::encode_prompt(const std::string& text, bool add_bos) const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "herd/base/thread_pool.h"
+#include "herd/dist/cluster.h"
 #include "herd/model/text.h"
 #include "herd/quant/quantize.h"
 #include "herd/runtime/sampler.h"
@@ -29,6 +30,11 @@ struct EngineOptions {
   std::optional<KvType> kv_type;  // default: f32 for the f32 path, bf16 for the fast path
   int64_t kv_bytes = 0;  // global-layer KV pool; 0: max_seqs × context, at most half of free RAM
   SchedulerOptions sched;
+  // Expert parallelism (dist/cluster.h): under `mpirun -np N`, this rank's share of the routed
+  // experts; rank 0 returns from open(), the other ranks replay its steps until it is done and
+  // then end the process.
+  bool mpi = false;
+  double mpi_timeout = 60;  // seconds a collective may wait for the other ranks
 };
 
 class Engine {
@@ -44,6 +50,8 @@ class Engine {
   const LoadedModel& model() const { return model_; }
   ThreadPool& pool() { return *pool_; }
   Scheduler& scheduler() { return *scheduler_; }
+  // Expert parallelism: the cluster (null without --mpi).
+  Cluster* cluster() { return cluster_.get(); }
   double load_seconds() const { return load_seconds_; }
 
   // BOS (from config.json, when it names one) + the text as ordinary tokens.
@@ -58,6 +66,10 @@ class Engine {
 
  private:
   Engine() = default;
+  Status join_cluster(const EngineOptions& opt, SchedulerOptions& so);
+  [[noreturn]] static void replay_until_stopped(std::unique_ptr<Engine> e);
+  Status report_ranks();
+  std::unique_ptr<Cluster> cluster_;  // first: outlives everything that uses it
   LoadedModel model_;
   std::optional<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;

@@ -141,6 +141,15 @@ int64_t largest_fitting(int64_t budget, F cost) {
 
 }  // namespace
 
+int64_t plan_tensor_bytes(const TensorSpec& s, WeightFormat f, int64_t n_layers) {
+  bool q = false;
+  return tensor_bytes(s, f, n_layers, &q);
+}
+
+bool plan_is_routed(TensorRole r) {
+  return is_routed(r);
+}
+
 const char* weight_format_name(WeightFormat f) {
   switch (f) {
     case WeightFormat::kBF16:

@@ -12,6 +12,7 @@
 
 #include "herd/base/status.h"
 #include "herd/model/config.h"
+#include "herd/model/tensor_table.h"
 #include "herd/ops/kv_view.h"
 
 namespace herd {
@@ -101,6 +102,11 @@ struct MemoryPlan {
 };
 
 Result<MemoryPlan> plan_memory(const PlanInput& in);
+
+// One tensor's bytes in format f (the rule above), and whether it is a routed expert tensor
+// (runtime/expert_plan.h splits those over ranks).
+int64_t plan_tensor_bytes(const TensorSpec& s, WeightFormat f, int64_t n_layers);
+bool plan_is_routed(TensorRole r);
 
 // Decoder activation and workspace bytes for one forward of `ubatch` tokens on a CPU (the
 // buffers TextDecoder::resize sizes, the prepared activations and one logits row).

@@ -115,6 +115,8 @@ Result<int64_t> Scheduler::submit(Request r) {
   auto s = std::make_unique<Seq>();
   s->id = next_id_++;
   s->total = total;
+  // Expert parallelism: the other ranks' KV replicas are built from the batches alone.
+  if (observer_) r.reuse_prefix = false;
   s->req = std::move(r);
   s->c.id = s->id;
   s->c.prompt_tokens = n;
@@ -196,6 +198,7 @@ void Scheduler::finish(Seq& s, FinishReason r, Status error) {
     reserved_chunked_ -= spec_.chunked_pages(s.total);
     s.kv->release();
     s.kv.reset();
+    if (observer_) released_.push_back(s.id);
   }
   if (s.t_first != Clock::time_point()) s.c.decode_seconds = seconds_since(s.t_first);
   if (s.req.on_finish) s.req.on_finish(s.c);
@@ -286,11 +289,13 @@ Result<bool> Scheduler::step() {
   parts.clear();
   batch_.clear();
   caches_.clear();
+  seq_ids_.clear();
   int64_t budget = opt_.step_tokens;
   for (auto& sp : running_)
     if (sp->pending >= 0) {
       parts.push_back({sp.get(), int64_t(batch_.size()), 1, false});
       caches_.push_back(sp->kv.get());
+      seq_ids_.push_back(sp->id);
       batch_.push_back(BatchToken{sp->pending, sp->kv->n_past(), int(caches_.size() - 1), true});
       --budget;
     }
@@ -311,6 +316,7 @@ Result<bool> Scheduler::step() {
     budget -= n;
     parts.push_back({&s, int64_t(batch_.size()), n, true});
     caches_.push_back(s.kv.get());
+    seq_ids_.push_back(s.id);
     const int seq = int(caches_.size() - 1);
     const auto& ep = s.req.embedding_positions;
     auto e_it = std::lower_bound(ep.begin(), ep.end(), s.fed);
@@ -343,7 +349,15 @@ Result<bool> Scheduler::step() {
   for (const BatchToken& b : batch_) n_logits += b.logits;
   const int64_t V = decoder_.vocab_size();
   if (int64_t(logits_.size()) < n_logits * V) logits_.resize(size_t(n_logits * V));
-  if (Status st = decoder_.forward(batch_, caches_, logits_.data(), trace_); !st) {
+  Status st = Status::ok();
+  if (observer_) {  // expert parallelism: the other ranks step the same batch
+    st = observer_(StepRecord{batch_, seq_ids_, released_});
+    released_.clear();
+  }
+  const auto t_forward = Clock::now();
+  if (st) st = decoder_.forward(batch_, caches_, logits_.data(), trace_);
+  forward_seconds_ += seconds_since(t_forward);
+  if (!st) {
     // Inputs were validated at submit, so this is the model's fault, not one request's.
     for (const Part& p : parts) finish(*p.s, FinishReason::kError, st);
     running_.erase(std::remove_if(running_.begin(), running_.end(), gone), running_.end());
@@ -392,6 +406,48 @@ Result<bool> Scheduler::step() {
   }
   running_.erase(std::remove_if(running_.begin(), running_.end(), gone), running_.end());
   return true;
+}
+
+Status Scheduler::replay(const StepRecord& r) {
+  std::vector<KvCache*>& caches = caches_;
+  for (int64_t id : r.released) replicas_.erase(id);
+  caches.clear();
+  for (int64_t id : r.seq_ids) {
+    auto& kv = replicas_[id];
+    if (!kv) kv = std::make_unique<SequenceKv>(spec_, *global_, chunked_.get(), 0);
+    caches.push_back(kv.get());
+  }
+  // Each sequence's tokens of the batch are consecutive (one part per sequence), as on rank 0.
+  std::vector<int32_t>& tokens = replay_tokens_;
+  auto each_part = [&](auto fn) {
+    for (size_t t = 0; t < r.batch.size();) {
+      size_t e = t + 1;
+      while (e < r.batch.size() && r.batch[e].seq == r.batch[t].seq) ++e;
+      HERD_TRY(fn(r.batch[t].seq, t, e));
+      t = e;
+    }
+    return Status::ok();
+  };
+  for (const BatchToken& b : r.batch)
+    if (b.seq < 0 || size_t(b.seq) >= caches.size())
+      return make_error("replayed step: batch token refers to sequence index {} of {}", b.seq,
+                        caches.size());
+  HERD_TRY(each_part([&](int seq, size_t t, size_t e) {
+    auto* kv = static_cast<SequenceKv*>(caches[size_t(seq)]);
+    if (kv->n_past() != r.batch[t].pos)
+      return make_error("replayed step: sequence {} is at position {} here but {} on rank 0",
+                        r.seq_ids[size_t(seq)], kv->n_past(), r.batch[t].pos);
+    return kv->prepare(int64_t(e - t));
+  }));
+  const auto t_forward = Clock::now();
+  HERD_TRY(decoder_.forward(r.batch, caches, nullptr, trace_));
+  forward_seconds_ += seconds_since(t_forward);
+  return each_part([&](int seq, size_t t, size_t e) {
+    tokens.clear();
+    for (size_t i = t; i < e; ++i) tokens.push_back(r.batch[i].token);
+    static_cast<SequenceKv*>(caches[size_t(seq)])->commit(tokens);
+    return Status::ok();
+  });
 }
 
 Status Scheduler::run_until_idle() {

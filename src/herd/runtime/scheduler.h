@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -64,6 +65,13 @@ struct Request {
   std::function<void(int64_t done, int64_t total)> on_prefill;
 };
 
+// One step of the batch as the other ranks of an expert-parallel run (dist/cluster.h) replay it.
+struct StepRecord {
+  std::span<const BatchToken> batch;
+  std::span<const int64_t> seq_ids;   // per cache index of the batch: the sequence's id
+  std::span<const int64_t> released;  // sequences whose KV was released since the last step
+};
+
 struct SchedulerOptions {
   int64_t max_seqs = 16;      // sequences in one batch
   int64_t step_tokens = 512;  // token budget of one step (decode tokens + prompt slices)
@@ -107,6 +115,16 @@ class Scheduler {
   using Diagnosis = std::function<std::string(std::span<const int32_t> tokens)>;
   void set_nonfinite_diagnosis(Diagnosis d) { diagnose_ = std::move(d); }
 
+  // Expert parallelism, rank 0: sees every batch before its forward (an error fails the step
+  // like a forward error). Prefix reuse must be off (the replicas start every sequence at 0).
+  using StepObserver = std::function<Status(const StepRecord&)>;
+  void set_step_observer(StepObserver o) { observer_ = std::move(o); }
+  // The other ranks: the same forward over KV of their own, kept in step by rank 0's records
+  // (sequence ids, released ones). No logits are computed.
+  Status replay(const StepRecord& r);
+  // Wall time spent in the decoder's forward (step() and replay()), for the compute/exchange split.
+  double forward_seconds() const { return forward_seconds_; }
+
  private:
   struct Seq;
   bool admit(Seq& s);
@@ -138,6 +156,11 @@ class Scheduler {
   std::vector<Seq*> prefill_order_;
   TraceFn trace_;
   Diagnosis diagnose_;
+  StepObserver observer_;
+  std::vector<int64_t> seq_ids_, released_;
+  std::map<int64_t, std::unique_ptr<SequenceKv>> replicas_;  // replay(): by rank 0's sequence id
+  std::vector<int32_t> replay_tokens_;
+  double forward_seconds_ = 0;
 };
 
 }  // namespace herd

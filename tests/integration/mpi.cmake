@@ -1,0 +1,6 @@
+# Issue 16: expert parallelism over Open MPI (tests/integration/mpi_cli.sh), in MPI builds only.
+if(HERD_MPI)
+  add_test(NAME mpi_cli COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_cli.sh $<TARGET_FILE:herd>
+                                ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(mpi_cli PROPERTIES LABELS "mpi;integration" TIMEOUT 900 RUN_SERIAL TRUE)
+endif()
