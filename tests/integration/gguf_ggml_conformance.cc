@@ -6,8 +6,11 @@
 //    scales), equals ggml's vec_dot within f32 rounding: both are exact integer block dots
 //    combined in f32, in different orders (bound: 1e-5 of Σ|w·x|; Q4_1 1e-3, since ggml keeps
 //    the block's d·Σq as f16);
-//  - herd's gemm (its own activation quantization, best ISA) against ggml's vec_dot within the
-//    two activation quantizations' half steps.
+//  - herd's activation quantization (quantize_gguf_act_row and prepare_acts on the best ISA)
+//    equals ggml's from_float of the weight type's vec_dot_type bit for bit (codes, scales, sums);
+//  - herd's gemm (its own activation quantization, best ISA) against ggml's vec_dot within f32
+//    rounding (the same integers), within the half steps for Q4_1 (Q8_1's f16 d·Σq) and F16
+//    (ggml's f16 activations).
 #include <ggml-cpu.h>
 #include <ggml.h>
 #include <gtest/gtest.h>
@@ -15,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "herd/ops/gemm.h"
@@ -137,6 +141,61 @@ TEST_P(GgmlConformance, LayoutAndDequantizeAreGgmls) {
   }
 }
 
+// Rows with the cases that decide a scale: a zero block, the largest |x| negative, +max and −max
+// both present (the first wins in Q8_K), a tie of two equal maxima, values at half steps.
+std::vector<float> act_rows(int64_t rows, int64_t k, uint64_t& seed) {
+  auto x = random_vec(size_t(rows * k), seed, 3.0f);
+  for (int64_t i = 0; i < 32 && i < k; ++i) x[size_t(i)] = 0.0f;    // row 0: a zero 32-block
+  if (k >= 512) std::fill(x.begin() + 256, x.begin() + 512, 0.0f);  // and a zero 256-block
+  if (rows > 1) {
+    x[size_t(k + 5)] = -40.0f;  // row 1: the signed max is negative
+    x[size_t(k + 9)] = 40.0f;   // ... and +max follows it (Q8_K takes the first)
+  }
+  if (rows > 2) {
+    x[size_t(2 * k + 3)] = 12.7f;  // row 2: the max twice, and values exactly at half a step
+    x[size_t(2 * k + 7)] = 12.7f;
+    for (int64_t i = 8; i < 32; ++i) x[size_t(2 * k + i)] = 0.05f * float(i - 20);
+  }
+  return x;
+}
+
+TEST_P(GgmlConformance, ActivationQuantizationIsGgmls) {
+  const auto [dt, gt] = GetParam();
+  const auto* cpu = ggml_get_type_traits_cpu(gt);
+  if (dt == DType::F16 || !cpu->vec_dot) GTEST_SKIP() << ggml_type_name(gt) << ": f16 activations";
+  const ggml_type vt = cpu->vec_dot_type;
+  const int64_t blk = gguf_act_block(dt);
+  ASSERT_EQ(blk, ggml_blck_size(vt));
+  uint64_t seed = 300 + uint64_t(gt);
+  for (int64_t k : {256, 1024, 5120}) {
+    const int64_t n = 5;
+    const auto x = act_rows(n, k, seed);
+    PreparedActs pa;
+    prepare_acts(x.data(), n, k, k, dt, pa);
+    ASSERT_EQ(pa.kpad, k);
+    std::vector<uint8_t> xb(ggml_row_size(vt, k));
+    std::vector<int8_t> q(static_cast<size_t>(k));
+    std::vector<float> d(size_t(k / blk));
+    std::vector<int16_t> s(size_t(k / 16));
+    for (int64_t t = 0; t < n; ++t) {
+      ggml_get_type_traits_cpu(vt)->from_float(&x[size_t(t * k)], xb.data(), k);
+      const HerdActs want = to_herd(vt, xb.data(), k);
+      quantize_gguf_act_row(&x[size_t(t * k)], k, k, blk, q.data(), d.data(), s.data());
+      const std::string at =
+          std::string(ggml_type_name(vt)) + " k=" + std::to_string(k) + " row " + std::to_string(t);
+      EXPECT_EQ(std::memcmp(q.data(), want.q.data(), size_t(k)), 0) << "codes, " << at;
+      EXPECT_EQ(std::memcmp(d.data(), want.d.data(), d.size() * 4), 0) << "scales, " << at;
+      EXPECT_EQ(std::memcmp(s.data(), want.s.data(), s.size() * 2), 0) << "sums, " << at;
+      EXPECT_EQ(std::memcmp(pa.q.data() + t * k, want.q.data(), size_t(k)), 0)
+          << "prepare_acts codes, " << at;
+      EXPECT_EQ(std::memcmp(pa.blk_d.data() + t * (k / blk), want.d.data(), d.size() * 4), 0)
+          << "prepare_acts scales, " << at;
+      EXPECT_EQ(std::memcmp(pa.blk_sum.data() + t * (k / 16), want.s.data(), s.size() * 2), 0)
+          << "prepare_acts sums, " << at;
+    }
+  }
+}
+
 TEST_P(GgmlConformance, DotProductsAgreeWithGgmlVecDot) {
   const auto [dt, gt] = GetParam();
   const auto* cpu = ggml_get_type_traits_cpu(gt);
@@ -170,16 +229,20 @@ TEST_P(GgmlConformance, DotProductsAgreeWithGgmlVecDot) {
         float ref = 0;
         cpu->vec_dot(int(k), &ref, 0, row, 0, xt, 0, 1);
         gguf_dequantize_row(dt, row, k, wf.data());
-        // herd's gemm quantizes x itself (half a step ≤ max|x| / 254 per element, none for F16)
-        // where ggml's row differs from x by |x − xv|: the two differ by at most Σ|w|·(both).
+        // herd's gemm quantizes x itself, to ggml's codes and scales (the test above), so it
+        // differs from vec_dot by f32 rounding only; but for F16 (ggml rounds x to f16: by
+        // |x − xv|) and Q4_1 (Q8_1's s = f16(d·Σq) for herd's exact Σq·d: 2^-11 of |d·Σq| per
+        // block, bounded here by half a step per element).
         float amax = 0;
         for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(x[size_t(t * k + c)]));
-        const double half = dt == DType::F16 ? 0.0 : amax / 254.0;
+        const bool exact = dt != DType::F16 && dt != DType::GGUF_Q4_1;
+        const double half = dt == DType::GGUF_Q4_1 ? amax / 254.0 : 0.0;
         double mag = 0, bound = 0;
         for (int64_t c = 0; c < k; ++c) {
           mag += std::fabs(double(wf[size_t(c)]) * xv[size_t(c)]);
-          bound += std::fabs(double(wf[size_t(c)])) *
-                   (std::fabs(x[size_t(t * k + c)] - xv[size_t(c)]) + half);
+          bound += exact ? 0.0
+                         : std::fabs(double(wf[size_t(c)])) *
+                               (std::fabs(x[size_t(t * k + c)] - xv[size_t(c)]) + half);
         }
         const double tol = (dt == DType::GGUF_Q4_1 ? 1e-3 : 1e-5) * mag + 1e-6;
         const float mine = gguf_dot_row(

@@ -17,7 +17,8 @@
 //   - the compared logits have std ≈ 2 (synthetic weights scaled so: a test on flat logits
 //     would prove little).
 // herd runs with an f32 KV cache (llama.cpp's side uses one, logits.mjs), so only the weight
-// format and the kernels differ. Any failure exits 1; a missing reference fails, never skips.
+// format and the kernels differ; the block types on herd's GGUF kernels (--precision auto).
+// Any failure exits 1; a missing reference fails, never skips.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -38,17 +39,24 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 //        router logits are far closer than a trained model's). So p90 is the real bound (0.1),
 //        max only bounds a routing flip (4), and top-1 is set at what such flips allow (97%,
 //        below the issue's 99.5%: see the report).
-//  q8_0 / q4_0 / q4_k_m / q6_k: both quantize activations to Q8_0 / Q8_K blocks and the integer
-//        block dots are exact, so what is left is the bf16-like boundary effect of activation
-//        quantization (coarser: 1/127 of a block's range) plus f32 rounding of block sums.
-//        Provisional values, to be set from the first run with herd's block kernels.
+//  q8_0 / q4_0 / q4_k_m / q6_k: herd's fast path (--precision auto) quantizes activations to
+//        ggml's Q8_0 / Q8_K blocks bit for bit (gguf_ggml_conformance) and the integer block
+//        dots are exact, so positions agree to ~1e-6 until one activation lands within f32
+//        rounding (summation order, exp / silu) of a rounding boundary of its block: one code
+//        moves by 1, and the logits of that and, through the KV cache, later positions move by
+//        0.03-0.13 (measured: max 0.09 / 0.09 / 0.10 / 0.13, p90 0.071 / 0.068 / 0.080 / 0.086
+//        for q8_0 / q4_0 / q4_k_m / q6_k). No routing flip: that is |Δ| ≈ 2, so max 0.3 catches
+//        it. Top-1 then differs wherever llama.cpp's own margin is below 2·|Δ| (always so for a
+//        disagreement, given the |Δ| bound): 1-2 of 192 positions measured (98.96-99.48%), all
+//        with margins 0.005-0.07, on this random-weight model whose 4096 logits hold near ties;
+//        the issue's 99.5% asks 192 of 192, hence these types are not in the default list.
 const CRITERIA = {
   f32: { max: 1e-4, p90: 1e-4, top1: 1 },
   bf16: { max: 4, p90: 0.1, top1: 0.97 },
-  q8_0: { max: 4, p90: 0.2, top1: 0.995 },
-  q4_0: { max: 4, p90: 0.3, top1: 0.995 },
-  q4_k_m: { max: 4, p90: 0.3, top1: 0.995 },
-  q6_k: { max: 4, p90: 0.2, top1: 0.995 },
+  q8_0: { max: 0.3, p90: 0.15, top1: 0.995 },
+  q4_0: { max: 0.3, p90: 0.15, top1: 0.995 },
+  q4_k_m: { max: 0.3, p90: 0.15, top1: 0.995 },
+  q6_k: { max: 0.3, p90: 0.15, top1: 0.995 },
 };
 const QUANT_NAME = { q8_0: "Q8_0", q4_0: "Q4_0", q4_k_m: "Q4_K_M", q6_k: "Q6_K" };
 const STD_RANGE = [1.6, 2.4];
@@ -145,7 +153,12 @@ try {
   let maxDelta = 0, same = 0, total = 0;
   const stds = [], deltas = [];
   for (const base of prompts) {
+    // The block types run on herd's GGUF kernels (--precision auto; `herd logits` defaults to the
+    // f32 reference, which dequantizes the weights and keeps f32 activations: not what llama.cpp
+    // computes). f32 / bf16 keep the reference, as their criteria were measured on it.
+    const precision = QUANT_NAME[opt.type] ? "auto" : "f32";
     run(opt.herd, ["logits", "-m", gguf, "--tokens-file", `${base}.tokens.txt`, "--all", "--kv-type", "f32",
+                   "--precision", precision,
                    "-o", `${base}.herd.bin`, "-t", "2"]);
     const a = readRows(`${base}.llama.bin`, text.vocab_size), b = readRows(`${base}.herd.bin`, text.vocab_size);
     if (a.length !== b.length) failures.push(`${base}: row count llama.cpp ${a.length}, herd ${b.length}`);

@@ -694,34 +694,45 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
 
 }  // namespace
 
-// quantize_gguf_act_row with AVX-512, bit for bit: amax is exact, 127 / amax is the same scalar,
-// the product rounds the same, cvtps_epi32 rounds to nearest even as nearbyint does, and each
-// vector of 16 codes is one sum of 16.
+// quantize_gguf_act_row with AVX-512, bit for bit: amax is exact (and Q8_K's signed max is the
+// x at the first lane of largest |x|), the scale is the same scalar, the product rounds the same,
+// cvtps_epi32 rounds to nearest even as nearbyint does, and each vector of 16 codes is one sum of
+// 16.
 HERD_GV void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block,
                                           int8_t* q, float* d, int16_t* sums) {
+  const auto lanes = [](int64_t left) {
+    return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  };
   for (int64_t b = 0; b < kpad; b += block) {
     const int64_t m = std::clamp<int64_t>(k - b, 0, block);
     __m512 amax = _mm512_setzero_ps();
-    for (int64_t i = 0; i < block; i += 16) {
-      const int64_t left = m - i;
-      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
-                           : left <= 0 ? __mmask16(0)
-                                       : __mmask16((1u << left) - 1);
-      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + b + i)));
-    }
+    for (int64_t i = 0; i < block; i += 16)
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(m - i), x + b + i)));
     const float a = _mm512_reduce_max_ps(amax);
-    const __m512 inv = _mm512_set1_ps(a > 0 ? 127.0f / a : 0.0f);
+    float scale = a > 0 ? 127.0f / a : 0.0f;
+    if (block == 256) {  // Q8_K: −127 / the signed max; d = 1 / that
+      if (a > 0)
+        for (int64_t i = 0; i < m; i += 16) {
+          const __mmask16 hit = _mm512_mask_cmp_ps_mask(
+              lanes(m - i), _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(m - i), x + b + i)),
+              _mm512_set1_ps(a), _CMP_EQ_OQ);
+          if (hit) {
+            scale = -127.0f / x[b + i + __builtin_ctz(hit)];
+            break;
+          }
+        }
+      d[b / block] = a > 0 ? 1.0f / scale : 0.0f;
+    } else {  // Q8_0 / Q8_1: d kept as f16
+      d[b / block] = f16_to_f32(f32_to_f16(a / 127.0f));
+    }
+    const __m512 inv = _mm512_set1_ps(scale);
     for (int64_t i = 0; i < block; i += 16) {
-      const int64_t left = m - i;
-      const __mmask16 mk = left >= 16  ? __mmask16(0xffff)
-                           : left <= 0 ? __mmask16(0)
-                                       : __mmask16((1u << left) - 1);
-      __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + b + i), inv));
+      __m512i qi =
+          _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(m - i), x + b + i), inv));
       qi = _mm512_max_epi32(_mm512_min_epi32(qi, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b + i), _mm512_cvtepi32_epi8(qi));
       sums[(b + i) / 16] = int16_t(_mm512_reduce_add_epi32(qi));
     }
-    d[b / block] = a / 127.0f;
   }
 }
 

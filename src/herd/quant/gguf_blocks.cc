@@ -162,12 +162,27 @@ void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t bloc
                            float* d, int16_t* sums) {
   for (int64_t b = 0; b < kpad; b += block) {
     const int64_t m = std::clamp<int64_t>(k - b, 0, block);
-    float amax = 0;
-    for (int64_t i = 0; i < m; ++i) amax = std::max(amax, std::fabs(x[b + i]));
-    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    for (int64_t i = 0; i < block; ++i)
-      q[b + i] = int8_t(i < m ? std::clamp(int(std::nearbyint(x[b + i] * inv)), -127, 127) : 0);
-    d[b / block] = amax / 127.0f;
+    float* qd = &d[b / block];
+    if (block == 256) {  // Q8_K: quantize_row_q8_K_ref (the signed max, the first of largest |x|)
+      float amax = 0, max = 0;
+      for (int64_t i = 0; i < m; ++i)
+        if (std::fabs(x[b + i]) > amax) {
+          amax = std::fabs(x[b + i]);
+          max = x[b + i];
+        }
+      const float iscale = amax > 0 ? -127.0f / max : 0.0f;
+      for (int64_t i = 0; i < block; ++i)
+        q[b + i] =
+            int8_t(i < m ? std::clamp(int(std::nearbyint(iscale * x[b + i])), -127, 127) : 0);
+      *qd = amax > 0 ? 1.0f / iscale : 0.0f;
+    } else {  // Q8_0 / Q8_1: quantize_row_q8_0 (d kept as f16, q from the f32 127 / amax)
+      float amax = 0;
+      for (int64_t i = 0; i < m; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+      for (int64_t i = 0; i < block; ++i)
+        q[b + i] = int8_t(i < m ? std::clamp(int(std::nearbyint(x[b + i] * inv)), -127, 127) : 0);
+      *qd = h2f(f32_to_f16(amax / 127.0f));
+    }
   }
   for (int64_t s = 0; s < kpad / 16; ++s) {
     int v = 0;

@@ -23,8 +23,15 @@
 //
 // Activations for the integer formats are one int8 row per token (x quantized per block of the
 // dot product's width: 32 for Q8_0 / Q4_0 / Q4_1, 256 for the K-quants and Q8_K), one f32 scale
-// per block (d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|)) and the int16 sums of
-// each 16 consecutive q (they remove the formats' offsets and mins). F16 takes f32 activations.
+// per block and the int16 sums of each 16 consecutive q (they remove the formats' offsets and
+// mins). The codes and scales are bitwise those of ggml's CPU from_float for the weight type's
+// vec_dot_type, so the integer block dots are the ones llama.cpp computes:
+//  32-blocks (Q8_0; Q8_1 has the same q and d): q = round-to-nearest-even(x · (127 / max|x|)),
+//    d = the f16 rounding of max|x| / 127 (ggml stores d as f16);
+//  256-blocks (Q8_K): with `max` the first x of largest |x|, iscale = −127 / max,
+//    q = round-to-nearest-even(iscale · x), d = 1 / iscale (f32, negative when max > 0).
+// Not matched: Q8_1's s = f16(d · Σq) (herd uses the exact Σq), and F16, whose ggml dot takes f16
+// activations (herd keeps them f32).
 #pragma once
 
 #include <cstdint>
