@@ -2,12 +2,6 @@
 
 namespace herd {
 
-int64_t image_token_count(const ImageTiles& t, int patch_size, double pixel_shuffle_ratio) {
-  return image_layout_token_count(
-      {t.tile_rows, t.tile_cols,
-       int(image_tokens_per_tile(t.tile_size, patch_size, pixel_shuffle_ratio))});
-}
-
 ImageTokenShape image_token_shape(const ImageTiles& tiles, const VisionEncoder& enc) {
   return ImageTokenShape{tiles.tile_rows, tiles.tile_cols, int(enc.tokens_per_tile())};
 }
