@@ -21,6 +21,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { argmax, readRows, stddev } from "./ref_model.mjs";
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 const CHUNK = 8192;        // llama.cpp's llama4 attention chunk (and temperature-tuning floor)
@@ -140,26 +142,6 @@ function makeTokens(spec, model, cfg) {
   return ids;
 }
 
-function readRows(file, vocab) {
-  const buf = fs.readFileSync(file);
-  const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  const rows = [];
-  for (let i = 0; i < all.length; i += vocab) rows.push(all.subarray(i, i + vocab));
-  return rows;
-}
-
-function argmax(row) {
-  let best = 0;
-  for (let i = 1; i < row.length; ++i) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-function stddev(row) {
-  let s = 0, s2 = 0;
-  for (const x of row) s += x, s2 += x * x;
-  const m = s / row.length;
-  return Math.sqrt(Math.max(0, s2 / row.length - m * m));
-}
 
 const secs = (t0) => ((Date.now() - t0) / 1000).toFixed(1);
 

@@ -25,6 +25,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { argmax, readRows, stddev } from "./ref_model.mjs";
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 // Per type, on logits of std ≈ 2 (measured values: BENCHMARKS.md, "GGUF import").
@@ -99,26 +101,6 @@ function randomIds(length, seed, bos, vocab) {  // as conformance.mjs: BOS, last
   return out;
 }
 
-function readRows(file, vocab) {
-  const buf = fs.readFileSync(file);
-  const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  const rows = [];
-  for (let i = 0; i < all.length; i += vocab) rows.push(all.subarray(i, i + vocab));
-  return rows;
-}
-
-function argmax(row) {
-  let best = 0;
-  for (let i = 1; i < row.length; ++i) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-function stddev(row) {
-  let s = 0, s2 = 0;
-  for (const x of row) s += x, s2 += x * x;
-  const m = s / row.length;
-  return Math.sqrt(Math.max(0, s2 / row.length - m * m));
-}
 
 const opt = parseArgs(process.argv.slice(2));
 const failures = [];

@@ -75,3 +75,25 @@ export function parseTokens(file, fail) {
     if (!Number.isInteger(t) || t < 0) fail(`${file}: bad token id ${JSON.stringify(t)}`);
   return tokens;
 }
+
+// Logit rows of a raw little-endian f32 file (herd logits -o), `vocab` floats each.
+export function readRows(file, vocab) {
+  const buf = fs.readFileSync(file);
+  const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const rows = [];
+  for (let i = 0; i < all.length; i += vocab) rows.push(all.subarray(i, i + vocab));
+  return rows;
+}
+
+export function argmax(row) {
+  let best = 0;
+  for (let i = 1; i < row.length; ++i) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+export function stddev(row) {
+  let s = 0, s2 = 0;
+  for (const x of row) s += x, s2 += x * x;
+  const m = s / row.length;
+  return Math.sqrt(Math.max(0, s2 / row.length - m * m));
+}
