@@ -469,17 +469,24 @@ struct B32Tile {
     const __m512i off =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                            _mm512_set1_epi32(int32_t(sizeof(Block))));
-    // The group's f16 d (and Q4_1's m) in one gather of each block's first 4 bytes.
-    const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, off, row, 1);
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-    const __m512 mw = kQ41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
-                           : _mm512_setzero_ps();
+    // The codes first, as plain loads: from memory they miss together, where the gather below
+    // (microcoded) would take the misses of the group's lines one after another. The next
+    // group of this row is prefetched for the same reason.
     __m512i w[8], wa[8];
 #pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
       w[p] = load_pair<kFull>(row, 2 * p, g);
       wa[p] = kQ8 ? _mm512_abs_epi8(w[p]) : w[p];
     }
+    if constexpr (kFull) {
+      const char* next = reinterpret_cast<const char*>(row + G);
+      for (int l = 0; l < int(G * sizeof(Block)); l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
+    }
+    // The group's f16 d (and Q4_1's m) in one gather of each block's first 4 bytes.
+    const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, off, row, 1);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    const __m512 mw = kQ41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                           : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       // x is zero padded to a multiple of 64 and the missing blocks' codes are zero.
