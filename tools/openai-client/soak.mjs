@@ -131,7 +131,11 @@ async function main() {
     checks.push(["active sequences back to 0", active === 0]);
     checks.push(["queued sequences back to 0", queued === 0]);
     checks.push(["KV pages in use back to 0", pages === 0]);
-    checks.push(["RSS within warm-up + 5%", rss1 <= rss0 * 1.05]);
+    // Under ASan (HERD_SOAK_SANITIZED, set by the sanitizer build's CTest) freed memory sits in
+    // its quarantine (256 MB by default), so RSS says nothing about leaks there; LeakSanitizer
+    // checks those at exit instead.
+    if (process.env.HERD_SOAK_SANITIZED) console.log("skip RSS within warm-up + 5% (ASan build)");
+    else checks.push(["RSS within warm-up + 5%", rss1 <= rss0 * 1.05]);
   } finally {
     proc.kill("SIGTERM");
   }
