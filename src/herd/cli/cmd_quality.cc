@@ -111,20 +111,19 @@ int run_quality(const Options& o) {
   return 0;
 }
 
-CommandRegistrar reg("quality", "Compare the fast path with the f32 reference (top-1, KL)",
-                     [](CLI::App& app, std::function<int()>& run) {
-                       auto o = std::make_shared<Options>();
-                       app.add_option("-m,--model", o->model, "Model directory")->required();
-                       app.add_option("--quant", o->quant, "bf16, int8, int4 or int4-all");
-                       app.add_option("-n,--positions", o->positions, "Positions compared")
-                           ->check(int_in(1, 1 << 20));
-                       app.add_option("-t,--threads", o->threads, "Threads")
-                           ->check(threads_flag());
-                       app.add_option("--seed", o->seed, "Seed of the random token sequence")
-                           ->check(uint64_flag());
-                       app.add_flag("--json", o->json, "Print one JSON object");
-                       run = [o] { return run_quality(*o); };
-                     });
+CommandRegistrar reg(
+    "quality", "Compare the fast path with the f32 reference (top-1, KL)",
+    [](CLI::App& app, std::function<int()>& run) {
+      auto o = std::make_shared<Options>();
+      app.add_option("-m,--model", o->model, "Model directory")->required();
+      app.add_option("--quant", o->quant, std::string(kQuantModeList));
+      app.add_option("-n,--positions", o->positions, "Positions compared")
+          ->check(int_in(1, 1 << 20));
+      app.add_option("-t,--threads", o->threads, "Threads")->check(threads_flag());
+      app.add_option("--seed", o->seed, "Seed of the random token sequence")->check(uint64_flag());
+      app.add_flag("--json", o->json, "Print one JSON object");
+      run = [o] { return run_quality(*o); };
+    });
 
 }  // namespace
 }  // namespace herd::cli

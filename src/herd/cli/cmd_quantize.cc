@@ -21,6 +21,12 @@ struct Options {
 int run_quantize(const Options& o) {
   const auto mode = parse_quant_mode(o.to);
   if (!mode) return report(make_error("--to {}: expected bf16, int8, int4 or int4-all", o.to));
+  // ggml's block formats are GGUF's: a pre-quantized copy of them is a GGUF file.
+  if (*mode == QuantMode::kQ8_0 || *mode == QuantMode::kQ4_0)
+    return report(make_error(
+        "--to {}: herd's pre-quantized directories hold bf16, int8, int4 or int4-all; for ggml's "
+        "{} blocks write a GGUF (herd export-gguf, then llama-quantize) or use --quant {} at load",
+        o.to, o.to == "q8_0" ? "Q8_0" : "Q4_0", o.to));
   const auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(o.model);
   if (!model) return report(model.status());

@@ -15,8 +15,9 @@ void EngineFlags::add_to(CLI::App& app, bool model_required) {
       ->check(threads_flag());
   app.add_option("--precision", precision, "auto (fast kernels, default) or f32 (reference)")
       ->check(CLI::IsMember({"auto", "f32"}));
-  app.add_option("--quant", quant, "Run format of BF16 weights: bf16, int8, int4, int4-all")
-      ->check(CLI::IsMember({"bf16", "int8", "int4", "int4-all"}));
+  app.add_option("--quant", quant, fmt::format("Run format of BF16 weights: {}", kQuantModeList))
+      ->check(CLI::IsMember(
+          std::vector<std::string>(std::begin(kQuantModeNames), std::end(kQuantModeNames))));
   app.add_option("--kv-type", kv_type,
                  "KV cache type: f32, bf16, int8, fp8-e4m3 (default: f32 with --precision f32, "
                  "else bf16)")
@@ -46,7 +47,7 @@ Result<Precision> parse_precision(const std::string& s) {
 
 Result<QuantMode> parse_quant(const std::string& s) {
   auto q = parse_quant_mode(s);
-  if (!q) return make_error("--quant {}: expected bf16, int8, int4 or int4-all", s);
+  if (!q) return make_error("--quant {}: expected {}", s, kQuantModeList);
   return *q;
 }
 

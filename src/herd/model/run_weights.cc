@@ -7,13 +7,14 @@
 #include <cstring>
 
 #include "herd/base/log.h"
-#include "herd/model/gguf_load.h"
 #include "herd/model/expert_shard.h"
+#include "herd/model/gguf_load.h"
 #include "herd/model/run_weights_internal.h"
 #include "herd/model/tensor_table.h"
 #include "herd/model/weight_slots.h"
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
+#include "herd/quant/format_table.h"
 #include "herd/quant/formats.h"
 
 namespace herd {
@@ -134,6 +135,25 @@ Status run_experts(const ConvertContext& ctx, const LayerWeights& s, LayerWeight
   return Status::ok();
 }
 
+// ggml's block formats hold whole blocks of 32 inputs: every Linear's input width (hidden,
+// attention output, expert / shared / dense FFN widths) must be a multiple of the block.
+Status check_block_widths(const LoadedModel& m, QuantMode mode) {
+  const FormatTraits& f = format_traits(run_dtype(mode, WeightClass::kAttention));
+  if (f.kind != FormatKind::kGgufBlock) return Status::ok();
+  const Llama4TextConfig& t = m.config.text;
+  const std::pair<const char*, int64_t> widths[] = {
+      {"hidden_size", t.hidden_size},
+      {"num_attention_heads × head_dim", t.q_dim()},
+      {"intermediate_size", t.intermediate_size},
+      {"intermediate_size_mlp", t.intermediate_size_mlp}};
+  for (const auto& [field, w] : widths)
+    if (w % f.block != 0)
+      return make_error(
+          "{}: --quant {} stores blocks of {} inputs, but {} is {}; use int8 or int4-all", m.dir,
+          quant_mode_name(mode), f.block, field, w);
+  return Status::ok();
+}
+
 }  // namespace
 
 Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& pool) {
@@ -153,6 +173,7 @@ Status prepare_run_weights(LoadedModel& m, const QuantOptions& opt, ThreadPool& 
                       is_herd_prequantized(m.config) ? "pre-quantized" : "already prepared",
                       m.run_format, want);
   }
+  HERD_TRY(check_block_widths(m, opt.mode));
   const Llama4TextConfig& t = m.config.text;
   // Expert parallelism: only this rank's share of the routed experts (model/expert_shard.h).
   const int64_t E = held_experts(m), I = t.intermediate_size;

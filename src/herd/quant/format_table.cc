@@ -140,9 +140,11 @@ float gguf_at(const RowsView& m, int64_t r, int64_t c) {
                       b, v);
   return v[c - blk * b];
 }
-#define HERD_GGUF_FORMAT(T, block, bytes) \
-  {DType::T, K::kGgufBlock, block, bytes, 1, A::kGguf, DType::T, gguf_row<DType::T>, \
-   gguf_at<DType::T>, nullptr}
+#define HERD_GGUF_FORMAT(T, block, bytes, from_float)                                 \
+  {                                                                                   \
+    DType::T, K::kGgufBlock, block, bytes, 1, A::kGguf, DType::T, gguf_row<DType::T>, \
+        gguf_at<DType::T>, from_float                                                 \
+  }
 
 const FormatTraits kFormats[] = {
     // type          kind            block  bytes  rows  act              codes
@@ -164,13 +166,13 @@ const FormatTraits kFormats[] = {
      DType::Q8G, il_row<DType::Q8GI>, il_at<DType::Q8GI>, nullptr},
     {DType::Q4GI, K::kInterleaved, kQuantGroup, (1024 + 64) / 16, kTileRows, A::kQ8Group,
      DType::Q4G, il_row<DType::Q4GI>, il_at<DType::Q4GI>, nullptr},
-    HERD_GGUF_FORMAT(GGUF_Q8_0, 32, 34),
-    HERD_GGUF_FORMAT(GGUF_Q4_0, 32, 18),
-    HERD_GGUF_FORMAT(GGUF_Q4_1, 32, 20),
-    HERD_GGUF_FORMAT(GGUF_Q5_K, 256, 176),
-    HERD_GGUF_FORMAT(GGUF_Q4_K, 256, 144),
-    HERD_GGUF_FORMAT(GGUF_Q6_K, 256, 210),
-    HERD_GGUF_FORMAT(GGUF_Q8_K, 256, 292),
+    HERD_GGUF_FORMAT(GGUF_Q8_0, 32, 34, quantize_row_gguf_q8_0),
+    HERD_GGUF_FORMAT(GGUF_Q4_0, 32, 18, quantize_row_gguf_q4_0),
+    HERD_GGUF_FORMAT(GGUF_Q4_1, 32, 20, nullptr),
+    HERD_GGUF_FORMAT(GGUF_Q5_K, 256, 176, nullptr),
+    HERD_GGUF_FORMAT(GGUF_Q4_K, 256, 144, nullptr),
+    HERD_GGUF_FORMAT(GGUF_Q6_K, 256, 210, nullptr),
+    HERD_GGUF_FORMAT(GGUF_Q8_K, 256, 292, nullptr),
 };
 #undef HERD_GGUF_FORMAT
 

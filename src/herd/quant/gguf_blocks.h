@@ -104,6 +104,13 @@ inline void gguf_scale_min_k4(const uint8_t* s, int i, uint8_t* scale, uint8_t* 
 // One row of `cols` elements to f32; bitwise what ggml's to_float gives.
 void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* out);
 
+// herd's quantizers into Q8_0 / Q4_0 blocks (gguf_quantize.cc; `--quant q8_0 / q4_0`): per
+// block the least-squared-error scale among a few around ggml's own choice (which is one of the
+// candidates). cols must be a multiple of 32; the last argument (block scales of the group
+// formats) is unused: the format table's from_float signature.
+void quantize_row_gguf_q8_0(const float* x, int64_t cols, uint8_t* dst, float* unused);
+void quantize_row_gguf_q4_0(const float* x, int64_t cols, uint8_t* dst, float* unused);
+
 // Activation block of the dot product: 32 (Q8_0, Q4_0, Q4_1), 256 (K-quants, Q8_K), 0 for F16
 // (f32 activations).
 int64_t gguf_act_block(DType t);

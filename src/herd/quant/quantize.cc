@@ -14,6 +14,8 @@ std::optional<QuantMode> parse_quant_mode(std::string_view name) {
   if (name == "int8") return QuantMode::kInt8;
   if (name == "int4") return QuantMode::kInt4;
   if (name == "int4-all") return QuantMode::kInt4All;
+  if (name == "q8_0") return QuantMode::kQ8_0;
+  if (name == "q4_0") return QuantMode::kQ4_0;
   return std::nullopt;
 }
 
@@ -27,6 +29,10 @@ std::string_view quant_mode_name(QuantMode m) {
       return "int4";
     case QuantMode::kInt4All:
       return "int4-all";
+    case QuantMode::kQ8_0:
+      return "q8_0";
+    case QuantMode::kQ4_0:
+      return "q4_0";
   }
   return "?";
 }
@@ -43,6 +49,10 @@ DType run_dtype(QuantMode m, WeightClass c) {
       return c == WeightClass::kExpert || c == WeightClass::kShared ? DType::Q4G : DType::BF16;
     case QuantMode::kInt4All:
       return DType::Q4G;
+    case QuantMode::kQ8_0:
+      return DType::GGUF_Q8_0;
+    case QuantMode::kQ4_0:
+      return DType::GGUF_Q4_0;
   }
   return DType::BF16;
 }
