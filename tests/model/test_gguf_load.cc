@@ -6,13 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
 
-#include "herd/io/gguf_files.h"
 #include "herd/convert/gguf_export.h"
+#include "herd/io/gguf_files.h"
 #include "herd/model/gguf_load.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
@@ -285,6 +286,36 @@ INSTANTIATE_TEST_SUITE_P(Presets, GgufLoad, ::testing::Values("tiny", "tiny-inte
 
 // The real vocabulary: Meta's tokenizer.model -> GGUF arrays (herd's exporter, merges rebuilt
 // from the ranks) -> tokenizer_from_gguf encodes exactly as the tiktoken ranks do.
+// The trained default model scales RoPE with a smooth band (factor 4, low 1, high 4, original
+// context 256), unlike released Llama 4 (low = high = 1). Its GGUF holds only the per-pair
+// divisors (rope_freqs); the loader recovers parameters that give the same divisors, and the
+// f32 logits equal the directory's within the conformance tolerance.
+TEST(GgufRopeScaling, SmoothBandOfTheTrainedModelRoundTrips) {
+  const std::string dir = std::string(HERD_SOURCE_DIR) + "/models/default";
+  const std::string out = testutil::fresh_dir("gguf") + "/default-f32.gguf";
+  auto rep = export_gguf({dir, out, GgufDtype::kF32});
+  ASSERT_TRUE(rep.is_ok()) << rep.status().message();
+  LoadedModel st = load(dir), g = load(out);
+  ASSERT_TRUE(st.config.text.rope_scaling.has_value());
+  ASSERT_LT(st.config.text.rope_scaling->low_freq_factor,
+            st.config.text.rope_scaling->high_freq_factor);  // the case this test is for
+  ASSERT_TRUE(g.config.text.rope_scaling.has_value());
+  const std::vector<float> a = llama3_rope_factors(st.config.text),
+                           b = llama3_rope_factors(g.config.text);
+  ASSERT_EQ(a.size(), b.size());
+  int band = 0;
+  for (size_t j = 0; j < a.size(); ++j) {
+    EXPECT_NEAR(b[j], a[j], 1e-5f * a[j]) << "pair " << j;
+    band += a[j] > 1 && a[j] < st.config.text.rope_scaling->factor;
+  }
+  EXPECT_GE(band, 2);
+  const std::vector<float> want = logits(st, Precision::kF32), got = logits(g, Precision::kF32);
+  ASSERT_EQ(want.size(), got.size());
+  float worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(want[i] - got[i]));
+  EXPECT_LT(worst, 1e-4f);  // divisors within 1e-5 relative; the conformance tolerance
+}
+
 TEST(GgufTokenizer, RealVocabularyRoundTrip) {
   const std::string model = std::string(HERD_SHARED_DIR) + "/llama4/tokenizer.model";
   ASSERT_TRUE(fs::exists(model)) << model;

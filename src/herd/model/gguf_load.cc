@@ -50,10 +50,14 @@ Result<double> get_float(const Files& f, const std::string& key, std::optional<d
 }
 
 // llama3 scaling from the rope_freqs tensor (the converter writes the per-pair divisors, not
-// the parameters). Released Llama 4 uses low = high = 1 (spec §1.3): no smooth band, so the
-// factors are 1 or `factor`, switching at wavelength original_ctx. The parameters are taken
-// from the factors and original_ctx from llama4.rope.scaling.original_context_length (8192 when
-// absent), then checked by recomputing every factor exactly as the exporter does.
+// the parameters). Per pair j of wavelength λ_j the divisor is 1 below original_ctx / high,
+// `factor` above original_ctx / low, and between them 1 / ((1 − s) / factor + s) with
+// s = (original_ctx / λ − low) / (high − low), which is linear in 1 / λ. So: factor is the largest
+// divisor; original_ctx is llama4.rope.scaling.original_context_length (8192 when absent: only
+// original_ctx / low and original_ctx / high matter, so any value gives the same divisors); and
+// low / high follow from the divisors strictly between 1 and factor (the smooth band) by a line
+// through s(1 / λ), or are 1 when there is no band (released Llama 4, spec §1.3). The result is
+// checked by recomputing every divisor as the exporter does.
 Result<std::optional<RopeScaling>> rope_scaling_from(const Files& f, Llama4TextConfig t) {
   const TensorInfo* rf = f.find_tensor("rope_freqs.weight");
   if (!rf) return std::optional<RopeScaling>();
@@ -71,17 +75,39 @@ Result<std::optional<RopeScaling>> rope_scaling_from(const Files& f, Llama4TextC
     double x = 0;
     if (v->get_float(&x) && x > 0) s.factor = float(x);
   }
+  // The smooth band: s against original_ctx / λ, a line whose zero is `low` and whose one is
+  // `high`; fitted through the band's first and last pair (in double).
+  std::vector<std::pair<double, double>> band;  // (original_ctx / λ, s)
+  for (size_t j = 0; j < got.size(); ++j) {
+    const double g = got[j], fac = s.factor;
+    if (g > 1.0 + 1e-6 && g < fac * (1.0 - 1e-6) && fac > 1.0) {
+      const double freq = 1.0 / std::pow(t.rope_theta, double(2 * j) / double(t.head_dim));
+      const double x = double(s.original_max_position_embeddings) * freq / (2.0 * M_PI);
+      band.emplace_back(x, (1.0 / g - 1.0 / fac) / (1.0 - 1.0 / fac));
+    }
+  }
+  if (band.size() >= 2 && band.back().first != band.front().first) {
+    const double a =
+        (band.back().second - band.front().second) / (band.back().first - band.front().first);
+    const double b = band.front().second - a * band.front().first;
+    if (a != 0) {
+      s.low_freq_factor = float(-b / a);
+      s.high_freq_factor = float((1.0 - b) / a);
+    }
+  }
   t.rope_scaling = s;
-  // Within f32 rounding: another converter may compute the factors in float64.
+  // Within f32 rounding: another converter may compute the factors in float64, and the band's
+  // parameters come back through a fit.
   const std::vector<float> want = llama3_rope_factors(t);
   bool same = want.size() == got.size();
   for (size_t j = 0; same && j < got.size(); ++j)
-    same = std::fabs(want[j] - got[j]) <= 1e-6f * std::fabs(want[j]);
+    same = std::fabs(want[j] - got[j]) <= 1e-5f * std::fabs(want[j]);
   if (!same)
     return make_error(
-        "{}: rope_freqs.weight is not a llama3 scaling herd can express (factor {}, low = high "
-        "= 1, original context {})",
-        f.path(), s.factor, s.original_max_position_embeddings);
+        "{}: rope_freqs.weight is not a llama3 scaling herd can express (factor {}, low {}, "
+        "high {}, original context {})",
+        f.path(), s.factor, s.low_freq_factor, s.high_freq_factor,
+        s.original_max_position_embeddings);
   if (s.factor == 1.0f) return std::optional<RopeScaling>();  // all ones: no scaling
   return std::optional<RopeScaling>(s);
 }
