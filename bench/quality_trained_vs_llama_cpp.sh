@@ -1,7 +1,7 @@
 #!/bin/bash
 # Issue 14's quality table with llama.cpp's rows: the trained model (models/default) on its
 # held-out text in windows of 30 tokens, every row against herd's f32 log-probabilities:
-# herd bf16 / int8 / int4 / int4-all, and llama.cpp (node-llama-cpp prebuilt) on BF16, Q8_0,
+# herd bf16 / int8 / int4 / int4-all / q8_0 / q4_0, and llama.cpp (node-llama-cpp prebuilt) on BF16, Q8_0,
 # pure Q4_0 and Q4_K_M GGUFs made by the pinned llama.cpp's llama-quantize from herd's F32 export.
 # 30 tokens because below 32 positions the model's chunk (64) and floor_scale (32), which llama.cpp
 # replaces by 8192, change nothing (tests/integration/perplexity_llama_cpp.sh). One JSON line per
@@ -30,9 +30,15 @@ python3 -c "import json,sys; print(json.dumps([int(sys.argv[2])] + json.load(ope
 
 echo "{\"row\": \"herd f32\", $("$HERD" perplexity -m "$MODEL" -f "$T/text.txt" --ctx $CTX \
   --precision f32 --json --save-base "$T/base.bin" | cut -c2-)"
-for q in bf16 int8 int4 int4-all; do
+for q in bf16 int8 int4 int4-all q8_0 q4_0; do
   echo "{\"row\": \"herd $q\", $("$HERD" perplexity -m "$MODEL" -f "$T/text.txt" --ctx $CTX \
     --quant "$q" --json --kl-base "$T/base.bin" 2>/dev/null | cut -c2-)"
+done
+# herd on llama-quantize's own Q8_0 / Q4_0 files: the same kernels as --quant q8_0 / q4_0, only
+# the quantizer differs.
+for g in q8_0 q4_0; do
+  echo "{\"row\": \"herd on llama.cpp's $g file\", $("$HERD" perplexity -m "$T/$g.gguf" \
+    -f "$T/text.txt" --ctx $CTX --json --kl-base "$T/base.bin" 2>/dev/null | cut -c2-)"
 done
 for g in f32 bf16 q8_0 q4_0 q4_k_m; do
   echo "{\"row\": \"llama.cpp $g\", $(node "$here/tools/llama-cpp-ref/perplexity.mjs" "$T/$g.gguf" \

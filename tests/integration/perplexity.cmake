@@ -13,3 +13,13 @@ add_test(NAME perplexity_llama_cpp
                  ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref)
 set_tests_properties(perplexity_llama_cpp PROPERTIES LABELS "conformance;integration"
                                                      TIMEOUT 600)
+
+# Issue 14: herd's Q8_0 / Q4_0 (--quant q8_0 / q4_0) against llama-quantize's on the same weights,
+# through llama.cpp: herd's mean KL is not larger (tests/integration/quant_quality_llama_cpp.sh).
+add_test(NAME quant_quality_llama_cpp
+         COMMAND ${CMAKE_CURRENT_LIST_DIR}/quant_quality_llama_cpp.sh $<TARGET_FILE:herd>
+                 ${CMAKE_SOURCE_DIR}/models/default ${HERD_NODE}
+                 ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref
+                 $ENV{HOME}/.cache/herd/llama.cpp-v0.5.0-avx512/build/bin/llama-quantize)
+set_tests_properties(quant_quality_llama_cpp PROPERTIES LABELS "conformance;integration"
+                                                        TIMEOUT 600)
