@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -101,6 +102,45 @@ TEST(Sampler, TopKAndTopPRestrictTheSupport) {
     saw_third |= t == 4;
   }
   EXPECT_TRUE(saw_third);
+}
+
+// Top-p over a large vocabulary goes through selection rounds instead of a sort: the tokens it
+// can draw must be exactly the sorted definition's nucleus (the best tokens, ties by lower id,
+// whose mass first reaches top_p), here computed by a full sort. Logits on a coarse grid make
+// many ties, so the cut falls inside a run of equal logits and the id order decides it.
+TEST(Sampler, TopPOnLargeVocabularyKeepsExactlyTheSortedNucleus) {
+  for (float top_p : {0.3f, 0.9f}) {
+    const int64_t V = 50000;
+    std::vector<float> l = pseudo_random_logits(V, 77);
+    for (float& x : l) x = std::round(x * 4) / 4;  // 33 levels
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    for (int64_t i = 0; i < V; ++i) order[size_t(i)] = int32_t(i);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b);
+    });
+    const float mx = l[size_t(order[0])];
+    double total = 0, cum = 0;
+    for (float x : l) total += std::exp(double(x) - mx);
+    std::vector<bool> in(static_cast<size_t>(V), false);
+    size_t cut = 0;
+    while (cum < double(top_p) * total) {
+      in[size_t(order[cut])] = true;
+      cum += std::exp(double(l[size_t(order[cut++])]) - mx);
+    }
+    ASSERT_GT(cut, 100u);                                         // the selection rounds really ran
+    ASSERT_EQ(l[size_t(order[cut - 1])], l[size_t(order[cut])]);  // the cut splits a tie
+    SamplingParams p;
+    p.temperature = 1.0f;
+    p.top_p = top_p;
+    p.seed = 11;
+    std::vector<int32_t> drawn = draw_many(p, l, 1500);
+    for (int32_t t : drawn) ASSERT_TRUE(in[size_t(t)]) << "token " << t << " outside the nucleus";
+    // And the draws spread over the nucleus (not stuck on its best few).
+    std::vector<int32_t> distinct = drawn;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    EXPECT_GT(distinct.size(), std::min<size_t>(cut / 8, 300));
+  }
 }
 
 TEST(Sampler, MinPFiltersRelativeToMax) {

@@ -113,6 +113,63 @@ int64_t Sampler::keep_top_p(int64_t n) {
   return n;
 }
 
+int64_t Sampler::keep_nucleus(int64_t n) {
+  // The nucleus of keep_top_p — the best candidates (in `better` order) whose probability mass
+  // first reaches top_p — found without sorting the vocabulary: a sort is O(V log V) per token
+  // and sequence (20% of a 16-stream server step at V = 32k; Llama 4's V is 202k). Instead the
+  // mass is binned by distance below the best logit (kPerNat bins per nat; everything past
+  // kBins / kPerNat nats in the last bin). Bins are ordered like `better`, so the cut lies in
+  // the first bin where the running mass reaches top_p: every candidate of an earlier bin is
+  // kept, and only that bin's candidates are sorted and scanned as keep_top_p does. Two linear
+  // passes. The kept prefix is left in vocabulary order, then the boundary bin's sorted head:
+  // an order that depends only on the logits, so draws stay deterministic (any fixed order
+  // samples the same distribution).
+  constexpr int kPerNat = 64, kBins = 64 * 32;
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, cand_[size_t(i)].logit);
+  if (mx == -INFINITY) return n;  // nothing has mass: draw() falls back to the first
+  auto bin = [mx](float logit) {
+    const float d = (mx - logit) * float(kPerNat);
+    return d < float(kBins) ? int(d) : kBins;
+  };
+  bin_mass_.assign(kBins + 1, 0.0);
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Candidate& c = cand_[size_t(i)];
+    c.w = std::exp(c.logit - mx);  // float exp: this loop covers the whole vocabulary
+    bin_mass_[size_t(bin(c.logit))] += c.w;
+    total += c.w;
+  }
+  const double target = double(params_.top_p) * total;
+  double acc = 0;
+  int cut = kBins;
+  for (int b = 0; b <= kBins; ++b) {
+    if (acc + bin_mass_[size_t(b)] >= target) {
+      cut = b;
+      break;
+    }
+    acc += bin_mass_[size_t(b)];
+  }
+  boundary_.clear();
+  int64_t m = 0;  // compaction in place: position m <= i is free once cand_[i] is read
+  for (int64_t i = 0; i < n; ++i) {
+    const Candidate c = cand_[size_t(i)];
+    const int b = bin(c.logit);
+    if (b < cut)
+      cand_[size_t(m++)] = c;
+    else if (b == cut)
+      boundary_.push_back(c);
+  }
+  std::sort(boundary_.begin(), boundary_.end(),
+            [](const Candidate& x, const Candidate& y) { return better(x, y); });
+  for (const Candidate& c : boundary_) {
+    cand_[size_t(m++)] = c;
+    acc += c.w;
+    if (acc >= target) break;
+  }
+  return std::max<int64_t>(m, 1);
+}
+
 int64_t Sampler::keep_min_p(int64_t n) {
   // p_i >= min_p * p_max  <=>  logit_i >= max_logit + ln(min_p) (llama.cpp's formulation).
   float mx = -INFINITY;
@@ -125,7 +182,8 @@ int64_t Sampler::keep_min_p(int64_t n) {
 }
 
 int32_t Sampler::draw(int64_t n) {
-  // softmax(logit / T) in double, then inverse-CDF with one 53-bit uniform.
+  // softmax(logit / T): exp in float (the nucleus can be most of the vocabulary), sums in
+  // double; then inverse-CDF with one 53-bit uniform.
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, cand_[size_t(i)].logit);
   if (mx == -INFINITY) return cand_[0].id;
@@ -133,7 +191,7 @@ int32_t Sampler::draw(int64_t n) {
   prob_.resize(size_t(n));
   double total = 0;
   for (int64_t i = 0; i < n; ++i)
-    total += prob_[size_t(i)] = std::exp((double(cand_[size_t(i)].logit) - mx) * inv_t);
+    total += prob_[size_t(i)] = std::exp(float((cand_[size_t(i)].logit - mx) * inv_t));
   const double u = rng_.uniform() * total;
   double cum = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -157,8 +215,9 @@ int32_t Sampler::sample(const float* logits, int64_t vocab, std::span<const int3
   }
   int64_t n = vocab;
   const bool use_top_p = params_.top_p < 1.0f;
-  if (params_.top_k > 0 || use_top_p) n = keep_top_k(n, params_.top_k);
-  if (use_top_p) n = keep_top_p(n);
+  const bool top_k = params_.top_k > 0 && params_.top_k < n;
+  if (top_k) n = keep_top_k(n, params_.top_k);  // a sorted prefix of k
+  if (use_top_p) n = top_k ? keep_top_p(n) : keep_nucleus(n);
   if (params_.min_p > 0.0f) n = keep_min_p(n);
   return draw(n);
 }

@@ -60,11 +60,13 @@ class Sampler {
   struct Candidate {
     float logit;
     int32_t id;
+    float w;  // exp(logit − max) while keep_nucleus runs
   };
   void apply_penalty(const float* logits, int64_t vocab, std::span<const int32_t> recent,
                      std::span<const int32_t> generated);
   int64_t keep_top_k(int64_t n, int64_t k);  // sorts the kept prefix; returns its size
   int64_t keep_top_p(int64_t n);             // requires sorted candidates
+  int64_t keep_nucleus(int64_t n);           // top-p on unsorted candidates, by binning
   int64_t keep_min_p(int64_t n);
   int32_t draw(int64_t n);
 
@@ -73,6 +75,8 @@ class Sampler {
   std::vector<Candidate> cand_;
   std::vector<int32_t> penalised_;  // sorted distinct ids of recent tokens
   std::vector<double> prob_;
+  std::vector<double> bin_mass_;     // keep_nucleus
+  std::vector<Candidate> boundary_;  // keep_nucleus: the bin holding the cut
 };
 
 }  // namespace herd
