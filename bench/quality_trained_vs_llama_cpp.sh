@@ -15,18 +15,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$("$here/bench/build_llama_cpp.sh")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-if [ "$BYTES" -gt 0 ]; then head -c "$BYTES" "$MODEL/heldout.txt" > "$T/text.txt"; else cp "$MODEL/heldout.txt" "$T/text.txt"; fi
+. "$here/tests/integration/heldout_tokens.sh"
+heldout_tokens "$HERD" "$MODEL" "$BYTES" "$T"
 
 "$HERD" export-gguf -m "$MODEL" -o "$T/f32.gguf" --dtype f32 2>/dev/null
 "$HERD" export-gguf -m "$MODEL" -o "$T/bf16.gguf" --dtype bf16 2>/dev/null
 "$BIN/llama-quantize" "$T/f32.gguf" "$T/q8_0.gguf" Q8_0 > "$T/q.log" 2>&1
 "$BIN/llama-quantize" --pure "$T/f32.gguf" "$T/q4_0.gguf" Q4_0 >> "$T/q.log" 2>&1
 "$BIN/llama-quantize" "$T/f32.gguf" "$T/q4_k_m.gguf" Q4_K_M >> "$T/q.log" 2>&1
-
-"$HERD" tokenize -m "$MODEL" < "$T/text.txt" > "$T/ids.json"
-BOS=$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c.get('bos_token_id', c.get('text_config', {}).get('bos_token_id')))" "$MODEL/config.json")
-python3 -c "import json,sys; print(json.dumps([int(sys.argv[2])] + json.load(open(sys.argv[1]))))" \
-  "$T/ids.json" "$BOS" > "$T/tokens.json"
 
 echo "{\"row\": \"herd f32\", $("$HERD" perplexity -m "$MODEL" -f "$T/text.txt" --ctx $CTX \
   --precision f32 --json --save-base "$T/base.bin" | cut -c2-)"

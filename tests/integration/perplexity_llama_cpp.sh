@@ -19,15 +19,12 @@ CTX=30
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-head -c "$BYTES" "$MODEL/heldout.txt" > "$T/text.txt"
+. "$(dirname "$0")/heldout_tokens.sh"
+heldout_tokens "$HERD" "$MODEL" "$BYTES" "$T" || fail "held-out text"
 
 "$HERD" export-gguf -m "$MODEL" -o "$T/model.gguf" --dtype f32 2> "$T/export.log" ||
   { cat "$T/export.log"; fail "export-gguf"; }
 grep -q "llama.cpp differs" "$T/export.log" || fail "export-gguf no longer warns about chunk/floor"
-"$HERD" tokenize -m "$MODEL" < "$T/text.txt" > "$T/ids.json" || fail "tokenize"
-BOS=$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c.get('bos_token_id', c.get('text_config', {}).get('bos_token_id')))" "$MODEL/config.json")
-python3 -c "import json,sys; print(json.dumps([int(sys.argv[2])] + json.load(open(sys.argv[1]))))" \
-  "$T/ids.json" "$BOS" > "$T/tokens.json" || fail "tokens"
 
 "$HERD" perplexity -m "$MODEL" -f "$T/text.txt" --ctx $CTX --precision f32 -t 2 --json \
   --save-base "$T/base.bin" > "$T/herd.json" || fail "herd perplexity"

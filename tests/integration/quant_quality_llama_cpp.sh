@@ -21,15 +21,12 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$QUANTIZE" ] || fail "llama-quantize not found at $QUANTIZE (bench/build_llama_cpp.sh builds it)"
-head -c "$BYTES" "$MODEL/heldout.txt" > "$T/text.txt"
+. "$(dirname "$0")/heldout_tokens.sh"
+heldout_tokens "$HERD" "$MODEL" "$BYTES" "$T" || fail "held-out text"
 "$HERD" export-gguf -m "$MODEL" -o "$T/f32.gguf" --dtype f32 2> /dev/null || fail "export-gguf"
 "$QUANTIZE" "$T/f32.gguf" "$T/q8_0.gguf" Q8_0 > "$T/q.log" 2>&1 || { cat "$T/q.log"; fail "Q8_0"; }
 "$QUANTIZE" --pure "$T/f32.gguf" "$T/q4_0.gguf" Q4_0 >> "$T/q.log" 2>&1 ||
   { cat "$T/q.log"; fail "Q4_0"; }
-"$HERD" tokenize -m "$MODEL" < "$T/text.txt" > "$T/ids.json" || fail "tokenize"
-BOS=$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c.get('bos_token_id', c.get('text_config', {}).get('bos_token_id')))" "$MODEL/config.json")
-python3 -c "import json,sys; print(json.dumps([int(sys.argv[2])] + json.load(open(sys.argv[1]))))" \
-  "$T/ids.json" "$BOS" > "$T/tokens.json" || fail "tokens"
 "$HERD" perplexity -m "$MODEL" -f "$T/text.txt" --ctx $CTX --precision f32 -t 2 --json \
   --save-base "$T/base.bin" > /dev/null || fail "herd f32"
 for q in q8_0 q4_0; do
