@@ -253,7 +253,7 @@ void gguf_decode_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 8; f < 16; ++f) {
     b->Args({f, 4096, 4096, 1, 1, 1});
     b->Args({f, 1024, 1024, 1, 1, 0});  // hot: the kernel's own ceiling
-    for (int64_t n : {2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
+    for (int64_t n : {1, 2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
   }
 }
 void gguf_prefill_args(benchmark::internal::Benchmark* b) {
