@@ -405,37 +405,105 @@ struct KRepacked {
     }
   }
 
-  // acc (16 rows' lanes) plus this superblock's terms for one token.
-  HERD_GV __m512 dot(const int8_t* x, const int16_t* bs, float xd, __m512 acc) const {
-    __m512i isum = _mm512_setzero_si512();
+  // acc[n] (16 rows' lanes) plus this superblock's terms for N tokens: each 64-byte chunk of
+  // codes is loaded once for the N tokens (N independent vpdpbusd chains).
+  template <int N>
+  HERD_GV void dot(const int8_t* const* x, const int16_t* const* bs, const float* xd,
+                   __m512* acc) const {
+    __m512i isum[N], io[N];
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) isum[n] = io[n] = _mm512_setzero_si512();
+#pragma GCC unroll 2
     for (int s = 0; s < kSub; ++s) {
-      __m512i a = _mm512_setzero_si512();
+      __m512i a[N];
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) a[n] = _mm512_setzero_si512();
+#pragma GCC unroll 8
       for (int ch = 0; ch < kChunks; ++ch) {
         const int C = s * kChunks + ch;
-        int32_t xv;
-        std::memcpy(&xv, x + 4 * C, 4);
-        a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * C), _mm512_set1_epi32(xv));
+        const __m512i w = _mm512_load_si512(codes + 64 * C);
+#pragma GCC unroll 8
+        for (int n = 0; n < N; ++n) {
+          int32_t xv;
+          std::memcpy(&xv, x[n] + 4 * C, 4);
+          a[n] = _mm512_dpbusd_epi32(a[n], w, _mm512_set1_epi32(xv));
+        }
       }
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(a, _mm512_load_si512(sc[s])));
+      const __m512i scv = _mm512_load_si512(sc[s]);
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n)
+        isum[n] = _mm512_add_epi32(isum[n], _mm512_mullo_epi32(a[n], scv));
     }
-    __m512i io = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
-      int32_t pair;
-      std::memcpy(&pair, bs + 2 * p, 4);
-      io = _mm512_dpwssd_epi32(io, _mm512_load_si512(off[p]), _mm512_set1_epi32(pair));
+      const __m512i o = _mm512_load_si512(off[p]);
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) {
+        int32_t pair;
+        std::memcpy(&pair, bs[n] + 2 * p, 4);
+        io[n] = _mm512_dpwssd_epi32(io[n], o, _mm512_set1_epi32(pair));
+      }
     }
-    const __m512 xdv = _mm512_set1_ps(xd);
-    if constexpr (kType == DType::GGUF_Q6_K)
-      return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum, io)),
-                             _mm512_mul_ps(_mm512_load_ps(d), xdv), acc);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(_mm512_load_ps(d), xdv), acc);
-    const __m512 dm = _mm512_mul_ps(_mm512_load_ps(dmin), xdv);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(io), _mm512_sub_ps(_mm512_setzero_ps(), dm), acc);
+    const __m512 dv = _mm512_load_ps(d), dmv = _mm512_load_ps(dmin);
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) {
+      const __m512 xdv = _mm512_set1_ps(xd[n]);
+      if constexpr (kType == DType::GGUF_Q6_K) {
+        acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum[n], io[n])),
+                                 _mm512_mul_ps(dv, xdv), acc[n]);
+      } else {
+        acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[n]), _mm512_mul_ps(dv, xdv), acc[n]);
+        acc[n] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(io[n]),
+                            _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(dmv, xdv)), acc[n]);
+      }
+    }
   }
 };
 
+// f.template operator()<N>(t) over a task's nt tokens: runs of 6 (the repacked dots keep 6
+// tokens' accumulators in registers), the rest in one shorter run.
+template <class F>
+inline void in_token_runs(int64_t nt, F&& f) {
+  int64_t t = 0;
+  for (; t + 6 <= nt; t += 6) f.template operator()<6>(t);
+  switch (nt - t) {
+    case 5:
+      return f.template operator()<5>(t);
+    case 4:
+      return f.template operator()<4>(t);
+    case 3:
+      return f.template operator()<3>(t);
+    case 2:
+      return f.template operator()<2>(t);
+    case 1:
+      return f.template operator()<1>(t);
+    default:
+      return;
+  }
+}
+
 // Tasks with at least this many tokens repack (a repack costs about what ~8 tokens' dots do).
 inline constexpr int64_t kRepackTokens = 16;
+
+// Tokens t .. t + N − 1 of the task (t0 + t is the batch row) on superblock i of the packed rows.
+template <int N, DType kType>
+HERD_GV inline void k_repacked_dot(const Ctx& c, const KRepacked<kType>& pk, int64_t i, int64_t t0,
+                                   int64_t t, float* acc) {
+  const int8_t* x[N];
+  const int16_t* bs[N];
+  float xd[N];
+  __m512 a[N];
+  for (int n = 0; n < N; ++n) {
+    const int64_t tok = t0 + t + n;
+    x[n] = c.xq + tok * c.kpad + 256 * i;
+    bs[n] = c.xs + tok * (c.kpad / 16) + 16 * i;
+    xd[n] = c.xd[tok * c.nd + i];
+    a[n] = _mm512_load_ps(acc + 16 * (t + n));
+  }
+  pk.template dot<N>(x, bs, xd, a);
+  for (int n = 0; n < N; ++n) _mm512_store_ps(acc + 16 * (t + n), a[n]);
+}
 
 template <DType kType>
 HERD_GV void k_repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
@@ -448,12 +516,7 @@ HERD_GV void k_repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_
     std::fill(acc, acc + nt * 16, 0.0f);
     for (int64_t i = 0; i < nb; ++i) {
       pk.pack(c.w + rb * c.rb, c.rb, i, nr);
-      for (int64_t t = 0; t < nt; ++t) {
-        const int64_t tok = t0 + t;
-        const __m512 a = pk.dot(c.xq + tok * c.kpad + 256 * i, c.xs + tok * (c.kpad / 16) + 16 * i,
-                                c.xd[tok * c.nd + i], _mm512_load_ps(acc + 16 * t));
-        _mm512_store_ps(acc + 16 * t, a);
-      }
+      in_token_runs(nt, [&]<int N>(int64_t t) { k_repacked_dot<N>(c, pk, i, t0, t, acc); });
     }
     for (int64_t t = 0; t < nt; ++t)
       for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];
@@ -660,28 +723,62 @@ struct B32Repacked {
     }
   }
 
-  // acc: the token's 16 partial sums (16 rows' lanes each); blocks i0 .. i0 + nblk - 1.
-  HERD_GV void dot(const int8_t* x, const int16_t* bs, const float* xd, int64_t i0, int nblk,
-                   float* acc) const {
+  // acc[n]: token n's 16 partial sums (16 rows' lanes each); blocks i0 .. i0 + nblk - 1. Each
+  // 64-byte chunk of codes is loaded once for the N tokens.
+  template <int N>
+  HERD_GV void dot(const int8_t* const* x, const int16_t* const* bs, const float* const* xd,
+                   int64_t i0, int nblk, float* const* acc) const {
     for (int j = 0; j < nblk; ++j) {
-      const int32_t xs = int32_t(bs[2 * j]) + bs[2 * j + 1];
-      __m512i a = _mm512_set1_epi32(-kBias * xs);
-      for (int ch = 0; ch < 8; ++ch) {
-        int32_t xv;
-        std::memcpy(&xv, x + 32 * j + 4 * ch, 4);
-        a = _mm512_dpbusd_epi32(a, _mm512_load_si512(codes + 64 * (8 * j + ch)),
-                                _mm512_set1_epi32(xv));
+      __m512i a[N];
+      int32_t xs[N];
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) {
+        xs[n] = int32_t(bs[n][2 * j]) + bs[n][2 * j + 1];
+        a[n] = _mm512_set1_epi32(-kBias * xs[n]);
       }
-      float* p = acc + 16 * ((i0 + j) % 16);
-      const __m512 xdv = _mm512_set1_ps(xd[j]);
-      __m512 s = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(_mm512_load_ps(d[j]), xdv),
-                                 _mm512_load_ps(p));
-      if constexpr (kQ41)
-        s = _mm512_fmadd_ps(_mm512_set1_ps(float(xs)), _mm512_mul_ps(_mm512_load_ps(m[j]), xdv), s);
-      _mm512_store_ps(p, s);
+#pragma GCC unroll 8
+      for (int ch = 0; ch < 8; ++ch) {
+        const __m512i w = _mm512_load_si512(codes + 64 * (8 * j + ch));
+#pragma GCC unroll 8
+        for (int n = 0; n < N; ++n) {
+          int32_t xv;
+          std::memcpy(&xv, x[n] + 32 * j + 4 * ch, 4);
+          a[n] = _mm512_dpbusd_epi32(a[n], w, _mm512_set1_epi32(xv));
+        }
+      }
+      const __m512 dv = _mm512_load_ps(d[j]);
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) {
+        float* p = acc[n] + 16 * ((i0 + j) % 16);
+        const __m512 xdv = _mm512_set1_ps(xd[n][j]);
+        __m512 s =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[n]), _mm512_mul_ps(dv, xdv), _mm512_load_ps(p));
+        if constexpr (kQ41)
+          s = _mm512_fmadd_ps(_mm512_set1_ps(float(xs[n])),
+                              _mm512_mul_ps(_mm512_load_ps(m[j]), xdv), s);
+        _mm512_store_ps(p, s);
+      }
     }
   }
 };
+
+// Tokens t .. t + N − 1 of the task on blocks i0 .. i0 + nblk − 1 of the packed rows.
+template <int N, class Packed>
+HERD_GV inline void b32_repacked_dot(const Ctx& c, const Packed& pk, int64_t i0, int nblk,
+                                     int64_t t0, int64_t t, float* acc) {
+  const int8_t* x[N];
+  const int16_t* bs[N];
+  const float* xd[N];
+  float* a[N];
+  for (int n = 0; n < N; ++n) {
+    const int64_t tok = t0 + t + n;
+    x[n] = c.xq + tok * c.kpad + 32 * i0;
+    bs[n] = c.xs + tok * (c.kpad / 16) + 2 * i0;
+    xd[n] = c.xd + tok * c.nd + i0;
+    a[n] = acc + 256 * (t + n);
+  }
+  pk.template dot<N>(x, bs, xd, i0, nblk, a);
+}
 
 template <DType kType>
 HERD_GV void B32Tile<kType>::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0,
@@ -696,11 +793,8 @@ HERD_GV void B32Tile<kType>::repacked(const Ctx& c, int64_t r0, int64_t r1, int6
     for (int64_t i0 = 0; i0 < nb; i0 += 8) {
       const int nblk = int(std::min<int64_t>(8, nb - i0));
       pk.pack(c.w + rb * c.rb, c.rb, i0, nblk, nr);
-      for (int64_t t = 0; t < nt; ++t) {
-        const int64_t tok = t0 + t;
-        pk.dot(c.xq + tok * c.kpad + 32 * i0, c.xs + tok * (c.kpad / 16) + 2 * i0,
-               c.xd + tok * c.nd + i0, i0, nblk, acc + 256 * t);
-      }
+      in_token_runs(nt,
+                    [&]<int N>(int64_t t) { b32_repacked_dot<N>(c, pk, i0, nblk, t0, t, acc); });
     }
     for (int64_t t = 0; t < nt; ++t) {
       float* p = acc + 256 * t;  // gguf_sum16 across the partial sums, 16 rows at once
