@@ -33,7 +33,8 @@ namespace herd::gemm_detail {
 namespace {
 
 struct Ctx {
-  const int8_t* xq;   // [n, kpad]
+  const int8_t* xq;  // [n, kpad]; token t's row at xq + (t − x0) · kpad
+  int64_t x0;
   const float* xd;    // [n, nd]
   const int16_t* xs;  // [n, kpad / 16]
   const float* xf;    // F16: [n, kpad]
@@ -98,6 +99,26 @@ inline constexpr struct Spread32 {
   }
 } kSpread32{};
 
+// The same for the codes in memory order (vectors [0 | 2], [1 | 3], [4 | 6], [5 | 7]).
+inline constexpr struct Spread32Perm {
+  alignas(64) int8_t v[4][64];
+  constexpr Spread32Perm() : v() {
+    for (int z = 0; z < 4; ++z)
+      for (int b = 0; b < 64; ++b)
+        v[z][b] = b % 2 ? int8_t(-128) : int8_t((z & 1) + 4 * (z >> 1) + 2 * (b / 32));
+  }
+} kSpread32Perm{};
+
+// x of `nb` superblocks in the Q4_K / Q5_K codes' memory order: per 128 elements, [0, 32) then
+// [64, 96), then [32, 64) then [96, 128) (the low and the high nibbles of 64 code bytes).
+HERD_GV inline void permute_k4_x(const int8_t* x, int64_t nb, int8_t* out) {
+  for (int64_t i = 0; i < 2 * nb; ++i) {
+    const __m512i a = _mm512_loadu_si512(x + 128 * i), b = _mm512_loadu_si512(x + 128 * i + 64);
+    _mm512_storeu_si512(out + 128 * i, _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(1, 0, 1, 0)));
+    _mm512_storeu_si512(out + 128 * i + 64, _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+}
+
 // vpshufb control for the 16 int16 lanes of the mins (bytes 8..15 of each 128-bit lane): lane j
 // (one per 16 elements) takes min j / 2.
 inline constexpr struct MinIdx {
@@ -129,7 +150,9 @@ HERD_GV inline __m512i split_high_bits(const uint8_t* p, int s) {
       hb, _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(short(s)), 1));
 }
 
-template <DType kType>
+// kPerm (Q4_K / Q5_K): the codes in their memory order, for x permuted by permute_k4_x; else
+// in element order.
+template <DType kType, bool kPerm>
 HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   if constexpr (kType == DType::GGUF_Q6_K) {
@@ -170,22 +193,30 @@ HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
       const __m512i v = _mm512_loadu_si512(qs + 64 * h);
       const __m512i lo = _mm512_and_si512(v, m4);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-      b.w[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
-      b.w[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+      if constexpr (kPerm) {  // sub-blocks [4h | 4h + 2], [4h + 1 | 4h + 3]
+        b.w[2 * h] = lo, b.w[2 * h + 1] = hi;
+      } else {
+        b.w[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+        b.w[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+      }
     }
     if (q5) {
-      const __m512i hz = split_high_bits(q5b->qh, 1);  // bit 2c: element 64c + l (+32)
+      // qh byte l, bit 2c: element 64c + l; bit 2c + 1: 64c + 32 + l. Element order: vector c
+      // takes bits 2c (its first 32 bytes) and 2c + 1 (the rest) of [hb | hb >> 1]; memory
+      // order: vectors [0 | 2], [1 | 3], [4 | 6], [5 | 7] take bits 0, 1, 4, 5 of [hb | hb >> 2].
+      const __m512i hz = split_high_bits(q5b->qh, kPerm ? 2 : 1);
 #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
-        const __mmask64 m = _mm512_test_epi8_mask(hz, _mm512_set1_epi8(char(1 << (2 * c))));
+        const int bit = kPerm ? (c & 1) + 4 * (c >> 1) : 2 * c;
+        const __mmask64 m = _mm512_test_epi8_mask(hz, _mm512_set1_epi8(char(1 << bit)));
         b.w[c] = _mm512_mask_add_epi8(b.w[c], m, b.w[c], _mm512_set1_epi8(16));
       }
     }
     const __m128i sm = unpack_scale_min_k4(q5 ? q5b->scales : q4->scales);
     const __m512i s4 = _mm512_broadcast_i32x4(sm);
+    const auto& spread = kPerm ? kSpread32Perm.v : kSpread32.v;
 #pragma GCC unroll 4
-    for (int z = 0; z < 4; ++z)
-      b.sc[z] = _mm512_shuffle_epi8(s4, _mm512_load_si512(kSpread32.v[z]));
+    for (int z = 0; z < 4; ++z) b.sc[z] = _mm512_shuffle_epi8(s4, _mm512_load_si512(spread[z]));
     b.off = _mm256_shuffle_epi8(_mm512_castsi512_si256(s4),
                                 _mm256_load_si256(reinterpret_cast<const __m256i*>(kMinIdx.v)));
     uint32_t dd;
@@ -246,6 +277,9 @@ struct KTile {
   using Ctx = gemm_detail::Ctx;
   static constexpr int kRows = 4;
   static constexpr DType kType = kTypeArg;
+  // Q4_K / Q5_K read x in the codes' memory order (permute_k4_x), saving 4 shuffles per
+  // superblock and row.
+  static constexpr bool kPermutedX = kType != DType::GGUF_Q6_K;
   HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     k_repacked<kType>(c, r0, r1, t0, t1);
   }
@@ -266,7 +300,7 @@ struct KTile {
     const int16_t* xs[T];
     const float* xd[T];
     for (int t = 0; t < T; ++t) {
-      xq[t] = c.xq + (t0 + t) * c.kpad;
+      xq[t] = c.xq + (t0 + t - c.x0) * c.kpad;
       xs[t] = c.xs + (t0 + t) * (c.kpad / 16);
       xd[t] = c.xd + (t0 + t) * c.nd;
     }
@@ -293,7 +327,7 @@ struct KTile {
           const uintptr_t ahead = next + uintptr_t((q * nb + i) * kKBytes<kType>);
           prefetch_ahead<kKBytes<kType>, kNear>(ahead);
           KBlock b;
-          unpack_k<kType>(row + i * kKBytes<kType>, b);
+          unpack_k<kType, kPermutedX>(row + i * kKBytes<kType>, b);
           dd[q][j] = b.d, dm[q][j] = b.dmin;
           for (int t = 0; t < T; ++t) {
             const int8_t* x = xq[t] + 256 * i;
@@ -382,7 +416,7 @@ struct KRepacked {
       }
       const uint8_t* blk = w + q * rb + i * kKBytes<kType>;
       KBlock b;
-      unpack_k<kType>(blk, b);
+      unpack_k<kType, false>(blk, b);
       for (int z = 0; z < 4; ++z) v[z][q] = b.w[z];
       alignas(32) int16_t o16[16];
       _mm256_store_si256(reinterpret_cast<__m256i*>(o16), b.off);
@@ -854,19 +888,28 @@ template <class Tile>
 void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
                int64_t t1, float* y, int64_t ys) {
   const int64_t blk = gguf_act_block(w.dtype);
-  const Ctx c{a.q.data(),
-              a.blk_d.data(),
-              a.blk_sum.data(),
-              a.f32.data(),
-              a.kpad,
-              blk ? a.kpad / blk : 0,
-              w.cols,
-              static_cast<const uint8_t*>(w.data),
-              gguf_row_bytes(w.dtype, w.cols),
-              y,
-              ys};
+  Ctx c{a.q.data(),
+        0,
+        a.blk_d.data(),
+        a.blk_sum.data(),
+        a.f32.data(),
+        a.kpad,
+        blk ? a.kpad / blk : 0,
+        w.cols,
+        static_cast<const uint8_t*>(w.data),
+        gguf_row_bytes(w.dtype, w.cols),
+        y,
+        ys};
   if constexpr (requires { Tile::repacked; })
     if (t1 - t0 >= kRepackTokens) return Tile::repacked(c, r0, r1, t0, t1);
+  if constexpr (requires { Tile::kPermutedX; })
+    if constexpr (Tile::kPermutedX) {
+      thread_local AlignedBuffer<int8_t> xb;
+      int8_t* xp = xb.ensure(size_t((t1 - t0) * c.kpad));
+      for (int64_t t = t0; t < t1; ++t)
+        permute_k4_x(c.xq + t * c.kpad, c.cols / 256, xp + (t - t0) * c.kpad);
+      c.xq = xp, c.x0 = t0;
+    }
   if constexpr (requires { Tile::kRows; })
     if (t1 - t0 == 1) {  // decode: several rows per tile, for independent FMA chains
       int64_t r = r0;
