@@ -1,8 +1,10 @@
 // GGUF block formats and F16 with AVX-512 (BW/VL/DQ + VNNI), read in their own layout.
 //
 // Decode and small batches: a tile is 1..4 weight rows × 1..8 tokens; each block of a row is
-// unpacked into registers once (codes as unsigned bytes in element order, scales as int16 / f32
-// lanes) and reused by every token of the tile.
+// unpacked into registers once (codes as unsigned bytes, scales as int16 / f32 lanes) and reused
+// by every token of the tile. Q4_K / Q5_K codes stay in their memory order (two 64-byte loads,
+// the nibbles split in place) and x is permuted to match once per task. The next tile's rows are
+// prefetched while this one runs.
 //  - K-quants: vpmaddubsw (u8 code × s8 x, pairs summed, no saturation: ≤ 63·127·2) then vpdpwssd
 //    with the sub-block scales give a superblock's scaled integer dot exactly; the offsets / mins
 //    go through the activations' sums of 16 (vpmaddwd).
@@ -10,7 +12,8 @@
 //  - Q4_0 / Q4_1: vpdpbusd of the nibbles; the −8 offset / the min go through Σq_x of the block.
 // Tasks of ≥ 16 tokens (prefill) repack 16 rows' superblock (8 blocks for the 32-blocks) into
 // [chunk of 4 K][16 rows][4 bytes] once and reuse it for every token: one vpdpbusd against 4
-// broadcast bytes of x then serves 16 rows, as Q8GI's kernel does (gemm_vnni_il.cc).
+// broadcast bytes of x then serves 16 rows, as Q8GI's kernel does (gemm_vnni_il.cc), and each
+// chunk loaded serves 6 tokens.
 // Every path reduces each block to its exact integer total and adds it with the FMAs of the
 // scalar reference (quant/gguf_blocks.cc) in its order, so all paths agree bit for bit and results
 // are batch invariant. F16 keeps four per-lane f32 partial sums per token (batch invariant).
