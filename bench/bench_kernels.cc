@@ -4,6 +4,7 @@
 //   build-simd/bench/bench_kernels [--benchmark_filter=Decode]   (HERD_ISA=avx2 ... to compare)
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -317,15 +318,22 @@ struct AttentionCase {
   std::vector<int64_t> q_pos;
   // The cache: pages of 256 slots in the stored type (one layer), the last one partly empty.
   KvPageLayout layout;
-  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
+  uint8_t* arena = nullptr;  // every page, in one mapping as the runtime's KvPagePool
+  size_t arena_bytes = 0;
   std::vector<const uint8_t*> pages;
   KvView kv;
 
+  ~AttentionCase() {
+    if (arena) munmap(arena, arena_bytes);
+  }
+  AttentionCase(const AttentionCase&) = delete;
+  AttentionCase& operator=(const AttentionCase&) = delete;
   // n_keys cached tokens at positions 0.., and the last n_queries of them as queries (prefill:
   // all of them, causal; decode: the last one).
-  AttentionCase(int64_t keys, int64_t queries, int64_t chunk, KvType type)
+  AttentionCase(int64_t keys, int64_t queries, int64_t chunk, KvType type, int64_t heads = 8,
+                int64_t kv_heads = 2, int64_t head_dim = 128)
       : n_keys(keys), n_queries(queries) {
-    s.chunk_size = chunk;
+    s = AttentionShape{heads, kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim)), chunk};
     qd = s.n_heads * s.head_dim, kvd = s.n_kv_heads * s.head_dim;
     q.resize(size_t(n_queries * qd)), out.resize(q.size());
     uint64_t r = 7;
@@ -338,13 +346,19 @@ struct AttentionCase {
     std::vector<float> k(static_cast<size_t>(kvd)), v(static_cast<size_t>(kvd));
     for (int64_t j = 0; j < n_keys; ++j) {
       const int64_t slot = j % layout.page_rows;
+      if (j == 0) {
+        const size_t n_pages = size_t((n_keys + layout.page_rows - 1) / layout.page_rows);
+        arena_bytes = n_pages * layout.page_bytes();
+        arena = static_cast<uint8_t*>(
+            mmap(nullptr, arena_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (std::getenv("HERD_BENCH_THP")) madvise(arena, arena_bytes, MADV_HUGEPAGE);
+      }
       if (slot == 0) {
-        auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, layout.page_bytes()));
+        uint8_t* p = arena + pages.size() * layout.page_bytes();
         std::fill_n(reinterpret_cast<int64_t*>(p), layout.page_rows, kKvEmpty);
-        owned.emplace_back(p, &std::free);
         pages.push_back(p);
       }
-      uint8_t* p = owned.back().get();
+      uint8_t* p = const_cast<uint8_t*>(pages.back());
       for (float& x : k) x = next();
       for (float& x : v) x = next();
       const size_t e = kv_type_bytes(type);
@@ -431,6 +445,34 @@ BENCHMARK(BM_Attention)
     ->Args({100000, 1, 0, 0, 0})
     ->Args({100000, 1, 1, 0, 0})
     ->Unit(benchmark::kMicrosecond);
+
+// One NoPE layer's decode over a long KV for the presets' shapes (attention in one thread; the
+// decoder splits the keys across threads). Args: keys, KV type, query heads, kv heads, head dim.
+void BM_AttentionLong(benchmark::State& state) {
+  const KvType type = KvType(state.range(1));
+  AttentionCase c(state.range(0), 1, 0, type, state.range(2), state.range(3), state.range(4));
+  AttentionScratch scratch;
+  for (auto _ : state) {
+    c.run_grouped(1, scratch);
+    benchmark::DoNotOptimize(c.out.data());
+  }
+  const double kv_bytes = double(c.layout.page_bytes()) * double(c.pages.size());
+  state.counters["GB/s"] =
+      benchmark::Counter(kv_bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["ns_per_key_head"] = benchmark::Counter(
+      double(c.n_keys * c.s.n_kv_heads) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(std::string("kv=") + kv_type_name(type) + " isa=" + isa_name(active_isa()));
+}
+BENCHMARK(BM_AttentionLong)
+    ->Name("AttentionDecodeLong")
+    ->ArgNames({"keys", "kv", "heads", "kv_heads", "hd"})
+    ->Args({4096, 1, 4, 2, 64})
+    ->Args({32768, 1, 4, 2, 64})
+    ->Args({262144, 1, 4, 2, 64})
+    ->Args({262144, 3, 4, 2, 64})
+    ->Args({65536, 1, 40, 8, 128})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace herd

@@ -35,6 +35,9 @@ namespace herd {
 namespace {
 
 constexpr int64_t kBlock = 16;  // keys per block: the lanes of one score vector
+// Decode-sized calls (few queries, so little work per key block) prefetch K and V this many
+// blocks past the pair in hand; a prefill call works long enough on each block not to need it.
+constexpr int64_t kPrefetchAhead = 3, kPrefetchMaxQueries = 4;
 
 HERD_AVX512 inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
@@ -250,6 +253,15 @@ HERD_AVX512 void pv_heads(float* o, int64_t o_stride, const float* p, const floa
   }
 }
 
+// Asks for the first `bytes` of 16 rows `stride` bytes apart, into L1. An asm statement, because
+// GCC 12's dead-code elimination drops __builtin_prefetch (_mm_prefetch) here once inlined into
+// group_avx512 (seen in the object code; -fno-tree-dce keeps it).
+void prefetch_rows(const uint8_t* p, int64_t stride, int64_t bytes) {
+  for (int64_t j = 0; j < kBlock; ++j)
+    for (int64_t o = 0; o < bytes; o += 64)
+      asm volatile("prefetcht0 %0" : : "m"(p[j * stride + o]));
+}
+
 // Scratch carved for one call. Per query head (row t*G + h): softmax state m, l (the running sum
 // kept as 16 lanes, lane j summing the j-th key of every step, reduced once at the end), o, and
 // the compacted scores waiting for a step. Per query: the pending rows' key indices and count.
@@ -424,6 +436,18 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
     transpose_block<T>(k, k_stride, ks, L.n_kv_heads, hd, kt);
   };
 
+  // Block b's K and V rows of kv head g, asked for ahead of use. One head's part of each row
+  // (the rows of all heads interleave), K and V 64 KB apart, is no stream the hardware
+  // prefetcher follows well: without this a decode step over 256k keys waited on memory for most
+  // of its time (bench_kernels AttentionDecodeLong: 2.3x slower).
+  const int64_t row_bytes = hd * kBytes<T>;
+  auto prefetch = [&](int64_t b) {
+    if (b >= n_blocks) return;
+    const int64_t r = b * kBlock;
+    prefetch_rows(static_cast<const uint8_t*>(kv.k_row(r)) + g * row_bytes, k_stride, row_bytes);
+    prefetch_rows(static_cast<const uint8_t*>(kv.v_row(r)) + g * row_bytes, k_stride, row_bytes);
+  };
+
   // Blocks go in pairs so the score tiles have 8 FMA chains at 4 query heads.
   for (int64_t b = seg.b0;;) {
     const int64_t b0 = next_block(b, st.mask);
@@ -431,6 +455,10 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
     const int64_t b1 = next_block(b0 + 1, st.mask + n);
     const int nb = b1 < n_blocks ? 2 : 1;
     b = b1 + 1;
+    if (n <= kPrefetchMaxQueries) {
+      prefetch(b1 + kPrefetchAhead);
+      prefetch(b1 + kPrefetchAhead + 1);
+    }
     transpose(b0, st.kt);
     if (nb == 2) transpose(b1, st.kt + hdp * 16);
     int64_t nr = 0;
