@@ -387,6 +387,29 @@ struct AttentionCase {
         attention(one, &q[size_t(t * qd + h * hd)], q_pos[size_t(t)], kv, h / group,
                   &out[size_t(t * qd + h * hd)], scratch.data());
   }
+  // The decoder's split of one decode token (TextDecoder::attention_fast): the partials of each
+  // key segment for `per_pass` kv heads at a time, then folded per head in segment order.
+  void run_split(int64_t per_pass, AttentionScratch& scratch) {
+    std::vector<KvSegment>& segs = scratch.segments;
+    kv_segments(kv, s.segment, INT64_MIN, q_pos.back(), segs);
+    const int64_t G = s.n_heads / s.n_kv_heads, floats = G * (s.head_dim + 2);
+    const int64_t n_seg = int64_t(segs.size());
+    parts.resize(size_t(s.n_kv_heads * n_seg * floats));
+    const AttentionQueries a{&q[size_t((n_queries - 1) * qd)],   qd, &q_pos.back(), 1,
+                             &out[size_t((n_queries - 1) * qd)], qd};
+    for (int64_t k = 0; k < n_seg; ++k)
+      for (int64_t g = 0; g < s.n_kv_heads; g += per_pass)
+        attention_groups_partial(s, g, std::min(s.n_kv_heads, g + per_pass), a, kv, segs[size_t(k)],
+                                 &parts[size_t((g * n_seg + k) * floats)], n_seg * floats, scratch);
+    std::vector<float> acc(static_cast<size_t>(floats));
+    for (int64_t g = 0; g < s.n_kv_heads; ++g) {
+      attention_fold_init(G, s.head_dim, acc.data());
+      for (int64_t k = 0; k < n_seg; ++k)
+        attention_fold(G, s.head_dim, &parts[size_t((g * n_seg + k) * floats)], acc.data());
+      attention_finish(s, g, acc.data(), a);
+    }
+  }
+  std::vector<float> parts;
   // attention_group_fast once per (kv head, block of `block` query tokens).
   void run_grouped(int64_t block, AttentionScratch& scratch) {
     for (int64_t t0 = 0; t0 < n_queries; t0 += block)
@@ -446,14 +469,16 @@ BENCHMARK(BM_Attention)
     ->Args({100000, 1, 1, 0, 0})
     ->Unit(benchmark::kMicrosecond);
 
-// One NoPE layer's decode over a long KV for the presets' shapes (attention in one thread; the
-// decoder splits the keys across threads). Args: keys, KV type, query heads, kv heads, head dim.
+// One NoPE layer's decode over a long KV for the presets' shapes, split by key segments as the
+// decoder does (in one thread here; the decoder runs the segments on its threads). Args: keys,
+// KV type, query heads, kv heads, head dim, kv heads per pass over the keys (the decoder takes
+// all of them when there are as many segments as threads).
 void BM_AttentionLong(benchmark::State& state) {
   const KvType type = KvType(state.range(1));
   AttentionCase c(state.range(0), 1, 0, type, state.range(2), state.range(3), state.range(4));
   AttentionScratch scratch;
   for (auto _ : state) {
-    c.run_grouped(1, scratch);
+    c.run_split(state.range(5), scratch);
     benchmark::DoNotOptimize(c.out.data());
   }
   const double kv_bytes = double(c.layout.page_bytes()) * double(c.pages.size());
@@ -466,12 +491,17 @@ void BM_AttentionLong(benchmark::State& state) {
 }
 BENCHMARK(BM_AttentionLong)
     ->Name("AttentionDecodeLong")
-    ->ArgNames({"keys", "kv", "heads", "kv_heads", "hd"})
-    ->Args({4096, 1, 4, 2, 64})
-    ->Args({32768, 1, 4, 2, 64})
-    ->Args({262144, 1, 4, 2, 64})
-    ->Args({262144, 3, 4, 2, 64})
-    ->Args({65536, 1, 40, 8, 128})
+    ->ArgNames({"keys", "kv", "heads", "kv_heads", "hd", "per_pass"})
+    ->Args({4096, 1, 4, 2, 64, 2})
+    ->Args({32768, 1, 4, 2, 64, 2})
+    ->Args({262144, 1, 4, 2, 64, 1})
+    ->Args({262144, 1, 4, 2, 64, 2})
+    ->Args({262144, 3, 4, 2, 64, 1})
+    ->Args({262144, 3, 4, 2, 64, 2})
+    ->Args({65536, 1, 40, 8, 128, 1})
+    ->Args({65536, 1, 40, 8, 128, 2})
+    ->Args({65536, 1, 40, 8, 128, 4})
+    ->Args({65536, 1, 40, 8, 128, 8})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -337,6 +337,34 @@ TEST(AttentionGroupFast, SegmentsMatchReferenceAndStayBatchInvariant) {
           attention_finish(s, g, acc.data(), aq);
         }
         EXPECT_TRUE(same_bits(&batch[size_t(t * qs.stride)], out.data(), qd)) << "split " << what;
+
+        // The decoder's items over every kv head in one pass per segment, for the last two
+        // queries together: bitwise the batch's rows.
+        std::vector<float> out2(size_t(2 * qs.stride), NAN);
+        const AttentionQueries aq2{&qs.q[size_t((n - 2) * qs.stride)],
+                                   qs.stride,
+                                   &qs.pos[size_t(n - 2)],
+                                   2,
+                                   out2.data(),
+                                   qs.stride};
+        kv_segments(kv.view(), segment, INT64_MIN, n_tokens - 1, segs);
+        const int64_t floats2 = 2 * floats, n_seg = int64_t(segs.size());
+        std::vector<float> parts2(size_t(s.n_kv_heads * n_seg * floats2), NAN);
+        for (int64_t k = 0; k < n_seg; ++k)
+          attention_groups_partial(s, 0, s.n_kv_heads, aq2, kv.view(), segs[size_t(k)],
+                                   &parts2[size_t(k * floats2)], n_seg * floats2, scratch);
+        for (int64_t g = 0; g < s.n_kv_heads; ++g) {
+          std::vector<float> acc(static_cast<size_t>(floats2));
+          attention_fold_init(2 * G, s.head_dim, acc.data());
+          for (int64_t k = 0; k < n_seg; ++k)
+            attention_fold(2 * G, s.head_dim, &parts2[size_t((g * n_seg + k) * floats2)],
+                           acc.data());
+          attention_finish(s, g, acc.data(), aq2);
+        }
+        EXPECT_TRUE(same_bits(&batch[size_t((n - 2) * qs.stride)], out2.data(), qd))
+            << "all heads in one pass, query " << n - 2 << " " << what;
+        EXPECT_TRUE(same_bits(&batch[size_t((n - 1) * qs.stride)], &out2[size_t(qs.stride)], qd))
+            << "all heads in one pass, query " << n - 1 << " " << what;
       }
   force_isa(detected_isa());
 }

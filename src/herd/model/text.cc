@@ -210,8 +210,9 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
 // Work items: (block of ≤ kBlock consecutive tokens of one sequence, kv head). The queries of a
 // block and the heads of a GQA group share each key block (ops/attention_fast.h). A block of a
 // few tokens (decode) over a long KV is split further by key segments (flash-decoding): one item
-// per segment computes a partial softmax, and a second pass folds them in segment order, which
-// gives the same bits as one item doing all segments (so batch invariance is kept).
+// per segment (and a few kv heads) computes a partial softmax, and a second pass folds them in
+// segment order, which gives the same bits as one item doing all segments (so batch invariance is
+// kept).
 void TextDecoder::attention_fast(int layer, const AttentionShape& shape,
                                  std::span<const BatchToken> batch,
                                  std::span<KvCache* const> caches) {
@@ -240,15 +241,24 @@ void TextDecoder::attention_fast(int layer, const AttentionShape& shape,
       }
     }
     const int64_t n_seg = int64_t(segs_.size()) - seg0;
-    for (int64_t g = 0; g < nkv; ++g) {
-      if (n_seg == 0) {
-        att_items_.push_back({t, e, g});
-        continue;
-      }
+    if (n_seg == 0) {
+      for (int64_t g = 0; g < nkv; ++g) att_items_.push_back({t, e, g});
+    } else {
+      // An item takes one segment for the kv heads the kernel reads best together
+      // (attention_heads_per_pass), fewer if there would not be an item per thread. Head g's
+      // partials of the n_seg segments lie consecutively. How heads are grouped never changes a
+      // bit.
       const int64_t floats = (e - t) * group * (cfg_.head_dim + 2);
-      att_folds_.push_back({t, e, g, seg0, n_seg, part_total, floats});
-      for (int64_t k = 0; k < n_seg; ++k, part_total += floats)
-        att_items_.push_back({t, e, g, seg0 + k, part_total});
+      const KvView kv = caches[size_t(batch[size_t(t)].seq)]->view(layer);
+      const int64_t splits = std::min<int64_t>(nkv, (int64_t(pool_.size()) + n_seg - 1) / n_seg);
+      const int64_t per_item = std::min(attention_heads_per_pass(kv), (nkv + splits - 1) / splits);
+      for (int64_t g = 0; g < nkv; ++g)
+        att_folds_.push_back({t, e, g, seg0, n_seg, part_total + g * n_seg * floats, floats});
+      for (int64_t k = 0; k < n_seg; ++k)
+        for (int64_t g = 0; g < nkv; g += per_item)
+          att_items_.push_back({t, e, g, seg0 + k, part_total + (g * n_seg + k) * floats,
+                                n_seg * floats, std::min(nkv, g + per_item)});
+      part_total += nkv * n_seg * floats;
     }
     t = e;
   }
@@ -267,8 +277,8 @@ void TextDecoder::attention_fast(int layer, const AttentionShape& shape,
       if (it.seg < 0)
         attention_group_fast(shape, it.g, qs, kv, att_scratch_[size_t(ith)]);
       else
-        attention_group_partial(shape, it.g, qs, kv, segs_[size_t(it.seg)], parts + it.part,
-                                att_scratch_[size_t(ith)]);
+        attention_groups_partial(shape, it.g, it.g1, qs, kv, segs_[size_t(it.seg)], parts + it.part,
+                                 it.part_stride, att_scratch_[size_t(ith)]);
     }
   });
   if (att_folds_.empty()) return;
@@ -434,8 +444,8 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
     const int64_t b = preps_[i].x - xe_.data();  // row offset × H
     jobs_.push_back({preps_[i].acts, preps_[i].w, &eg_[b / H * 2 * I], 2 * I});
     if (split_up)
-      jobs_.push_back(
-          {preps_[i].acts, lw.experts_up.row_slice((e - e0) * I, I), &eg_[b / H * 2 * I + I], 2 * I});
+      jobs_.push_back({preps_[i].acts, lw.experts_up.row_slice((e - e0) * I, I),
+                       &eg_[b / H * 2 * I + I], 2 * I});
     ++i;
   }
   gemm_multi(pool_, jobs_.data(), jobs_.size());

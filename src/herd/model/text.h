@@ -91,8 +91,9 @@ class TextDecoder {
   std::vector<std::vector<float>> scratch_;  // per thread: attention_scratch_floats (reference)
   struct AttItem {
     int64_t t0, t1, g;  // batch tokens [t0, t1) of one sequence, kv head g
-    int64_t seg = -1;   // >= 0: only segment segs_[seg], partial to parts_[part..]
-    int64_t part = 0;
+    int64_t seg = -1;   // >= 0: only segment segs_[seg], kv heads [g, g1) in one pass, head
+    int64_t part = 0;   // g + i's partial to parts_[part + i * part_stride..]
+    int64_t part_stride = 0, g1 = 0;
   };
   struct AttFold {  // a split item's partials folded in segment order
     int64_t t0, t1, g, seg0, n_seg, part0, part_floats;

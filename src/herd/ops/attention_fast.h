@@ -88,6 +88,17 @@ inline int64_t attention_min_key(const AttentionShape& s, int64_t q_pos) {
 void attention_group_partial(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
                              const KvView& kv, const KvSegment& seg, float* part,
                              AttentionScratch& scratch);
+// The partials of the groups [g0, g1) in one pass over the segment's keys (every head's part of
+// each K and V row read together, in address order): group g's go to
+// part + (g - g0) * part_stride, bitwise what attention_group_partial gives for g alone.
+// How many kv heads attention_groups_partial should take per pass over this view: as many as
+// make 256 contiguous bytes of each K and V row (two bf16 heads of 64, which bench_kernels
+// AttentionDecodeLong measures 1.2x faster per key than one), and one head of 256 bytes or more
+// (Scout's 128), whose blocks would no longer stay in L1 between their prefetch and their use.
+int64_t attention_heads_per_pass(const KvView& kv);
+void attention_groups_partial(const AttentionShape& s, int64_t g0, int64_t g1,
+                              const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
+                              float* part, int64_t part_stride, AttentionScratch& scratch);
 // acc (rows of head_dim + 2 floats) starts empty; each partial is folded in, in segment order;
 // finish writes the normalized outputs of group g (zeros where no key was allowed).
 void attention_fold_init(int64_t rows, int64_t head_dim, float* acc);

@@ -255,11 +255,16 @@ HERD_AVX512 void pv_heads(float* o, int64_t o_stride, const float* p, const floa
 
 // Asks for the first `bytes` of 16 rows `stride` bytes apart, into L1. An asm statement, because
 // GCC 12's dead-code elimination drops __builtin_prefetch (_mm_prefetch) here once inlined into
-// group_avx512 (seen in the object code; -fno-tree-dce keeps it).
+// groups_avx512 (seen in the object code; -fno-tree-dce keeps it).
+template <bool kL1>
 void prefetch_rows(const uint8_t* p, int64_t stride, int64_t bytes) {
   for (int64_t j = 0; j < kBlock; ++j)
-    for (int64_t o = 0; o < bytes; o += 64)
-      asm volatile("prefetcht0 %0" : : "m"(p[j * stride + o]));
+    for (int64_t o = 0; o < bytes; o += 64) {
+      if constexpr (kL1)
+        asm volatile("prefetcht0 %0" : : "m"(p[j * stride + o]));
+      else
+        asm volatile("prefetcht1 %0" : : "m"(p[j * stride + o]));
+    }
 }
 
 // Scratch carved for one call. Per query head (row t*G + h): softmax state m, l (the running sum
@@ -366,43 +371,59 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
 }
 
 // The partial softmax of the queries over the keys of blocks [seg.b0, seg.b1) whose positions
-// lie in segment seg.seg: per query head (row t*G + h of `part`, hd + 2 floats) the running max
-// m, the sum l and the unnormalized output o, as attention_fast.h's KvPartial describes.
+// lie in segment seg.seg, for the GQA groups [g0, g1) (at most kMaxGroups): per group i, per
+// query head (row t*G + h of part + i*part_stride, hd + 2 floats) the running max m, the sum l
+// and the unnormalized output o, as attention_fast.h's KvPartial describes. The groups take each
+// block pair in turn, so one call reads every head's part of a K or V row while it is in cache
+// and the rows stream in address order; each group's arithmetic is that of a call for it alone.
+constexpr int64_t kMaxGroups = 8;
+
 template <KvType T>
-HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, int64_t G,
-                              const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
-                              float* part, AttentionScratch& scratch) {
-  const int64_t hd = sh.head_dim, n = qs.n, hdp = (hd + 15) / 16 * 16;
-  const int64_t rows = n * G;
-  State st;
-  st.kv = &kv;
-  st.g = g, st.G = G, st.hd = hd, st.hdp = hdp;
-  const int64_t G16 = (G + 15) / 16 * 16;
-  float* f = scratch.f.ensure(
-      size_t(2 * hdp * 16 + rows * (32 + 32 + hdp + 16) + (rows + 15) / 16 * 16 + G * 16 + G16));
-  st.kt = f, f += 2 * hdp * 16;
-  st.s = f, f += rows * 32;
-  st.pend = f, f += rows * 32;
-  st.o = f, f += rows * hdp;
-  st.l = f, f += rows * 16;
-  st.m = f, f += (rows + 15) / 16 * 16;
-  st.p = f, f += G * 16;
-  st.alpha = f;
-  int32_t* ip = scratch.i.ensure(size_t(n * 32 + 3 * n + 16));
-  st.pidx = ip, ip += n * 32;
-  st.cnt = ip, ip += n;
-  st.mask = ip, ip += 2 * n;
-  st.step_idx = ip;
-  std::fill_n(st.o, rows * hdp, 0.0f);
-  std::fill_n(st.l, rows * 16, 0.0f);
-  std::fill_n(st.m, rows, -INFINITY);
-  std::fill_n(st.cnt, n, 0);
+HERD_AVX512 void groups_avx512(const AttentionShape& sh, int64_t g0, int64_t g1,
+                               const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
+                               float* part, int64_t part_stride, AttentionScratch& scratch) {
+  const int64_t group = sh.n_kv_heads > 0 ? std::max<int64_t>(1, sh.n_heads / sh.n_kv_heads) : 1;
+  const int64_t hd = sh.head_dim, n = qs.n, hdp = (hd + 15) / 16 * 16, ng = g1 - g0;
+  const int64_t rows = n * group;  // query heads of one group (the most any group has)
+  const int64_t m_floats = (rows + 15) / 16 * 16, G16 = (group + 15) / 16 * 16;
+  const int64_t per_group = rows * (32 + hdp + 16) + m_floats;
+  float* f = scratch.f.ensure(size_t(2 * hdp * 16 + rows * 32 + group * 16 + G16 + ng * per_group));
+  // Shared by the groups (each uses them and is done before the next): key blocks, scores,
+  // one step's probabilities, rescales, the block pair's masks and one step's rows.
+  State shared;
+  shared.kv = &kv;
+  shared.hd = hd, shared.hdp = hdp;
+  shared.kt = f, f += 2 * hdp * 16;
+  shared.s = f, f += rows * 32;
+  shared.p = f, f += group * 16;
+  shared.alpha = f, f += G16;
+  int32_t* ip = scratch.i.ensure(size_t(ng * (n * 32 + n) + 2 * n + 16));
+  shared.mask = ip, ip += 2 * n;
+  shared.step_idx = ip, ip += 16;
+  State st[kMaxGroups];
+  for (int64_t i = 0; i < ng; ++i) {
+    State& x = st[i];
+    x = shared;
+    x.g = g0 + i;
+    x.G = std::min(sh.n_heads, x.g * group + group) - x.g * group;
+    x.pend = f, f += rows * 32;
+    x.o = f, f += rows * hdp;
+    x.l = f, f += rows * 16;
+    x.m = f, f += m_floats;
+    x.pidx = ip, ip += n * 32;
+    x.cnt = ip, ip += n;
+    std::fill_n(x.o, rows * hdp, 0.0f);
+    std::fill_n(x.l, rows * 16, 0.0f);
+    std::fill_n(x.m, rows, -INFINITY);
+    std::fill_n(x.cnt, n, 0);
+  }
   if (scratch.q_rows.size() < size_t(rows)) {
     scratch.q_rows.resize(size_t(rows));
     scratch.s_rows.resize(size_t(rows));
   }
   const float** qrow = scratch.q_rows.data();
   float** srow = scratch.s_rows.data();
+  int32_t* mask = shared.mask;
 
   const KvPageLayout& L = kv.layout;
   const int64_t k_stride = L.kv_dim * kBytes<T>;  // bytes between K rows of a page
@@ -417,78 +438,96 @@ HERD_AVX512 void group_avx512(const AttentionShape& sh, int64_t g, int64_t h0, i
   auto block_pos = [&](int64_t b) {
     return kv.page_pos(b * kBlock / L.page_rows) + kv.slot(b * kBlock);
   };
-  // Next block at or after b with an allowed key for some query; its masks into mask[0..n).
+  // Next block at or after b with an allowed key for some query; its masks into m[0..n).
   const int64_t n_blocks = std::min(kv.n_rows() / kBlock, seg.b1);
-  auto next_block = [&](int64_t b, int32_t* mask) {
+  auto next_block = [&](int64_t b, int32_t* m) {
     for (; b < n_blocks; ++b) {
       const int64_t* pos = block_pos(b);
       int32_t any = 0;
-      for (int64_t t = 0; t < n; ++t) any |= mask[t] = block_mask(pos, chunk_lo(t), query_hi(t));
+      for (int64_t t = 0; t < n; ++t) any |= m[t] = block_mask(pos, chunk_lo(t), query_hi(t));
       if (any) break;
     }
     return b;
   };
   // Block b's K rows of kv head g, converted, scaled and transposed into kt.
-  auto transpose = [&](int64_t b, float* kt) {
+  auto transpose = [&](int64_t b, int64_t g, float* kt) {
     const int64_t r = b * kBlock;
     const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g * hd * kBytes<T>;
     const float* ks = kScaled<T> ? kv.k_scales(r) + g : nullptr;
     transpose_block<T>(k, k_stride, ks, L.n_kv_heads, hd, kt);
   };
 
-  // Block b's K and V rows of kv head g, asked for ahead of use. One head's part of each row
-  // (the rows of all heads interleave), K and V 64 KB apart, is no stream the hardware
-  // prefetcher follows well: without this a decode step over 256k keys waited on memory for most
-  // of its time (bench_kernels AttentionDecodeLong: 2.3x slower).
-  const int64_t row_bytes = hd * kBytes<T>;
+  // Block b's K and V rows of the call's kv heads, asked for ahead of use. Without this a
+  // decode step over 256k keys waited on memory for most of its time (bench_kernels
+  // AttentionDecodeLong: 2.3x slower with one group per call).
+  const int64_t head_bytes = hd * kBytes<T>, span = ng * head_bytes;
+  // A block's K and V of one kv head (2 KB at small's bf16 heads of 64) go to L1 three blocks
+  // ahead; when the call's heads make a block larger than L1 can hold that far ahead, one pair
+  // ahead into L2.
+  const bool near = 2 * kBlock * span * 3 <= 32 * 1024;
+  const int64_t ahead = near ? kPrefetchAhead : 1;
   auto prefetch = [&](int64_t b) {
     if (b >= n_blocks) return;
     const int64_t r = b * kBlock;
-    prefetch_rows(static_cast<const uint8_t*>(kv.k_row(r)) + g * row_bytes, k_stride, row_bytes);
-    prefetch_rows(static_cast<const uint8_t*>(kv.v_row(r)) + g * row_bytes, k_stride, row_bytes);
+    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g0 * head_bytes;
+    const uint8_t* v = static_cast<const uint8_t*>(kv.v_row(r)) + g0 * head_bytes;
+    if (near) {
+      prefetch_rows<true>(k, k_stride, span);
+      prefetch_rows<true>(v, k_stride, span);
+    } else {
+      prefetch_rows<false>(k, k_stride, span);
+      prefetch_rows<false>(v, k_stride, span);
+    }
   };
 
   // Blocks go in pairs so the score tiles have 8 FMA chains at 4 query heads.
   for (int64_t b = seg.b0;;) {
-    const int64_t b0 = next_block(b, st.mask);
+    const int64_t b0 = next_block(b, mask);
     if (b0 >= n_blocks) break;
-    const int64_t b1 = next_block(b0 + 1, st.mask + n);
+    const int64_t b1 = next_block(b0 + 1, mask + n);
     const int nb = b1 < n_blocks ? 2 : 1;
     b = b1 + 1;
     if (n <= kPrefetchMaxQueries) {
-      prefetch(b1 + kPrefetchAhead);
-      prefetch(b1 + kPrefetchAhead + 1);
+      prefetch(b1 + ahead);
+      prefetch(b1 + ahead + 1);
     }
-    transpose(b0, st.kt);
-    if (nb == 2) transpose(b1, st.kt + hdp * 16);
-    int64_t nr = 0;
-    for (int64_t t = 0; t < n; ++t) {
-      if (!(st.mask[t] | (nb == 2 ? st.mask[n + t] : 0))) continue;
-      for (int64_t h = 0; h < G; ++h, ++nr) {
-        qrow[nr] = qs.q + t * qs.q_stride + (h0 + h) * hd;
-        srow[nr] = st.s + (t * G + h) * 32;
+    for (int64_t i = 0; i < ng; ++i) {
+      State& x = st[i];
+      transpose(b0, x.g, x.kt);
+      if (nb == 2) transpose(b1, x.g, x.kt + hdp * 16);
+      int64_t nr = 0;
+      for (int64_t t = 0; t < n; ++t) {
+        if (!(mask[t] | (nb == 2 ? mask[n + t] : 0))) continue;
+        for (int64_t h = 0; h < x.G; ++h, ++nr) {
+          qrow[nr] = qs.q + t * qs.q_stride + (x.g * group + h) * hd;
+          srow[nr] = x.s + (t * x.G + h) * 32;
+        }
       }
-    }
-    if (nb == 2)
-      score_rows<2>(qrow, srow, nr, st.kt, hdp * 16, hd, sh.scale);
-    else
-      score_rows<1>(qrow, srow, nr, st.kt, hdp * 16, hd, sh.scale);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* sc = st.s + t * G * 32;
-      consume<T>(st, t, sc, __mmask16(st.mask[t]), int32_t(b0 * kBlock));
-      if (nb == 2) consume<T>(st, t, sc + 16, __mmask16(st.mask[n + t]), int32_t(b1 * kBlock));
+      if (nb == 2)
+        score_rows<2>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+      else
+        score_rows<1>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* sc = x.s + t * x.G * 32;
+        consume<T>(x, t, sc, __mmask16(mask[t]), int32_t(b0 * kBlock));
+        if (nb == 2) consume<T>(x, t, sc + 16, __mmask16(mask[n + t]), int32_t(b1 * kBlock));
+      }
     }
   }
 
   const int64_t ps = hd + 2;
-  for (int64_t t = 0; t < n; ++t) {
-    if (st.cnt[t] > 0) softmax_step<T>(st, t, st.pend + t * G * 32, st.pidx + t * 32, st.cnt[t]);
-    for (int64_t h = 0; h < G; ++h) {
-      const int64_t row = t * G + h;
-      float* pr = part + row * ps;
-      pr[0] = st.m[row];
-      pr[1] = st.m[row] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_load_ps(st.l + row * 16));
-      std::copy_n(st.o + row * hdp, hd, pr + 2);
+  for (int64_t i = 0; i < ng; ++i) {
+    State& x = st[i];
+    float* pg = part + i * part_stride;
+    for (int64_t t = 0; t < n; ++t) {
+      if (x.cnt[t] > 0) softmax_step<T>(x, t, x.pend + t * x.G * 32, x.pidx + t * 32, x.cnt[t]);
+      for (int64_t h = 0; h < x.G; ++h) {
+        const int64_t row = t * x.G + h;
+        float* pr = pg + row * ps;
+        pr[0] = x.m[row];
+        pr[1] = x.m[row] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_load_ps(x.l + row * 16));
+        std::copy_n(x.o + row * hdp, hd, pr + 2);
+      }
     }
   }
 }
@@ -542,22 +581,42 @@ void kv_segments(const KvView& kv, int64_t segment, int64_t min_pos, int64_t max
   }
 }
 
+void attention_groups_partial(const AttentionShape& s, int64_t g0, int64_t g1,
+                              const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
+                              float* part, int64_t part_stride, AttentionScratch& scratch) {
+  if (qs.n <= 0) return;
+  const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
+  g1 = std::min(g1, (s.n_heads + group - 1) / group);  // groups with at least one query head
+  for (int64_t a = g0; a < g1; a += kMaxGroups) {
+    const int64_t b = std::min(g1, a + kMaxGroups);
+    float* p = part + (a - g0) * part_stride;
+    switch (kv.layout.type) {
+      case KvType::kF32:
+        groups_avx512<KvType::kF32>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        break;
+      case KvType::kBF16:
+        groups_avx512<KvType::kBF16>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        break;
+      case KvType::kInt8:
+        groups_avx512<KvType::kInt8>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        break;
+      case KvType::kFp8E4M3:
+        groups_avx512<KvType::kFp8E4M3>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        break;
+    }
+  }
+}
+
+int64_t attention_heads_per_pass(const KvView& kv) {
+  const int64_t head_bytes =
+      std::max<int64_t>(1, kv.layout.head_dim * int64_t(kv_type_bytes(kv.layout.type)));
+  return std::clamp<int64_t>(256 / head_bytes, 1, std::max<int64_t>(1, kv.layout.n_kv_heads));
+}
+
 void attention_group_partial(const AttentionShape& s, int64_t g, const AttentionQueries& qs,
                              const KvView& kv, const KvSegment& seg, float* part,
                              AttentionScratch& scratch) {
-  const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
-  const int64_t h0 = g * group, G = std::min(s.n_heads, h0 + group) - h0;
-  if (qs.n <= 0 || G <= 0) return;
-  switch (kv.layout.type) {
-    case KvType::kF32:
-      return group_avx512<KvType::kF32>(s, g, h0, G, qs, kv, seg, part, scratch);
-    case KvType::kBF16:
-      return group_avx512<KvType::kBF16>(s, g, h0, G, qs, kv, seg, part, scratch);
-    case KvType::kInt8:
-      return group_avx512<KvType::kInt8>(s, g, h0, G, qs, kv, seg, part, scratch);
-    case KvType::kFp8E4M3:
-      return group_avx512<KvType::kFp8E4M3>(s, g, h0, G, qs, kv, seg, part, scratch);
-  }
+  attention_groups_partial(s, g, g + 1, qs, kv, seg, part, 0, scratch);
 }
 
 void attention_fold(int64_t rows, int64_t head_dim, const float* part, float* acc) {
