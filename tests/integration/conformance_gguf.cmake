@@ -18,3 +18,22 @@ foreach(type ${HERD_GGUF_CONFORMANCE_TYPES})
   endif()
   set_tests_properties(${name} PROPERTIES LABELS "conformance;integration" TIMEOUT 900)
 endforeach()
+
+# The same comparison on the trained model (models/default) and its held-out text, where the
+# issue's top-1 agreement (99.5%) is meaningful (tests/integration/conformance_gguf_trained.sh:
+# criteria and measured values).
+foreach(type bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k)
+  set(name conformance_gguf_trained_${type})
+  if(HERD_NODE)
+    add_test(NAME ${name}
+             COMMAND ${CMAKE_CURRENT_LIST_DIR}/conformance_gguf_trained.sh $<TARGET_FILE:herd>
+                     ${CMAKE_SOURCE_DIR}/models/default ${HERD_NODE}
+                     ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref
+                     $ENV{HOME}/.cache/herd/llama.cpp-v0.5.0-avx512/build/bin/llama-quantize
+                     ${type})
+  else()
+    add_test(NAME ${name}
+             COMMAND sh -c "echo 'conformance_gguf_trained: node not found (apt-get install nodejs)'; exit 1")
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "conformance;integration" TIMEOUT 600)
+endforeach()

@@ -4,13 +4,12 @@
 //  - gguf_dequantize_row equals ggml's to_float bit for bit;
 //  - gguf_dot_row, given the activation blocks ggml's from_float made (the same integers and
 //    scales), equals ggml's vec_dot within f32 rounding: both are exact integer block dots
-//    combined in f32, in different orders (bound: 1e-5 of Σ|w·x|; Q4_1 1e-3, since ggml keeps
-//    the block's d·Σq as f16);
+//    combined in f32, in different orders (bound: 1e-5 of Σ|w·x|);
 //  - herd's activation quantization (quantize_gguf_act_row and prepare_acts on the best ISA)
-//    equals ggml's from_float of the weight type's vec_dot_type bit for bit (codes, scales, sums);
+//    equals ggml's from_float of the weight type's vec_dot_type bit for bit (codes, scales, sums,
+//    and Q8_1's s = f16(d·Σq) for Q4_1 / Q5_1);
 //  - herd's gemm (its own activation quantization, best ISA) against ggml's vec_dot within f32
-//    rounding (the same integers), within the half steps for Q4_1 (Q8_1's f16 d·Σq) and F16
-//    (ggml's f16 activations).
+//    rounding (the same integers), within ggml's f16 rounding of the activations for F16.
 #include <ggml-cpu.h>
 #include <ggml.h>
 #include <gtest/gtest.h>
@@ -44,10 +43,11 @@ struct Case {
 };
 constexpr Case kCases[] = {{DType::F16, GGML_TYPE_F16},        {DType::GGUF_Q8_0, GGML_TYPE_Q8_0},
                            {DType::GGUF_Q4_0, GGML_TYPE_Q4_0}, {DType::GGUF_Q4_1, GGML_TYPE_Q4_1},
+                           {DType::GGUF_Q5_0, GGML_TYPE_Q5_0}, {DType::GGUF_Q5_1, GGML_TYPE_Q5_1},
                            {DType::GGUF_Q4_K, GGML_TYPE_Q4_K}, {DType::GGUF_Q5_K, GGML_TYPE_Q5_K},
                            {DType::GGUF_Q6_K, GGML_TYPE_Q6_K}, {DType::GGUF_Q8_K, GGML_TYPE_Q8_K}};
 
-struct Q8_1 {  // ggml's block_q8_1, Q4_1's activation format: f16 d, f16 d·Σq, 32 int8
+struct Q8_1 {  // ggml's block_q8_1, Q4_1's / Q5_1's activation format: f16 d, f16 d·Σq, 32 int8
   uint16_t d, s;
   int8_t qs[32];
 };
@@ -83,6 +83,7 @@ struct HerdActs {
   std::vector<int8_t> q;
   std::vector<float> d;
   std::vector<int16_t> s;
+  std::vector<float> sy;  // Q8_1's s
 };
 HerdActs to_herd(ggml_type vt, const void* blocks, int64_t k) {
   HerdActs a;
@@ -106,6 +107,7 @@ HerdActs to_herd(ggml_type vt, const void* blocks, int64_t k) {
                                               : static_cast<const Q8_1*>(blocks)[i].d;
       std::memcpy(&a.q[size_t(32 * i)], qs, 32);
       a.d.push_back(f16_to_f32(d));
+      if (vt == GGML_TYPE_Q8_1) a.sy.push_back(f16_to_f32(static_cast<const Q8_1*>(blocks)[i].s));
     }
   }
   for (int64_t s = 0; s < k / 16; ++s) {
@@ -178,10 +180,14 @@ TEST_P(GgmlConformance, ActivationQuantizationIsGgmls) {
     std::vector<int8_t> q(static_cast<size_t>(k));
     std::vector<float> d(size_t(k / blk));
     std::vector<int16_t> s(size_t(k / 16));
+    std::vector<float> sy(size_t(k / blk));
+    const bool has_s = gguf_act_has_s(dt);
+    ASSERT_EQ(has_s, vt == GGML_TYPE_Q8_1);
     for (int64_t t = 0; t < n; ++t) {
       ggml_get_type_traits_cpu(vt)->from_float(&x[size_t(t * k)], xb.data(), k);
       const HerdActs want = to_herd(vt, xb.data(), k);
-      quantize_gguf_act_row(&x[size_t(t * k)], k, k, blk, q.data(), d.data(), s.data());
+      quantize_gguf_act_row(&x[size_t(t * k)], k, k, blk, q.data(), d.data(), s.data(),
+                            has_s ? sy.data() : nullptr);
       const std::string at =
           std::string(ggml_type_name(vt)) + " k=" + std::to_string(k) + " row " + std::to_string(t);
       EXPECT_EQ(std::memcmp(q.data(), want.q.data(), size_t(k)), 0) << "codes, " << at;
@@ -193,6 +199,11 @@ TEST_P(GgmlConformance, ActivationQuantizationIsGgmls) {
           << "prepare_acts scales, " << at;
       EXPECT_EQ(std::memcmp(pa.blk_sum.data() + t * (k / 16), want.s.data(), s.size() * 2), 0)
           << "prepare_acts sums, " << at;
+      if (has_s) {
+        EXPECT_EQ(std::memcmp(sy.data(), want.sy.data(), sy.size() * 4), 0) << "Q8_1 s, " << at;
+        EXPECT_EQ(std::memcmp(pa.blk_s.data() + t * (k / blk), want.sy.data(), sy.size() * 4), 0)
+            << "prepare_acts Q8_1 s, " << at;
+      }
     }
   }
 }
@@ -232,23 +243,20 @@ TEST_P(GgmlConformance, DotProductsAgreeWithGgmlVecDot) {
         gguf_dequantize_row(dt, row, k, wf.data());
         // herd's gemm quantizes x itself, to ggml's codes and scales (the test above), so it
         // differs from vec_dot by f32 rounding only; but for F16 (ggml rounds x to f16: by
-        // |x − xv|) and Q4_1 (Q8_1's s = f16(d·Σq) for herd's exact Σq·d: 2^-11 of |d·Σq| per
-        // block, bounded here by half a step per element).
-        float amax = 0;
-        for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(x[size_t(t * k + c)]));
-        const bool exact = dt != DType::F16 && dt != DType::GGUF_Q4_1;
-        const double half = dt == DType::GGUF_Q4_1 ? amax / 254.0 : 0.0;
+        // |x − xv|).
+        const bool exact = dt != DType::F16;
         double mag = 0, bound = 0;
         for (int64_t c = 0; c < k; ++c) {
           mag += std::fabs(double(wf[size_t(c)]) * xv[size_t(c)]);
           bound += exact ? 0.0
                          : std::fabs(double(wf[size_t(c)])) *
-                               (std::fabs(x[size_t(t * k + c)] - xv[size_t(c)]) + half);
+                               std::fabs(x[size_t(t * k + c)] - xv[size_t(c)]);
         }
-        const double tol = (dt == DType::GGUF_Q4_1 ? 1e-3 : 1e-5) * mag + 1e-6;
-        const float mine = gguf_dot_row(
-            dt, row, k, a.x.empty() ? nullptr : a.x.data(), a.q.empty() ? nullptr : a.q.data(),
-            a.d.empty() ? nullptr : a.d.data(), a.s.empty() ? nullptr : a.s.data());
+        const double tol = 1e-5 * mag + 1e-6;
+        const float mine =
+            gguf_dot_row(dt, row, k, a.x.empty() ? nullptr : a.x.data(),
+                         a.q.empty() ? nullptr : a.q.data(), a.d.empty() ? nullptr : a.d.data(),
+                         a.s.empty() ? nullptr : a.s.data(), a.sy.empty() ? nullptr : a.sy.data());
         EXPECT_NEAR(mine, ref, tol) << ggml_type_name(gt) << " k=" << k << " t=" << t << " r=" << r;
         EXPECT_NEAR(y[size_t(t * rows + r)], ref, bound + tol)
             << ggml_type_name(gt) << " gemm k=" << k << " t=" << t << " r=" << r;

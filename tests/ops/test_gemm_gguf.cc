@@ -25,7 +25,8 @@ namespace {
 using test::Rng;
 
 constexpr DType kTypes[] = {DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
-                            DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K};
+                            DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q4_K, DType::GGUF_Q5_K,
+                            DType::GGUF_Q6_K, DType::GGUF_Q8_K};
 
 // Random bytes for every code and packed scale; the f16 / f32 block scales are set to finite
 // values of both signs (random bits there would include NaN and infinities).
@@ -48,9 +49,11 @@ std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t cols, Rng& rng) 
       switch (t) {
         case DType::GGUF_Q8_0:
         case DType::GGUF_Q4_0:
+        case DType::GGUF_Q5_0:
           f16(b, 0.05f);
           break;
         case DType::GGUF_Q4_1:
+        case DType::GGUF_Q5_1:
         case DType::GGUF_Q4_K:
         case DType::GGUF_Q5_K:
           f16(b, 0.05f), f16(b + 2, 0.05f);
@@ -77,6 +80,7 @@ struct Acts {
   std::vector<int8_t> q;
   std::vector<float> d;
   std::vector<int16_t> s;
+  std::vector<float> sy;  // Q4_1 / Q5_1: Q8_1's s per block
 };
 Acts quantize(DType t, const std::vector<float>& x, int64_t n, int64_t k) {
   Acts a;
@@ -88,10 +92,25 @@ Acts quantize(DType t, const std::vector<float>& x, int64_t n, int64_t k) {
   a.q.resize(size_t(n * a.kpad));
   a.d.resize(size_t(n * a.kpad / a.blk));
   a.s.resize(size_t(n * a.kpad / 16));
+  if (gguf_act_has_s(t)) a.sy.resize(a.d.size());
   for (int64_t i = 0; i < n; ++i)
     quantize_gguf_act_row(&x[size_t(i * k)], k, a.kpad, a.blk, &a.q[size_t(i * a.kpad)],
-                          &a.d[size_t(i * a.kpad / a.blk)], &a.s[size_t(i * a.kpad / 16)]);
+                          &a.d[size_t(i * a.kpad / a.blk)], &a.s[size_t(i * a.kpad / 16)],
+                          a.sy.empty() ? nullptr : &a.sy[size_t(i * a.kpad / a.blk)]);
   return a;
+}
+// Q4_1 / Q5_1: the min term of block b takes Q8_1's s (f16 of d·Σq before d's own f16 rounding)
+// where the dequantized values would give d·Σq: the f16 m of each block and that difference.
+float block_min(DType t, const uint8_t* row, int64_t b) {
+  uint16_t h;
+  std::memcpy(&h, row + b * gguf_block_bytes(t) + 2, 2);
+  return f16_to_f32(h);
+}
+double s_minus_dq(const Acts& a, int64_t i, int64_t b) {
+  int sum = 0;
+  for (int c = 0; c < 32; ++c) sum += a.q[size_t(i * a.kpad + 32 * b + c)];
+  const size_t j = size_t(i * a.kpad / 32 + b);
+  return double(a.sy[j]) - double(a.d[j]) * sum;
 }
 // Token i's activations as the dot product sees them (f32, or d·q).
 std::vector<float> act_values(const Acts& a, int64_t i, int64_t k) {
@@ -105,7 +124,8 @@ float ref_dot(DType t, const uint8_t* row, int64_t k, const Acts& a, int64_t i) 
   const bool b = a.blk != 0;
   return gguf_dot_row(t, row, k, &a.x[size_t(i * a.kpad)], b ? &a.q[size_t(i * a.kpad)] : nullptr,
                       b ? &a.d[size_t(i * a.kpad / a.blk)] : nullptr,
-                      b ? &a.s[size_t(i * a.kpad / 16)] : nullptr);
+                      b ? &a.s[size_t(i * a.kpad / 16)] : nullptr,
+                      a.sy.empty() ? nullptr : &a.sy[size_t(i * a.kpad / a.blk)]);
 }
 
 std::vector<int64_t> widths(DType t) {
@@ -141,6 +161,8 @@ TEST(GgufBlocks, ReferenceDotMatchesDequantized) {
             want += double(wf[size_t(c)]) * xv[size_t(c)];
             mag += std::fabs(double(wf[size_t(c)]) * xv[size_t(c)]);
           }
+          if (gguf_act_has_s(t))  // the min term takes s, not d·Σq
+            for (int64_t b = 0; b < k / 32; ++b) want += block_min(t, row, b) * s_minus_dq(a, i, b);
           EXPECT_NEAR(ref_dot(t, row, k, a, i), want, 1e-5 * mag + 1e-30)
               << dtype_name(t) << " k=" << k << " r=" << r << " t=" << i;
         }
@@ -253,8 +275,16 @@ TEST_P(GgufGemm, MatchesF32MatmulWithinActivationRounding) {
           // the 32-blocks' d is rounded to f16 as ggml does, which moves q·d by up to
           // 127·|d|·2^-11 more.
           const double step = a.blk ? std::fabs(a.d[size_t((i * a.kpad + c) / a.blk)]) : 0.0;
-          bound += std::fabs(wf[size_t(c)]) * step * (a.blk == 32 ? 0.5 + 127.0 / 2048 : 0.5);
+          const double per = step * (a.blk == 32 ? 0.5 + 127.0 / 2048 : 0.5);
+          bound += std::fabs(wf[size_t(c)]) * per;
           mag += std::fabs(double(wf[size_t(c)]) * x[size_t(i * k + c)]);
+          // Q4_1 / Q5_1: w = d·u + m, and the min term is m·s (Q8_1's s), so the code part
+          // d·u (≤ |w| + |m|) and m times the block's Σ(x − d·q) and s − d·Σq add up.
+          if (gguf_act_has_s(t)) {
+            const uint8_t* row = wb.data() + r * gguf_row_bytes(t, k);
+            const double m = std::fabs(block_min(t, row, c / 32));
+            bound += 2 * m * per + (c % 32 == 0 ? m * std::fabs(s_minus_dq(a, i, c / 32)) : 0.0);
+          }
         }
         EXPECT_NEAR(y[size_t(i * rows + r)], yr[size_t(i * rows + r)], bound + 2e-5 * mag)
             << dtype_name(t) << " " << isa_name(GetParam()) << " r=" << r << " t=" << i;

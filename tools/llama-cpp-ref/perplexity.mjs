@@ -5,11 +5,14 @@
 // first token replaced by BOS, and only positions CTX/2 .. CTX-2 are scored (each predicts the
 // token after it). With --kl-base, the run is also compared with the log-probabilities that
 // `herd perplexity --save-base` wrote for the same tokens and CTX: mean KL(base ‖ this), top-1
-// agreement and Δp, the measures `herd perplexity --kl-base` prints.
+// agreement and Δp, the measures `herd perplexity --kl-base` prints, and the largest |Δ log p|
+// over the whole vocabulary at each position (its maximum, 90th and 99th percentiles over positions:
+// the logits' difference with the normalisation's shift removed).
 //
 //   node perplexity.mjs MODEL.gguf TOKENS CTX BOS [--kl-base FILE]
 //
-// Prints one JSON object: {"ppl", "tokens", "windows", "ctx"[, "kl", "top1", "dp", "rms_dp"]}.
+// Prints one JSON object: {"ppl", "tokens", "windows", "ctx"[, "kl", "top1", "dp", "rms_dp",
+// "max_dlp", "p90_dlp", "p99_dlp"]}.
 import fs from "node:fs";
 import { denseRow, failWith, openModel, parseTokens, threadCount } from "./ref_model.mjs";
 
@@ -58,6 +61,7 @@ try {
   const context = await createContext(ctx + 1);
   const sequence = context.getSequence();
   let nll = 0, n = 0, kl = 0, top1 = 0, dp = 0, dp2 = 0;
+  const dlp = [];
   for (let w = 0; w < windows; ++w) {
     const win = tokens.slice(w * ctx, (w + 1) * ctx);
     win[0] = bos;
@@ -70,8 +74,12 @@ try {
       nll -= lp[next];
       if (base) {
         const b = base.subarray(n * vocab, (n + 1) * vocab);
-        let k = 0;
-        for (let t = 0; t < vocab; ++t) k += Math.exp(b[t]) * (b[t] - lp[t]);
+        let k = 0, m = 0;
+        for (let t = 0; t < vocab; ++t) {
+          k += Math.exp(b[t]) * (b[t] - lp[t]);
+          m = Math.max(m, Math.abs(b[t] - lp[t]));
+        }
+        dlp.push(m === m ? m : Infinity);
         kl += Math.max(k, 0);
         if (argmax(lp) === argmax(b)) ++top1;
         const d = Math.exp(lp[next]) - Math.exp(b[next]);
@@ -82,7 +90,12 @@ try {
     }
   }
   const out = { ppl: Math.exp(nll / n), tokens: n, windows, ctx };
-  if (base) Object.assign(out, { kl: kl / n, top1: top1 / n, dp: dp / n, rms_dp: Math.sqrt(dp2 / n) });
+  if (base) {
+    dlp.sort((a, b) => a - b);
+    Object.assign(out, { kl: kl / n, top1: top1 / n, dp: dp / n, rms_dp: Math.sqrt(dp2 / n),
+                         max_dlp: dlp[dlp.length - 1], p90_dlp: dlp[Math.floor(dlp.length * 0.9)],
+                         p99_dlp: dlp[Math.floor(dlp.length * 0.99)] });
+  }
   console.log(JSON.stringify(out));
 } catch (e) {
   fail(e?.stack ?? String(e));

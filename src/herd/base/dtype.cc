@@ -32,6 +32,8 @@ constexpr DTypeInfo kInfo[] = {
     {DType::GGUF_Q8_0, "Q8_0", 0},
     {DType::GGUF_Q4_0, "Q4_0", 0},
     {DType::GGUF_Q4_1, "Q4_1", 0},
+    {DType::GGUF_Q5_0, "Q5_0", 0},
+    {DType::GGUF_Q5_1, "Q5_1", 0},
     {DType::GGUF_Q5_K, "Q5_K", 0},
     {DType::GGUF_Q4_K, "Q4_K", 0},
     {DType::GGUF_Q6_K, "Q6_K", 0},

@@ -30,6 +30,8 @@ enum class DType : uint8_t {
   GGUF_Q8_0,
   GGUF_Q4_0,
   GGUF_Q4_1,
+  GGUF_Q5_0,
+  GGUF_Q5_1,
   GGUF_Q5_K,
   GGUF_Q4_K,
   GGUF_Q6_K,

@@ -128,6 +128,10 @@ std::optional<DType> dtype_for_ggml_type(uint32_t type) {
       return DType::GGUF_Q4_0;
     case 3:
       return DType::GGUF_Q4_1;
+    case 6:
+      return DType::GGUF_Q5_0;
+    case 7:
+      return DType::GGUF_Q5_1;
     case 13:
       return DType::GGUF_Q5_K;
     case 12:
@@ -271,6 +275,14 @@ std::vector<Expected> expected_tensors(const Llama4TextConfig& t) {
   return out;
 }
 
+// "F32, F16, ...": the ggml types dtype_for_ggml_type maps, for error messages.
+std::string supported_ggml_types() {
+  std::string s;
+  for (uint32_t t = 0; t < 64; ++t)
+    if (dtype_for_ggml_type(t)) s += (s.empty() ? "" : ", ") + std::string(gguf::ggml_type_name(t));
+  return s;
+}
+
 // The view of one tensor: rows = product of ne[1..], cols = ne[0].
 Result<WeightRef> view(const Files& f, const Expected& e) {
   size_t part = 0;
@@ -283,10 +295,8 @@ Result<WeightRef> view(const Files& f, const Expected& e) {
                       shape_str(e.ne));
   const std::optional<DType> dt = dtype_for_ggml_type(ti->type);
   if (!dt)
-    return make_error(
-        "{}: tensor {} has type {}, which herd does not support (supported: F32, F16, BF16, "
-        "Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, Q8_K)",
-        file, e.name, gguf::ggml_type_name(ti->type));
+    return make_error("{}: tensor {} has type {}, which herd does not support (supported: {})",
+                      file, e.name, gguf::ggml_type_name(ti->type), supported_ggml_types());
   if (!ti->data) return make_error("{}: tensor {} has no data in the file", file, e.name);
   WeightRef w;
   w.dtype = *dt;

@@ -12,7 +12,9 @@
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm_gguf.h"
 #include "herd/ops/gemm_internal.h"
+#include "herd/quant/format_table.h"
 #include "herd/quant/formats.h"
+#include "herd/quant/gguf_blocks.h"
 
 namespace herd {
 
@@ -47,9 +49,8 @@ std::atomic<Isa>& active() {
 // F16 and ggml's block formats (ops/gemm_gguf*.cc): one kernel per type per ISA file.
 KernelSet gguf_kernels(gemm_detail::Kernel (*of)(DType)) {
   KernelSet s;
-  for (DType t : {DType::F16, DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1, DType::GGUF_Q5_K,
-                  DType::GGUF_Q4_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K})
-    s.overlay({{t, of(t)}});
+  for (size_t i = 0; i < kDTypeCount; ++i)
+    if (is_gguf_kernel_type(DType(i))) s.overlay({{DType(i), of(DType(i))}});
   return s;
 }
 

@@ -83,6 +83,8 @@ struct PreparedActs {
   // one scale per block [n, kpad / block] and the sums of each 16 q [n, kpad / 16].
   AlignedBuffer<float> blk_d;
   AlignedBuffer<int16_t> blk_sum;
+  // Q4_1 / Q5_1 weights: ggml's Q8_1 s per 32-block (the min term's) [n, kpad / 32].
+  AlignedBuffer<float> blk_s;
 
   int64_t groups() const { return kpad / 128; }
 };

@@ -25,8 +25,9 @@ void scalar_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_
     const int8_t* q = blk ? a.q.data() + t * a.kpad : nullptr;
     const float* d = blk ? a.blk_d.data() + t * nd : nullptr;
     const int16_t* s = blk ? a.blk_sum.data() + t * ns : nullptr;
+    const float* sy = gguf_act_has_s(w.dtype) ? a.blk_s.data() + t * nd : nullptr;
     for (int64_t r = r0; r < r1; ++r)
-      y[t * ys + r] = gguf_dot_row(w.dtype, base + r * rb, w.cols, x, q, d, s);
+      y[t * ys + r] = gguf_dot_row(w.dtype, base + r * rb, w.cols, x, q, d, s, sy);
   }
 }
 
@@ -49,10 +50,12 @@ void prepare_gguf_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, P
   int8_t* q = out.q.ensure(size_t(n * kp));
   float* d = out.blk_d.ensure(size_t(n * (kp / blk)));
   int16_t* s = out.blk_sum.ensure(size_t(n * (kp / 16)));
+  float* sy = gguf_act_has_s(out.weight_dtype) ? out.blk_s.ensure(size_t(n * (kp / blk))) : nullptr;
   const auto quant =
       out.isa >= Isa::kAvx512Vnni ? quantize_gguf_act_row_avx512 : quantize_gguf_act_row;
   for (int64_t t = 0; t < n; ++t)
-    quant(x + t * x_stride, k, kp, blk, q + t * kp, d + t * (kp / blk), s + t * (kp / 16));
+    quant(x + t * x_stride, k, kp, blk, q + t * kp, d + t * (kp / blk), s + t * (kp / 16),
+          sy ? sy + t * (kp / blk) : nullptr);
 }
 
 Kernel gguf_scalar_kernel(DType t) {

@@ -9,7 +9,8 @@
 //    with the sub-block scales give a superblock's scaled integer dot exactly; the offsets / mins
 //    go through the activations' sums of 16 (vpmaddwd).
 //  - Q8_0 / Q8_K: vpdpbusd of |w| with x carrying w's sign (exact; no bias to remove).
-//  - Q4_0 / Q4_1: vpdpbusd of the nibbles; the −8 offset / the min go through Σq_x of the block.
+//  - Q4_0 / Q4_1 / Q5_0 / Q5_1: vpdpbusd of the 4- or 5-bit codes (Q5: the nibbles plus 16 under
+//    the qh mask); the −8 / −16 offset or the min go through Σq_x of the block.
 // Tasks of ≥ 16 tokens (prefill) repack 16 rows' superblock (8 blocks for the 32-blocks) into
 // [chunk of 4 K][16 rows][4 bytes] once and reuse it for every token: one vpdpbusd against 4
 // broadcast bytes of x then serves 16 rows, as Q8GI's kernel does (gemm_vnni_il.cc), and each
@@ -41,6 +42,7 @@ struct Ctx {
   const float* xd;    // [n, nd]
   const int16_t* xs;  // [n, kpad / 16]
   const float* xf;    // F16: [n, kpad]
+  const float* xsy;   // Q4_1 / Q5_1: Q8_1's s [n, nd]
   int64_t kpad, nd, cols;
   const uint8_t* w;
   int64_t rb;
@@ -591,7 +593,8 @@ struct Q8KTile {
   }
 };
 
-// ---- 32-element blocks (Q8_0, Q4_0, Q4_1): exact block totals in the reference's order ----
+// ---- 32-element blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): exact block totals in the reference's
+// order ----
 
 // gguf_sum16 of the 16 lanes: p[l] + p[l + 8], then + 4, + 2, + 1.
 HERD_GV inline float sum16(__m512 p) {
@@ -608,8 +611,20 @@ template <DType kTypeArg>
 struct B32Tile {
   using Ctx = gemm_detail::Ctx;
   static constexpr DType kType = kTypeArg;
-  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kQ41 = kType == DType::GGUF_Q4_1;
-  using Block = std::conditional_t<kQ8, GgufQ8_0, std::conditional_t<kQ41, GgufQ4_1, GgufQ4_0>>;
+  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0;
+  // kMin: w = d·u + m (Q4_1, Q5_1); kFive: a fifth code bit in qh (Q5_0, Q5_1).
+  static constexpr bool kMin = kType == DType::GGUF_Q4_1 || kType == DType::GGUF_Q5_1;
+  static constexpr bool kFive = kType == DType::GGUF_Q5_0 || kType == DType::GGUF_Q5_1;
+  // The code offset Q4_0 / Q5_0 subtract (through Σq_x of the block).
+  static constexpr int32_t kOffset = kType == DType::GGUF_Q4_0   ? 8
+                                     : kType == DType::GGUF_Q5_0 ? 16
+                                                                 : 0;
+  using Block = std::conditional_t<
+      kQ8, GgufQ8_0,
+      std::conditional_t<
+          kType == DType::GGUF_Q4_0, GgufQ4_0,
+          std::conditional_t<kType == DType::GGUF_Q4_1, GgufQ4_1,
+                             std::conditional_t<kType == DType::GGUF_Q5_0, GgufQ5_0, GgufQ5_1>>>>;
   static constexpr int kRows = 4;  // rows per tile for a single token
   static constexpr int G = 16;     // blocks per group
 
@@ -634,9 +649,17 @@ struct B32Tile {
         b = _mm_maskz_loadu_epi8(j + 1 < g ? __mmask16(0xffff) : 0, row[j + 1].qs);
       }
       const __m128i m = _mm_set1_epi8(0x0F);
-      return join256(
-          _mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
-          _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+      const __m512i u =
+          join256(_mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
+                  _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+      if constexpr (kFive) {  // lane e holds element e of the pair: bit e of the two qh words
+        uint32_t ha = 0, hb = 0;
+        if (kFull || j < g) std::memcpy(&ha, row[j].qh, 4);
+        if (kFull || j + 1 < g) std::memcpy(&hb, row[j + 1].qh, 4);
+        return _mm512_mask_add_epi8(u, __mmask64(ha) | (__mmask64(hb) << 32), u,
+                                    _mm512_set1_epi8(0x10));
+      }
+      return u;
     }
   }
 
@@ -666,10 +689,10 @@ struct B32Tile {
       else
         prefetch_ahead<G * sizeof(Block), false>(next);
     }
-    // The group's f16 d (and Q4_1's m) in one gather of each block's first 4 bytes.
+    // The group's f16 d (and m) in one gather of each block's first 4 bytes.
     const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, off, row, 1);
     const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-    const __m512 mw = kQ41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+    const __m512 mw = kMin ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
                            : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
@@ -693,15 +716,16 @@ struct B32Tile {
       __m512i tot = _mm512_inserti64x4(_mm512_castsi256_si512(reduce8x8(v)), reduce8x8(v + 8), 1);
       const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
       __m512i xs = _mm512_setzero_si512();  // Σq_x per block
-      if constexpr (!kQ8)
+      if constexpr (kOffset != 0)
         xs = _mm512_madd_epi16(_mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << (2 * g)) - 1),
                                                         c.xs + (t0 + t) * (c.kpad / 16) + 2 * i0),
                                _mm512_set1_epi16(1));
-      if constexpr (kType == DType::GGUF_Q4_0)
-        tot = _mm512_sub_epi32(tot, _mm512_slli_epi32(xs, 3));
+      if constexpr (kOffset != 0)
+        tot = _mm512_sub_epi32(tot, _mm512_mullo_epi32(xs, _mm512_set1_epi32(kOffset)));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, xd), acc[t]);
-      if constexpr (kQ41)
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs), _mm512_mul_ps(mw, xd), acc[t]);
+      if constexpr (kMin)
+        acc[t] =
+            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, c.xsy + (t0 + t) * c.nd + i0), mw, acc[t]);
     }
   }
 
@@ -734,8 +758,8 @@ struct B32Tile {
 // (128 or 8) times Σq_x of the block is removed exactly; then the reference's FMAs.
 template <DType kType>
 struct B32Repacked {
-  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kQ41 = kType == DType::GGUF_Q4_1;
-  static constexpr int32_t kBias = kQ8 ? 128 : kType == DType::GGUF_Q4_0 ? 8 : 0;
+  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kMin = B32Tile<kType>::kMin;
+  static constexpr int32_t kBias = kQ8 ? 128 : B32Tile<kType>::kOffset;
   using Block = typename B32Tile<kType>::Block;
   alignas(64) uint8_t codes[64 * 64];
   alignas(64) float d[8][16], m[8][16];
@@ -747,7 +771,7 @@ struct B32Repacked {
       const int g = q < nr ? nblk : 0;
       for (int j = 0; j < 8; ++j) {
         d[j][q] = j < g ? h2f(row[j].d) : 0.0f;
-        if constexpr (kQ41) m[j][q] = j < g ? h2f(row[j].m) : 0.0f;
+        if constexpr (kMin) m[j][q] = j < g ? h2f(row[j].m) : 0.0f;
       }
       for (int z = 0; z < 4; ++z) {
         const __m512i p = B32Tile<kType>::load_pair(row, 2 * z, g);
@@ -764,7 +788,7 @@ struct B32Repacked {
   // 64-byte chunk of codes is loaded once for the N tokens.
   template <int N>
   HERD_GV void dot(const int8_t* const* x, const int16_t* const* bs, const float* const* xd,
-                   int64_t i0, int nblk, float* const* acc) const {
+                   const float* const* xsy, int64_t i0, int nblk, float* const* acc) const {
     for (int j = 0; j < nblk; ++j) {
       __m512i a[N];
       int32_t xs[N];
@@ -790,9 +814,7 @@ struct B32Repacked {
         const __m512 xdv = _mm512_set1_ps(xd[n][j]);
         __m512 s =
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[n]), _mm512_mul_ps(dv, xdv), _mm512_load_ps(p));
-        if constexpr (kQ41)
-          s = _mm512_fmadd_ps(_mm512_set1_ps(float(xs[n])),
-                              _mm512_mul_ps(_mm512_load_ps(m[j]), xdv), s);
+        if constexpr (kMin) s = _mm512_fmadd_ps(_mm512_set1_ps(xsy[n][j]), _mm512_load_ps(m[j]), s);
         _mm512_store_ps(p, s);
       }
     }
@@ -806,15 +828,17 @@ HERD_GV inline void b32_repacked_dot(const Ctx& c, const Packed& pk, int64_t i0,
   const int8_t* x[N];
   const int16_t* bs[N];
   const float* xd[N];
+  const float* xsy[N];
   float* a[N];
   for (int n = 0; n < N; ++n) {
     const int64_t tok = t0 + t + n;
     x[n] = c.xq + tok * c.kpad + 32 * i0;
     bs[n] = c.xs + tok * (c.kpad / 16) + 2 * i0;
     xd[n] = c.xd + tok * c.nd + i0;
+    xsy[n] = c.xsy ? c.xsy + tok * c.nd + i0 : nullptr;
     a[n] = acc + 256 * (t + n);
   }
-  pk.template dot<N>(x, bs, xd, i0, nblk, a);
+  pk.template dot<N>(x, bs, xd, xsy, i0, nblk, a);
 }
 
 template <DType kType>
@@ -896,6 +920,7 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
         a.blk_d.data(),
         a.blk_sum.data(),
         a.f32.data(),
+        a.blk_s.data(),
         a.kpad,
         blk ? a.kpad / blk : 0,
         w.cols,
@@ -930,7 +955,7 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
 // cvtps_epi32 rounds to nearest even as nearbyint does, and each vector of 16 codes is one sum of
 // 16.
 HERD_GV void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block,
-                                          int8_t* q, float* d, int16_t* sums) {
+                                          int8_t* q, float* d, int16_t* sums, float* s) {
   const auto lanes = [](int64_t left) {
     return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
   };
@@ -957,13 +982,16 @@ HERD_GV void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpa
       d[b / block] = f16_to_f32(f32_to_f16(a / 127.0f));
     }
     const __m512 inv = _mm512_set1_ps(scale);
+    int32_t sum = 0;
     for (int64_t i = 0; i < block; i += 16) {
       __m512i qi =
           _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(m - i), x + b + i), inv));
       qi = _mm512_max_epi32(_mm512_min_epi32(qi, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b + i), _mm512_cvtepi32_epi8(qi));
       sums[(b + i) / 16] = int16_t(_mm512_reduce_add_epi32(qi));
+      sum += sums[(b + i) / 16];
     }
+    if (s && block == 32) s[b / block] = f16_to_f32(f32_to_f16(float(sum) * (a / 127.0f)));
   }
 }
 
@@ -977,6 +1005,10 @@ Kernel gguf_vnni_kernel(DType t) {
       return run_tiles<B32Tile<DType::GGUF_Q4_0>>;
     case DType::GGUF_Q4_1:
       return run_tiles<B32Tile<DType::GGUF_Q4_1>>;
+    case DType::GGUF_Q5_0:
+      return run_tiles<B32Tile<DType::GGUF_Q5_0>>;
+    case DType::GGUF_Q5_1:
+      return run_tiles<B32Tile<DType::GGUF_Q5_1>>;
     case DType::GGUF_Q4_K:
       return run_tiles<KTile<DType::GGUF_Q4_K>>;
     case DType::GGUF_Q5_K:

@@ -169,6 +169,8 @@ const FormatTraits kFormats[] = {
     HERD_GGUF_FORMAT(GGUF_Q8_0, 32, 34, quantize_row_gguf_q8_0),
     HERD_GGUF_FORMAT(GGUF_Q4_0, 32, 18, quantize_row_gguf_q4_0),
     HERD_GGUF_FORMAT(GGUF_Q4_1, 32, 20, nullptr),
+    HERD_GGUF_FORMAT(GGUF_Q5_0, 32, 22, nullptr),
+    HERD_GGUF_FORMAT(GGUF_Q5_1, 32, 24, nullptr),
     HERD_GGUF_FORMAT(GGUF_Q5_K, 256, 176, nullptr),
     HERD_GGUF_FORMAT(GGUF_Q4_K, 256, 144, nullptr),
     HERD_GGUF_FORMAT(GGUF_Q6_K, 256, 210, nullptr),

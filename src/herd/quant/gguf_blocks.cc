@@ -41,6 +41,10 @@ inline int q5_high(const uint8_t* qh, int e) {
 inline int nib32(const uint8_t* qs, int j) {
   return j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4;
 }
+// Q5_0 / Q5_1: element j's 5-bit code (qh is stored little-endian, as ggml memcpys it).
+inline int code5(const uint8_t* qh, const uint8_t* qs, int j) {
+  return nib32(qs, j) | (((qh[j / 8] >> (j % 8)) & 1) << 4);
+}
 
 }  // namespace
 
@@ -49,6 +53,8 @@ int64_t gguf_block_elems(DType t) {
     case DType::GGUF_Q8_0:
     case DType::GGUF_Q4_0:
     case DType::GGUF_Q4_1:
+    case DType::GGUF_Q5_0:
+    case DType::GGUF_Q5_1:
       return 32;
     case DType::GGUF_Q4_K:
     case DType::GGUF_Q5_K:
@@ -68,6 +74,10 @@ int64_t gguf_block_bytes(DType t) {
       return sizeof(GgufQ4_0);
     case DType::GGUF_Q4_1:
       return sizeof(GgufQ4_1);
+    case DType::GGUF_Q5_0:
+      return sizeof(GgufQ5_0);
+    case DType::GGUF_Q5_1:
+      return sizeof(GgufQ5_1);
     case DType::GGUF_Q4_K:
       return sizeof(GgufQ4_K);
     case DType::GGUF_Q5_K:
@@ -112,6 +122,20 @@ void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* y) {
         const GgufQ4_1& b = blocks<GgufQ4_1>(row)[i];
         const float d = h2f(b.d), m = h2f(b.m);
         for (int j = 0; j < 32; ++j) y[32 * i + j] = float(nib32(b.qs, j)) * d + m;
+      }
+      return;
+    case DType::GGUF_Q5_0:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ5_0& b = blocks<GgufQ5_0>(row)[i];
+        const float d = h2f(b.d);
+        for (int j = 0; j < 32; ++j) y[32 * i + j] = float(code5(b.qh, b.qs, j) - 16) * d;
+      }
+      return;
+    case DType::GGUF_Q5_1:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ5_1& b = blocks<GgufQ5_1>(row)[i];
+        const float d = h2f(b.d), m = h2f(b.m);
+        for (int j = 0; j < 32; ++j) y[32 * i + j] = float(code5(b.qh, b.qs, j)) * d + m;
       }
       return;
     case DType::GGUF_Q4_K:
@@ -159,7 +183,7 @@ int64_t gguf_act_block(DType t) {
 }
 
 void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
-                           float* d, int16_t* sums) {
+                           float* d, int16_t* sums, float* s) {
   for (int64_t b = 0; b < kpad; b += block) {
     const int64_t m = std::clamp<int64_t>(k - b, 0, block);
     float* qd = &d[b / block];
@@ -179,9 +203,13 @@ void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t bloc
       float amax = 0;
       for (int64_t i = 0; i < m; ++i) amax = std::max(amax, std::fabs(x[b + i]));
       const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-      for (int64_t i = 0; i < block; ++i)
+      int sum = 0;
+      for (int64_t i = 0; i < block; ++i) {
         q[b + i] = int8_t(i < m ? std::clamp(int(std::nearbyint(x[b + i] * inv)), -127, 127) : 0);
+        sum += q[b + i];
+      }
       *qd = h2f(f32_to_f16(amax / 127.0f));
+      if (s) s[b / block] = h2f(f32_to_f16(float(sum) * (amax / 127.0f)));  // quantize_row_q8_1
     }
   }
   for (int64_t s = 0; s < kpad / 16; ++s) {
@@ -201,7 +229,7 @@ float gguf_sum16(float* p) {
 // accumulator, blocks in order (the 32-blocks: into 16 partial sums, see there). The SIMD kernels
 // compute the same integers and the same FMAs in the same order: bitwise equal (F16 aside).
 float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
-                   const float* d, const int16_t* sums) {
+                   const float* d, const int16_t* sums, const float* s) {
   const int64_t nb = cols / gguf_block_elems(t);
   float acc = 0;
   switch (t) {
@@ -216,7 +244,9 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
     }
     case DType::GGUF_Q8_0:
     case DType::GGUF_Q4_0:
-    case DType::GGUF_Q4_1: {
+    case DType::GGUF_Q4_1:
+    case DType::GGUF_Q5_0:
+    case DType::GGUF_Q5_1: {
       // 16 partial sums, block i into sum i mod 16, then the halving tree (so SIMD code keeps
       // them in one vector's lanes, or in 16 vectors whose lanes are rows, and agrees bitwise).
       float part[16] = {};
@@ -233,11 +263,20 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
           const GgufQ4_0& b = blocks<GgufQ4_0>(row)[i];
           for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
           p = std::fma(float(dot - 8 * xs), h2f(b.d) * d[i], p);
-        } else {
+        } else if (t == DType::GGUF_Q4_1) {
           const GgufQ4_1& b = blocks<GgufQ4_1>(row)[i];
           for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
           p = std::fma(float(dot), h2f(b.d) * d[i], p);
-          p = std::fma(float(xs), h2f(b.m) * d[i], p);
+          p = std::fma(s[i], h2f(b.m), p);
+        } else if (t == DType::GGUF_Q5_0) {
+          const GgufQ5_0& b = blocks<GgufQ5_0>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += code5(b.qh, b.qs, j) * xq[j];
+          p = std::fma(float(dot - 16 * xs), h2f(b.d) * d[i], p);
+        } else {
+          const GgufQ5_1& b = blocks<GgufQ5_1>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += code5(b.qh, b.qs, j) * xq[j];
+          p = std::fma(float(dot), h2f(b.d) * d[i], p);
+          p = std::fma(s[i], h2f(b.m), p);
         }
       }
       return gguf_sum16(part);

@@ -11,6 +11,9 @@
 //  Q8_0  32 × int8 q; w = d·q.
 //  Q4_0  byte j (0..15) holds element j (low nibble) and j + 16 (high); w = d·(u − 8).
 //  Q4_1  the same nibbles; w = d·u + m.
+//  Q5_0  Q4_0's nibbles plus a fifth bit: bit j of the little-endian uint32 qh for element j;
+//        w = d·(u − 16). (llama-quantize's fallback for Q4_K rows not a multiple of 256.)
+//  Q5_1  the same codes; w = d·u + m (the fallback for Q5_K).
 //  Q4_K  256 = 8 sub-blocks of 32 with 6-bit scale s_i and min m_i packed in 12 bytes; qs byte
 //        32c + l holds element 64c + l (low nibble) and 64c + 32 + l (high); w = d·s_i·u −
 //        dmin·m_i.
@@ -22,7 +25,7 @@
 //  Q8_K  f32 d, 256 × int8, 16 int16 sums of 16; w = d·q (the K-quants' activation format).
 //
 // Activations for the integer formats are one int8 row per token (x quantized per block of the
-// dot product's width: 32 for Q8_0 / Q4_0 / Q4_1, 256 for the K-quants and Q8_K), one f32 scale
+// dot product's width: 32 for Q8_0 and Q4_0 .. Q5_1, 256 for the K-quants and Q8_K), one f32 scale
 // per block and the int16 sums of each 16 consecutive q (they remove the formats' offsets and
 // mins). The codes and scales are bitwise those of ggml's CPU from_float for the weight type's
 // vec_dot_type, so the integer block dots are the ones llama.cpp computes:
@@ -30,8 +33,9 @@
 //    d = the f16 rounding of max|x| / 127 (ggml stores d as f16);
 //  256-blocks (Q8_K): with `max` the first x of largest |x|, iscale = −127 / max,
 //    q = round-to-nearest-even(iscale · x), d = 1 / iscale (f32, negative when max > 0).
-// Not matched: Q8_1's s = f16(d · Σq) (herd uses the exact Σq), and F16, whose ggml dot takes f16
-// activations (herd keeps them f32).
+//  Q8_1 (Q4_1 / Q5_1) also has s = the f16 rounding of Σq · (max|x| / 127), d before its f16
+//    rounding; the min term of the dot is m·s, as ggml computes it.
+// Not matched: F16, whose ggml dot takes f16 activations (herd keeps them f32).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +54,16 @@ struct GgufQ4_0 {
 };
 struct GgufQ4_1 {
   uint16_t d, m;
+  uint8_t qs[16];
+};
+struct GgufQ5_0 {
+  uint16_t d;
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
+struct GgufQ5_1 {
+  uint16_t d, m;
+  uint8_t qh[4];
   uint8_t qs[16];
 };
 struct GgufQ4_K {
@@ -75,6 +89,7 @@ struct GgufQ8_K {
   int16_t bsums[16];
 };
 static_assert(sizeof(GgufQ8_0) == 34 && sizeof(GgufQ4_0) == 18 && sizeof(GgufQ4_1) == 20);
+static_assert(sizeof(GgufQ5_0) == 22 && sizeof(GgufQ5_1) == 24 && alignof(GgufQ5_0) == 2);
 static_assert(sizeof(GgufQ4_K) == 144 && sizeof(GgufQ5_K) == 176 && sizeof(GgufQ6_K) == 210);
 static_assert(sizeof(GgufQ8_K) == 292);
 
@@ -111,20 +126,25 @@ void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* out);
 void quantize_row_gguf_q8_0(const float* x, int64_t cols, uint8_t* dst, float* unused);
 void quantize_row_gguf_q4_0(const float* x, int64_t cols, uint8_t* dst, float* unused);
 
-// Activation block of the dot product: 32 (Q8_0, Q4_0, Q4_1), 256 (K-quants, Q8_K), 0 for F16
+// Activation block of the dot product: 32 (Q8_0, Q4_0 .. Q5_1), 256 (K-quants, Q8_K), 0 for F16
 // (f32 activations).
 int64_t gguf_act_block(DType t);
+// Whether t's dot product takes Q8_1 activations, whose per-block s the min term uses (Q4_1, Q5_1).
+inline bool gguf_act_has_s(DType t) {
+  return t == DType::GGUF_Q4_1 || t == DType::GGUF_Q5_1;
+}
 // Quantizes x[0, k) (zero padded to kpad, a multiple of `block`) into q[kpad], d[kpad / block] and
-// sums[kpad / 16].
+// sums[kpad / 16]; with s (32-blocks only) also Q8_1's s[kpad / 32].
 void quantize_gguf_act_row(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
-                           float* d, int16_t* sums);
+                           float* d, int16_t* sums, float* s = nullptr);
 
 // Σ_i w[i]·x[i] for one weight row of type t (cols elements) and one activation row in t's
 // format (f32 x for F16). The reference every kernel is tested against: per block an exact
-// integer dot, combined in block order with one FMA per scale term (Q8_0 / Q4_0 / Q4_1: block i
+// integer dot, combined in block order with one FMA per scale term (the 32-blocks: block i
 // into partial sum i mod 16, then gguf_sum16).
+// s: Q8_1's per-block s, for the types gguf_act_has_s names (nullptr otherwise).
 float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const int8_t* q,
-                   const float* d, const int16_t* sums);
+                   const float* d, const int16_t* sums, const float* s);
 // The 32-blocks' final sum of their 16 partial sums (p is overwritten): p[l] += p[l + w] for w = 8,
 // 4, 2, 1.
 float gguf_sum16(float* p);
