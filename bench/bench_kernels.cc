@@ -187,11 +187,11 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
 
 DType fmt(int64_t i) {
   static const DType all[] = {
-      DType::BF16,      DType::Q8G,       DType::Q4G,       DType::F8_E4M3,
-      DType::F32,       DType::Q8GI,      DType::Q4GI,      DType::BF16T,
-      DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
-      DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K,
-      DType::GGUF_Q5_0, DType::GGUF_Q5_1};  // (appended: the indices name formats in filters)
+      DType::BF16,      DType::Q8G,       DType::Q4G,       DType::F8_E4M3,   DType::F32,
+      DType::Q8GI,      DType::Q4GI,      DType::BF16T,     DType::F16,       DType::GGUF_Q8_0,
+      DType::GGUF_Q4_0, DType::GGUF_Q4_1, DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K,
+      DType::GGUF_Q8_K, DType::GGUF_Q5_0, DType::GGUF_Q5_1};  // (appended: the indices name formats
+                                                              // in filters)
   return all[i];
 }
 
@@ -277,6 +277,17 @@ BENCHMARK(BM_Gemm)
     ->Apply(gguf_prefill_args)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+// MoE prefill: each of 16 experts' [2048, 1024] (gate and up) with the few tokens a prefill
+// batch routes to it, weights from memory: the sizes the repack threshold decides between.
+void gguf_expert_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f : {9, 12, 14})
+    for (int64_t n : {8, 12, 16, 24, 32}) b->Args({f, 2048, 1024, n, 16, 1});
+}
+BENCHMARK(BM_Gemm)
+    ->Name("GgufExperts")
+    ->Apply(gguf_expert_args)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Gemm)
     ->Name("Decode")
     ->Apply(decode_args)
