@@ -105,6 +105,10 @@ void fill_gguf(DType t, uint8_t* d, int64_t rows, int64_t cols) {
         t == DType::GGUF_Q5_K)
       std::memcpy(p, &h, 2), std::memcpy(p + 2, &h, 2);
     if (t == DType::GGUF_Q6_K) std::memcpy(p + offsetof(GgufQ6_K, d), &h, 2);
+    if (t == DType::GGUF_Q3_K) std::memcpy(p + offsetof(GgufQ3_K, d), &h, 2);
+    if (t == DType::GGUF_Q2_K)
+      std::memcpy(p + offsetof(GgufQ2_K, d), &h, 2),
+          std::memcpy(p + offsetof(GgufQ2_K, dmin), &h, 2);
     if (t == DType::GGUF_Q8_K) std::memcpy(p, &f, 4);
   }
 }
@@ -187,11 +191,11 @@ struct Weights {  // `copies` copies of one [rows, cols] matrix in `dt`, back to
 
 DType fmt(int64_t i) {
   static const DType all[] = {
-      DType::BF16,      DType::Q8G,       DType::Q4G,       DType::F8_E4M3,   DType::F32,
-      DType::Q8GI,      DType::Q4GI,      DType::BF16T,     DType::F16,       DType::GGUF_Q8_0,
-      DType::GGUF_Q4_0, DType::GGUF_Q4_1, DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K,
-      DType::GGUF_Q8_K, DType::GGUF_Q5_0, DType::GGUF_Q5_1};  // (appended: the indices name formats
-                                                              // in filters)
+      DType::BF16, DType::Q8G, DType::Q4G, DType::F8_E4M3, DType::F32, DType::Q8GI, DType::Q4GI,
+      DType::BF16T, DType::F16, DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
+      DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K,
+      // Appended, so the indices the filters above use keep naming the same formats:
+      DType::GGUF_Q8_K, DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q2_K, DType::GGUF_Q3_K};
   return all[i];
 }
 
@@ -254,14 +258,14 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 // GGUF block formats and F16 (formats 8..15, gemm_gguf_vnni.cc): the same shapes under their
 // own names, so the filters above keep selecting what they did.
 void gguf_decode_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 8; f < 18; ++f) {
+  for (int64_t f = 8; f < 20; ++f) {
     b->Args({f, 4096, 4096, 1, 1, 1});
     b->Args({f, 1024, 1024, 1, 1, 0});  // hot: the kernel's own ceiling
     for (int64_t n : {1, 2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
   }
 }
 void gguf_prefill_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 8; f < 18; ++f) {
+  for (int64_t f = 8; f < 20; ++f) {
     b->Args({f, 4096, 4096, 512, 1, 0});
     b->Args({f, 1024, 1024, 512, 1, 0});
     b->Args({f, 2048, 1024, 32, 1, 0});

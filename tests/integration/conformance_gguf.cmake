@@ -2,8 +2,8 @@
 # one test per GGUF type. f32 / bf16 are written by `herd export-gguf`; the quantized types are
 # the F32 export requantized by llama.cpp's llama-quantize (bench/build_llama_cpp.sh builds it).
 # Tolerances per type, with their reasons, are in the script (CRITERIA).
-set(HERD_GGUF_CONFORMANCE_TYPES "f32;bf16;q8_0;q4_0;q4_k_m;q6_k" CACHE STRING
-    "GGUF types compared with llama.cpp (f32 bf16 q8_0 q4_0 q4_k_m q6_k)")
+set(HERD_GGUF_CONFORMANCE_TYPES "f32;bf16;q8_0;q4_0;q4_k_m;q6_k;q3_k_m;q2_k" CACHE STRING
+    "GGUF types compared with llama.cpp (f32 bf16 q8_0 q4_0 q4_k_m q6_k q3_k_m q2_k)")
 find_program(HERD_NODE node)
 foreach(type ${HERD_GGUF_CONFORMANCE_TYPES})
   set(name conformance_gguf_${type})

@@ -44,6 +44,7 @@ struct Case {
 constexpr Case kCases[] = {{DType::F16, GGML_TYPE_F16},        {DType::GGUF_Q8_0, GGML_TYPE_Q8_0},
                            {DType::GGUF_Q4_0, GGML_TYPE_Q4_0}, {DType::GGUF_Q4_1, GGML_TYPE_Q4_1},
                            {DType::GGUF_Q5_0, GGML_TYPE_Q5_0}, {DType::GGUF_Q5_1, GGML_TYPE_Q5_1},
+                           {DType::GGUF_Q2_K, GGML_TYPE_Q2_K}, {DType::GGUF_Q3_K, GGML_TYPE_Q3_K},
                            {DType::GGUF_Q4_K, GGML_TYPE_Q4_K}, {DType::GGUF_Q5_K, GGML_TYPE_Q5_K},
                            {DType::GGUF_Q6_K, GGML_TYPE_Q6_K}, {DType::GGUF_Q8_K, GGML_TYPE_Q8_K}};
 

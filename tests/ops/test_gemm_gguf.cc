@@ -25,8 +25,8 @@ namespace {
 using test::Rng;
 
 constexpr DType kTypes[] = {DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
-                            DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q4_K, DType::GGUF_Q5_K,
-                            DType::GGUF_Q6_K, DType::GGUF_Q8_K};
+                            DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q2_K, DType::GGUF_Q3_K,
+                            DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K};
 
 // Random bytes for every code and packed scale; the f16 / f32 block scales are set to finite
 // values of both signs (random bits there would include NaN and infinities).
@@ -60,6 +60,12 @@ std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t cols, Rng& rng) 
           break;
         case DType::GGUF_Q6_K:
           f16(b + offsetof(GgufQ6_K, d), 0.01f);
+          break;
+        case DType::GGUF_Q2_K:
+          f16(b + offsetof(GgufQ2_K, d), 0.05f), f16(b + offsetof(GgufQ2_K, dmin), 0.05f);
+          break;
+        case DType::GGUF_Q3_K:
+          f16(b + offsetof(GgufQ3_K, d), 0.01f);
           break;
         case DType::GGUF_Q8_K: {
           const float d = rng.uniform() * 0.01f;

@@ -41,13 +41,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 //        router logits are far closer than a trained model's). So p90 is the real bound (0.1),
 //        max only bounds a routing flip (4), and top-1 is set at what such flips allow (97%,
 //        below the 99.5%: see the report).
-//  q8_0 / q4_0 / q4_k_m / q6_k: herd's fast path (--precision auto) quantizes activations to
+//  q8_0 / q4_0 / q4_k_m / q6_k / q3_k_m / q2_k: herd's fast path (--precision auto) quantizes activations to
 //        ggml's Q8_0 / Q8_K blocks bit for bit (gguf_ggml_conformance) and the integer block
 //        dots are exact, so positions agree to ~1e-6 until one activation lands within f32
 //        rounding (summation order, exp / silu) of a rounding boundary of its block: one code
 //        moves by 1, and the logits of that and, through the KV cache, later positions move by
-//        0.03-0.13 (measured: max 0.09 / 0.09 / 0.10 / 0.13, p90 0.071 / 0.068 / 0.080 / 0.086
-//        for q8_0 / q4_0 / q4_k_m / q6_k). No routing flip: that is |Δ| ≈ 2, so max 0.3 catches
+//        0.03-0.13 (measured: max 0.09 / 0.09 / 0.10 / 0.13 / 0.09 / 0.11, p90 0.071 / 0.068 /
+//        0.080 / 0.086 / 0.071 / 0.080 for q8_0 / q4_0 / q4_k_m / q6_k / q3_k_m / q2_k). No routing flip: that is |Δ| ≈ 2, so max 0.3 catches
 //        it. Top-1 then differs wherever llama.cpp's own margin is below 2·|Δ| (always so for a
 //        disagreement, given the |Δ| bound): 1-2 of 192 positions measured (98.96-99.48%), all
 //        with margins 0.005-0.07, on this random-weight model whose 4096 logits hold near ties;
@@ -62,8 +62,10 @@ const CRITERIA = {
   q4_0: { max: 0.3, p90: 0.15, top1: 0.98 },
   q4_k_m: { max: 0.3, p90: 0.15, top1: 0.98 },
   q6_k: { max: 0.3, p90: 0.15, top1: 0.98 },
+  q3_k_m: { max: 0.3, p90: 0.15, top1: 0.98 },
+  q2_k: { max: 0.3, p90: 0.15, top1: 0.98 },
 };
-const QUANT_NAME = { q8_0: "Q8_0", q4_0: "Q4_0", q4_k_m: "Q4_K_M", q6_k: "Q6_K" };
+const QUANT_NAME = { q8_0: "Q8_0", q4_0: "Q4_0", q4_k_m: "Q4_K_M", q6_k: "Q6_K", q3_k_m: "Q3_K_M", q2_k: "Q2_K" };
 const STD_RANGE = [1.6, 2.4];
 const PROMPTS = [[64, 4242], [64, 1], [64, 77]];
 

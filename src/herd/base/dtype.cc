@@ -37,6 +37,8 @@ constexpr DTypeInfo kInfo[] = {
     {DType::GGUF_Q5_K, "Q5_K", 0},
     {DType::GGUF_Q4_K, "Q4_K", 0},
     {DType::GGUF_Q6_K, "Q6_K", 0},
+    {DType::GGUF_Q2_K, "Q2_K", 0},
+    {DType::GGUF_Q3_K, "Q3_K", 0},
     {DType::GGUF_Q8_K, "Q8_K", 0},
 };
 }  // namespace

@@ -35,6 +35,8 @@ enum class DType : uint8_t {
   GGUF_Q5_K,
   GGUF_Q4_K,
   GGUF_Q6_K,
+  GGUF_Q2_K,
+  GGUF_Q3_K,
   GGUF_Q8_K
 };
 

@@ -138,6 +138,10 @@ std::optional<DType> dtype_for_ggml_type(uint32_t type) {
       return DType::GGUF_Q4_K;
     case 14:
       return DType::GGUF_Q6_K;
+    case 10:
+      return DType::GGUF_Q2_K;
+    case 11:
+      return DType::GGUF_Q3_K;
     case 15:
       return DType::GGUF_Q8_K;
     default:

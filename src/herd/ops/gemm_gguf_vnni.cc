@@ -9,21 +9,24 @@
 //    with the sub-block scales give a superblock's scaled integer dot exactly; the offsets / mins
 //    go through the activations' sums of 16 (vpmaddwd).
 //  - Q8_0 / Q8_K: vpdpbusd of |w| with x carrying w's sign (exact; no bias to remove).
+//  - Q2_K / Q3_K: as Q6_K (16 scales of 16; Q3_K signed with its −4 offset, Q2_K with mins);
+//    the 2-bit codes (and Q3_K's third bit) split with per-half variable shifts.
 //  - Q4_0 / Q4_1 / Q5_0 / Q5_1: vpdpbusd of the 4- or 5-bit codes (Q5: the nibbles plus 16 under
 //    the qh mask); the −8 / −16 offset or the min go through Σq_x of the block.
-// Tasks of ≥ 16 tokens (prefill) repack 16 rows' superblock (8 blocks for the 32-blocks) into
-// [chunk of 4 K][16 rows][4 bytes] once and reuse it for every token: one vpdpbusd against 4
-// broadcast bytes of x then serves 16 rows, as Q8GI's kernel does (gemm_vnni_il.cc), and each
-// chunk loaded serves 6 tokens.
-// Every path reduces each block to its exact integer total and adds it with the FMAs of the
-// scalar reference (quant/gguf_blocks.cc) in its order, so all paths agree bit for bit and results
-// are batch invariant. F16 keeps four per-lane f32 partial sums per token (batch invariant).
+// Tasks of ≥ 8 or 12 tokens (prefill; kRepackTokens per format) repack 16 rows' superblock (8
+// blocks for the 32-blocks) into [chunk of 4 K][16 rows][4 bytes] once and reuse it for every
+// token: one vpdpbusd against 4 broadcast bytes of x then serves 16 rows, as Q8GI's kernel does
+// (gemm_vnni_il.cc), and each chunk loaded serves 6 tokens. Every path reduces each block to its
+// exact integer total and adds it with the FMAs of the scalar reference (quant/gguf_blocks.cc) in
+// its order, so all paths agree bit for bit and results are batch invariant. F16 keeps four
+// per-lane f32 partial sums per token (batch invariant).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 
@@ -79,12 +82,19 @@ HERD_GV inline void store(const Ctx& c, const __m512* acc, int64_t r, int64_t t0
 struct KBlock {
   __m512i w[4];   // 64 codes each
   __m512i sc[4];  // int16 lane j of w[z]'s maddubs output (elements 64z + 2j, +1): its scale
-  __m256i off;    // int16 per 16 elements: Q6_K's 32·scale (subtracted), Q4_K / Q5_K's min
-  float d, dmin;  // Q4_K / Q5_K: d and dmin; Q6_K: d (dmin unused)
+  __m256i off;    // int16 per 16 elements: Q6_K's 32·scale / Q3_K's 4·scale (subtracted),
+                  // Q2_K / Q4_K / Q5_K's min
+  __m256i s16;    // Q2_K / Q3_K / Q6_K: the 16 int16 scales, one per 16 elements (the repack)
+  float d, dmin;  // Q2_K / Q4_K / Q5_K: d and dmin; Q3_K / Q6_K: d (dmin unused)
 };
 
-// vpermw indices spreading Q6_K's 16 int16 scales (one per 16 elements) over the maddubs lanes of
-// the 4 code vectors: lane j of vector z covers elements 64z + 2j and +1.
+// Q3_K and Q6_K: signed scales whose code offset (4, 32) is subtracted through the sums of 16;
+// no dmin. Q2_K / Q4_K / Q5_K: unsigned scales and mins taken with dmin.
+template <DType kType>
+inline constexpr bool kSignedScale = kType == DType::GGUF_Q6_K || kType == DType::GGUF_Q3_K;
+
+// vpermw indices spreading Q2_K / Q3_K / Q6_K's 16 int16 scales (one per 16 elements) over the
+// maddubs lanes of the 4 code vectors: lane j of vector z covers elements 64z + 2j and +1.
 inline constexpr struct Spread16 {
   alignas(64) int16_t v[4][32];
   constexpr Spread16() : v() {
@@ -160,7 +170,70 @@ HERD_GV inline __m512i split_high_bits(const uint8_t* p, int s) {
 template <DType kType, bool kPerm>
 HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  if constexpr (kType == DType::GGUF_Q6_K) {
+  if constexpr (kType == DType::GGUF_Q2_K || kType == DType::GGUF_Q3_K) {
+    // qs[32h + l] holds elements 128h + 32j + l in bits 2j, 2j + 1: vector 2h + k takes shifts
+    // 4k (its first 32 bytes) and 4k + 2 (the rest) of the 32 bytes; Q3_K's third bit is
+    // hmask[l] bit 4h + j, shifted the same way per half.
+    constexpr bool q3 = kType == DType::GGUF_Q3_K;
+    const uint8_t* qs = q3 ? reinterpret_cast<const GgufQ3_K*>(blk)->qs
+                           : reinterpret_cast<const GgufQ2_K*>(blk)->qs;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i hm = _mm512_setzero_si512();
+    if constexpr (q3)
+      hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(reinterpret_cast<const GgufQ3_K*>(blk)->hmask)));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m512i v =
+          _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h)));
+#pragma GCC unroll 2
+      for (int k = 0; k < 2; ++k) {
+        const __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16(short(4 * k)),
+                                              _mm256_set1_epi16(short(4 * k + 2)), 1);
+        __m512i w = _mm512_and_si512(_mm512_srlv_epi16(v, sh), m3);
+        if constexpr (q3) {
+          const __m512i hs = _mm512_inserti64x4(_mm512_set1_epi16(short(4 * h + 2 * k)),
+                                                _mm256_set1_epi16(short(4 * h + 2 * k + 1)), 1);
+          const __m512i bit = _mm512_and_si512(_mm512_srlv_epi16(hm, hs), _mm512_set1_epi8(1));
+          w = _mm512_or_si512(w, _mm512_slli_epi16(bit, 2));
+        }
+        b.w[2 * h + k] = w;
+      }
+    }
+    __m256i s16;
+    if constexpr (q3) {
+      const auto& q = *reinterpret_cast<const GgufQ3_K*>(blk);
+      static_assert(offsetof(GgufQ3_K, scales) == sizeof(GgufQ3_K) - 14);
+      // gguf_scales_q3k on 32-bit lanes [a0, a1, a0, a1] and [t, t, t, t] (the 12 bytes loaded
+      // as bytes 2..13 of the block's last 16, so the load stays inside the block).
+      const __m128i u = _mm_srli_si128(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + sizeof(GgufQ3_K) - 16)), 2);
+      const __m128i a =
+          _mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 0, 1, 0)), _mm_setr_epi32(0, 0, 4, 4));
+      const __m128i t =
+          _mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 2, 2, 2)), _mm_setr_epi32(0, 2, 4, 6));
+      const __m128i sc =
+          _mm_sub_epi8(_mm_or_si128(_mm_and_si128(a, _mm_set1_epi8(0x0F)),
+                                    _mm_slli_epi32(_mm_and_si128(t, _mm_set1_epi8(0x03)), 4)),
+                       _mm_set1_epi8(32));
+      s16 = _mm256_cvtepi8_epi16(sc);
+      b.off = _mm256_slli_epi16(s16, 2);  // 4·scale
+      b.d = h2f(q.d);
+      b.dmin = 0;
+    } else {
+      const auto& q = *reinterpret_cast<const GgufQ2_K*>(blk);
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales));
+      s16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+      b.off = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+      b.d = h2f(q.d);
+      b.dmin = h2f(q.dmin);
+    }
+    const __m512i s = _mm512_castsi256_si512(s16);
+#pragma GCC unroll 4
+    for (int z = 0; z < 4; ++z)
+      b.sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(kSpread16.v[z]), s);
+    b.s16 = s16;
+  } else if constexpr (kType == DType::GGUF_Q6_K) {
     // Half h: ql[64h + l] holds elements 128h + l (low nibble, l < 32: j = 0; else j = 1) and
     // 128h + 64 + l (high nibble), so a 64-byte load's nibbles are two vectors in element order;
     // their high 2 bits are qh[32h + l] >> 2j: bits 0-1 / 2-3 for the first, 4-5 / 6-7 the second.
@@ -184,6 +257,7 @@ HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
     for (int z = 0; z < 4; ++z)
       b.sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(kSpread16.v[z]), s);
     b.off = _mm256_slli_epi16(s16, 5);  // 32·scale: |·| ≤ 4096
+    b.s16 = s16;
     b.d = h2f(q.d);
     b.dmin = 0;
   } else {
@@ -248,6 +322,8 @@ HERD_GV inline __m256i scaled_dot(const KBlock& b, const int8_t* x) {
 template <DType kType>
 inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
                                    : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
+                                   : kType == DType::GGUF_Q2_K ? sizeof(GgufQ2_K)
+                                   : kType == DType::GGUF_Q3_K ? sizeof(GgufQ3_K)
                                                                : sizeof(GgufQ4_K);
 
 // Software prefetch of weights a tile ahead (decode reads each tile's rows in turns, which the
@@ -284,12 +360,12 @@ struct KTile {
   static constexpr DType kType = kTypeArg;
   // Q4_K / Q5_K read x in the codes' memory order (permute_k4_x), saving 4 shuffles per
   // superblock and row.
-  static constexpr bool kPermutedX = kType != DType::GGUF_Q6_K;
+  static constexpr bool kPermutedX = kType == DType::GGUF_Q4_K || kType == DType::GGUF_Q5_K;
   // Tasks with at least this many tokens repack 16 rows at a time (below, the per-row tile
   // reuses each unpacked superblock for up to 8 tokens). Measured on 16 experts' [2048, 1024]
   // from memory, 1 thread (bench_kernels GgufExperts): Q4_K repacked 4.3 vs 5.1 ms at 8 tokens,
   // 5.6 vs 7.7 at 12; Q6_K (no x permutation, cheaper tile) 5.0 vs 4.0 at 8, 5.4 vs 6.0 at 12.
-  static constexpr int64_t kRepackTokens = kType == DType::GGUF_Q6_K ? 12 : 8;
+  static constexpr int64_t kRepackTokens = kPermutedX ? 8 : 12;
   HERD_GV static void repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     k_repacked<kType>(c, r0, r1, t0, t1);
   }
@@ -344,7 +420,7 @@ struct KTile {
             const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[t] + 16 * i));
             const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
             const __m256i a8 = scaled_dot(b, x);
-            va[q][t][j] = kType == DType::GGUF_Q6_K ? _mm256_sub_epi32(a8, o) : a8;
+            va[q][t][j] = kSignedScale<kType> ? _mm256_sub_epi32(a8, o) : a8;
             vo[q][t][j] = o;
           }
         }
@@ -353,7 +429,7 @@ struct KTile {
       for (int q = 0; q < R; ++q)
         for (int t = 0; t < T; ++t) {
           _mm256_store_si256(reinterpret_cast<__m256i*>(is[q][t]), reduce8x8(va[q][t]));
-          if constexpr (kType != DType::GGUF_Q6_K)
+          if constexpr (!kSignedScale<kType>)
             _mm256_store_si256(reinterpret_cast<__m256i*>(im[q][t]), reduce8x8(vo[q][t]));
         }
       // R·T independent FMA chains, interleaved (one chain alone is bound by the FMA latency).
@@ -364,7 +440,7 @@ struct KTile {
 #pragma GCC unroll 4
           for (int q = 0; q < R; ++q) {
             acc[q][t] = std::fma(float(is[q][t][j]), dd[q][j] * xdj, acc[q][t]);
-            if constexpr (kType != DType::GGUF_Q6_K)
+            if constexpr (!kSignedScale<kType>)
               acc[q][t] = std::fma(float(im[q][t][j]), -(dm[q][j] * xdj), acc[q][t]);
           }
         }
@@ -407,8 +483,9 @@ HERD_GV inline void transpose16(__m512i* r) {
 // gemm_vnni_il.cc). Each row's exact superblock totals take the reference's two FMAs.
 template <DType kType>
 struct KRepacked {
-  static constexpr int kSub = kType == DType::GGUF_Q6_K ? 16 : 8;  // scale sub-blocks
-  static constexpr int kChunks = 64 / kSub;                        // 4-K chunks per sub-block
+  // Scale sub-blocks: 16 of 16 elements (Q2_K, Q3_K, Q6_K) or 8 of 32 (Q4_K, Q5_K).
+  static constexpr int kSub = kType == DType::GGUF_Q4_K || kType == DType::GGUF_Q5_K ? 8 : 16;
+  static constexpr int kChunks = 64 / kSub;  // 4-K chunks per sub-block
   alignas(64) uint8_t codes[64 * 64];
   alignas(64) int32_t sc[kSub][16];
   alignas(64) int32_t off[8][16];  // int16 pairs: offsets of the sums 2p, 2p + 1 (vpdpwssd)
@@ -433,9 +510,10 @@ struct KRepacked {
       for (int p = 0; p < 8; ++p)
         off[p][q] =
             int32_t(uint32_t(uint16_t(o16[2 * p])) | (uint32_t(uint16_t(o16[2 * p + 1])) << 16));
-      if constexpr (kType == DType::GGUF_Q6_K) {
-        const auto& g = *reinterpret_cast<const GgufQ6_K*>(blk);
-        for (int s = 0; s < 16; ++s) sc[s][q] = g.scales[s];
+      if constexpr (kSub == 16) {
+        alignas(32) int16_t s16[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(s16), b.s16);
+        for (int s = 0; s < 16; ++s) sc[s][q] = s16[s];
       } else {
         alignas(16) uint8_t sm[16];
         _mm_store_si128(reinterpret_cast<__m128i*>(sm), unpack_scale_min_k4(blk + 4));
@@ -492,7 +570,7 @@ struct KRepacked {
 #pragma GCC unroll 8
     for (int n = 0; n < N; ++n) {
       const __m512 xdv = _mm512_set1_ps(xd[n]);
-      if constexpr (kType == DType::GGUF_Q6_K) {
+      if constexpr (kSignedScale<kType>) {
         acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(isum[n], io[n])),
                                  _mm512_mul_ps(dv, xdv), acc[n]);
       } else {
@@ -1046,6 +1124,10 @@ Kernel gguf_vnni_kernel(DType t) {
       return run_tiles<KTile<DType::GGUF_Q5_K>>;
     case DType::GGUF_Q6_K:
       return run_tiles<KTile<DType::GGUF_Q6_K>>;
+    case DType::GGUF_Q2_K:
+      return run_tiles<KTile<DType::GGUF_Q2_K>>;
+    case DType::GGUF_Q3_K:
+      return run_tiles<KTile<DType::GGUF_Q3_K>>;
     case DType::GGUF_Q8_K:
       return run_tiles<Q8KTile>;
     default:

@@ -28,6 +28,15 @@ inline int q6_code(const GgufQ6_K& b, int e) {
   const int low4 = j < 2 ? lo & 0x0F : lo >> 4;
   return low4 | (((b.qh[32 * h + l] >> (2 * j)) & 3) << 4);
 }
+// Q2_K / Q3_K: element e's 2-bit code, and Q3_K's third bit.
+inline int q2_code(const uint8_t* qs, int e) {
+  const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+  return (qs[32 * h + l] >> (2 * j)) & 3;
+}
+inline int q3_high(const uint8_t* hmask, int e) {
+  const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+  return (hmask[l] >> (4 * h + j)) & 1;
+}
 // Q4_K / Q5_K: element e's low 4 bits.
 inline int k4_code(const uint8_t* qs, int e) {
   const int c = e / 64, l = e % 64;
@@ -59,6 +68,8 @@ int64_t gguf_block_elems(DType t) {
     case DType::GGUF_Q4_K:
     case DType::GGUF_Q5_K:
     case DType::GGUF_Q6_K:
+    case DType::GGUF_Q2_K:
+    case DType::GGUF_Q3_K:
     case DType::GGUF_Q8_K:
       return 256;
     default:
@@ -84,6 +95,10 @@ int64_t gguf_block_bytes(DType t) {
       return sizeof(GgufQ5_K);
     case DType::GGUF_Q6_K:
       return sizeof(GgufQ6_K);
+    case DType::GGUF_Q2_K:
+      return sizeof(GgufQ2_K);
+    case DType::GGUF_Q3_K:
+      return sizeof(GgufQ3_K);
     case DType::GGUF_Q8_K:
       return sizeof(GgufQ8_K);
     default:
@@ -165,6 +180,29 @@ void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* y) {
         const float d = h2f(b.d);
         for (int e = 0; e < 256; ++e)
           y[256 * i + e] = d * float(b.scales[e / 16]) * float(q6_code(b, e) - 32);
+      }
+      return;
+    case DType::GGUF_Q2_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ2_K& b = blocks<GgufQ2_K>(row)[i];
+        const float d = h2f(b.d), dmin = h2f(b.dmin);
+        for (int e = 0; e < 256; ++e) {
+          const uint8_t sc = b.scales[e / 16];
+          const float dl = d * float(sc & 0xF), ml = dmin * float(sc >> 4);
+          y[256 * i + e] = dl * float(q2_code(b.qs, e)) - ml;
+        }
+      }
+      return;
+    case DType::GGUF_Q3_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ3_K& b = blocks<GgufQ3_K>(row)[i];
+        const float d = h2f(b.d);
+        int8_t sc[16];
+        gguf_scales_q3k(b.scales, sc);
+        for (int e = 0; e < 256; ++e) {
+          const int u = q2_code(b.qs, e) + 4 * q3_high(b.hmask, e);
+          y[256 * i + e] = (d * float(sc[e / 16])) * float(u - 4);
+        }
       }
       return;
     case DType::GGUF_Q8_K:
@@ -316,6 +354,39 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
           int32_t sd = 0;
           for (int l = 0; l < 16; ++l) sd += q6_code(b, 16 * s + l) * xq[16 * s + l];
           dot += b.scales[s] * (sd - 32 * sums[16 * i + s]);
+        }
+        acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
+      }
+      return acc;
+    case DType::GGUF_Q2_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ2_K& b = blocks<GgufQ2_K>(row)[i];
+        const int8_t* xq = q + 256 * i;
+        int32_t dot = 0, mins = 0;
+        for (int s = 0; s < 16; ++s) {
+          int32_t sd = 0;
+          for (int l = 0; l < 16; ++l) sd += q2_code(b.qs, 16 * s + l) * xq[16 * s + l];
+          dot += (b.scales[s] & 0xF) * sd;
+          mins += (b.scales[s] >> 4) * int32_t(sums[16 * i + s]);
+        }
+        acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
+        acc = std::fma(float(mins), -(h2f(b.dmin) * d[i]), acc);
+      }
+      return acc;
+    case DType::GGUF_Q3_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufQ3_K& b = blocks<GgufQ3_K>(row)[i];
+        const int8_t* xq = q + 256 * i;
+        int8_t sc[16];
+        gguf_scales_q3k(b.scales, sc);
+        int32_t dot = 0;
+        for (int s = 0; s < 16; ++s) {
+          int32_t sd = 0;
+          for (int l = 0; l < 16; ++l) {
+            const int e = 16 * s + l;
+            sd += (q2_code(b.qs, e) + 4 * q3_high(b.hmask, e)) * xq[e];
+          }
+          dot += sc[s] * (sd - 4 * sums[16 * i + s]);
         }
         acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
       }

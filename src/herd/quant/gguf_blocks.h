@@ -22,6 +22,11 @@
 //        qh[32h .. 32h + 31]: element 128h + 32j + l (j 0..3, l 0..31) has low 4 bits from
 //        ql[64h + l + 32·(j & 1)] (low nibble for j < 2, high for j ≥ 2) and high 2 bits from
 //        qh[32h + l] >> 2j; w = d·s_i·(u − 32).
+//  Q2_K  16 sub-blocks of 16, scales[i] = 4-bit scale s_i | 4-bit min m_i << 4; element
+//        128h + 32j + l (h 0..1, j 0..3, l 0..31) is (qs[32h + l] >> 2j) & 3; w = d·s_i·u −
+//        dmin·m_i.
+//  Q3_K  Q2_K's 2-bit codes plus a third bit, hmask[l] bit 4h + j (set: +4); 16 6-bit scales
+//        S_i packed in 12 bytes (gguf_scales_q3k); w = d·(S_i − 32)·(u − 4), u = 0..7.
 //  Q8_K  f32 d, 256 × int8, 16 int16 sums of 16; w = d·q (the K-quants' activation format).
 //
 // Activations for the integer formats are one int8 row per token (x quantized per block of the
@@ -83,6 +88,17 @@ struct GgufQ6_K {
   int8_t scales[16];
   uint16_t d;
 };
+struct GgufQ2_K {
+  uint8_t scales[16];
+  uint8_t qs[64];
+  uint16_t d, dmin;
+};
+struct GgufQ3_K {
+  uint8_t hmask[32];
+  uint8_t qs[64];
+  uint8_t scales[12];
+  uint16_t d;
+};
 struct GgufQ8_K {
   float d;
   int8_t qs[256];
@@ -91,7 +107,7 @@ struct GgufQ8_K {
 static_assert(sizeof(GgufQ8_0) == 34 && sizeof(GgufQ4_0) == 18 && sizeof(GgufQ4_1) == 20);
 static_assert(sizeof(GgufQ5_0) == 22 && sizeof(GgufQ5_1) == 24 && alignof(GgufQ5_0) == 2);
 static_assert(sizeof(GgufQ4_K) == 144 && sizeof(GgufQ5_K) == 176 && sizeof(GgufQ6_K) == 210);
-static_assert(sizeof(GgufQ8_K) == 292);
+static_assert(sizeof(GgufQ8_K) == 292 && sizeof(GgufQ2_K) == 84 && sizeof(GgufQ3_K) == 110);
 
 // F16 or a GGUF block format with kernels here.
 inline bool is_gguf_kernel_type(DType t) {
@@ -114,6 +130,21 @@ inline void gguf_scale_min_k4(const uint8_t* s, int i, uint8_t* scale, uint8_t* 
     *scale = uint8_t((s[i + 4] & 0x0F) | ((s[i - 4] >> 6) << 4));
     *min = uint8_t((s[i + 4] >> 4) | ((s[i] >> 6) << 4));
   }
+}
+
+// Q3_K: the 16 signed scales S_i − 32 from the 12 packed bytes (ggml's kmask bit algebra).
+inline void gguf_scales_q3k(const uint8_t* s, int8_t* out) {
+  uint32_t a0 = 0, a1 = 0, t = 0;
+  for (int b = 0; b < 4; ++b) {
+    a0 |= uint32_t(s[b]) << (8 * b);
+    a1 |= uint32_t(s[4 + b]) << (8 * b);
+    t |= uint32_t(s[8 + b]) << (8 * b);
+  }
+  const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+  const uint32_t w[4] = {(a0 & k2) | ((t & k1) << 4), (a1 & k2) | (((t >> 2) & k1) << 4),
+                         ((a0 >> 4) & k2) | (((t >> 4) & k1) << 4),
+                         ((a1 >> 4) & k2) | (((t >> 6) & k1) << 4)};
+  for (int i = 0; i < 16; ++i) out[i] = int8_t(int((w[i / 4] >> (8 * (i % 4))) & 0xFF) - 32);
 }
 
 // One row of `cols` elements to f32; bitwise what ggml's to_float gives.
