@@ -99,7 +99,8 @@ void fill_gguf(DType t, uint8_t* d, int64_t rows, int64_t cols) {
   for (int64_t b = 0; b < bytes / bb; ++b) {
     uint8_t* p = d + b * bb;
     if (t == DType::F16) std::memcpy(p, &h, 2);
-    if (t == DType::GGUF_Q8_0 || t == DType::GGUF_Q4_0 || t == DType::GGUF_Q5_0)
+    if (t == DType::GGUF_Q8_0 || t == DType::GGUF_Q4_0 || t == DType::GGUF_Q5_0 ||
+        t == DType::GGUF_IQ4_NL || t == DType::GGUF_IQ4_XS)
       std::memcpy(p, &h, 2);
     if (t == DType::GGUF_Q4_1 || t == DType::GGUF_Q5_1 || t == DType::GGUF_Q4_K ||
         t == DType::GGUF_Q5_K)
@@ -195,7 +196,8 @@ DType fmt(int64_t i) {
       DType::BF16T, DType::F16, DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
       DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K,
       // Appended, so the indices the filters above use keep naming the same formats:
-      DType::GGUF_Q8_K, DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q2_K, DType::GGUF_Q3_K};
+      DType::GGUF_Q8_K, DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q2_K, DType::GGUF_Q3_K,
+      DType::GGUF_IQ4_NL, DType::GGUF_IQ4_XS};
   return all[i];
 }
 
@@ -258,14 +260,14 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 // GGUF block formats and F16 (formats 8..15, gemm_gguf_vnni.cc): the same shapes under their
 // own names, so the filters above keep selecting what they did.
 void gguf_decode_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 8; f < 20; ++f) {
+  for (int64_t f = 8; f < 22; ++f) {
     b->Args({f, 4096, 4096, 1, 1, 1});
     b->Args({f, 1024, 1024, 1, 1, 0});  // hot: the kernel's own ceiling
     for (int64_t n : {1, 2, 4, 8}) b->Args({f, 2048, 1024, n, 16, 1});
   }
 }
 void gguf_prefill_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f = 8; f < 20; ++f) {
+  for (int64_t f = 8; f < 22; ++f) {
     b->Args({f, 4096, 4096, 512, 1, 0});
     b->Args({f, 1024, 1024, 512, 1, 0});
     b->Args({f, 2048, 1024, 32, 1, 0});

@@ -2,8 +2,9 @@
 # one test per GGUF type. f32 / bf16 are written by `herd export-gguf`; the quantized types are
 # the F32 export requantized by llama.cpp's llama-quantize (bench/build_llama_cpp.sh builds it).
 # Tolerances per type, with their reasons, are in the script (CRITERIA).
-set(HERD_GGUF_CONFORMANCE_TYPES "f32;bf16;q8_0;q4_0;q4_k_m;q6_k;q3_k_m;q2_k" CACHE STRING
-    "GGUF types compared with llama.cpp (f32 bf16 q8_0 q4_0 q4_k_m q6_k q3_k_m q2_k)")
+set(HERD_GGUF_CONFORMANCE_TYPES "f32;bf16;q8_0;q4_0;q4_k_m;q6_k;q3_k_m;q2_k;iq4_xs;iq4_nl"
+    CACHE STRING
+    "GGUF types compared with llama.cpp (f32 bf16 q8_0 q4_0 q4_k_m q6_k q3_k_m q2_k iq4_xs iq4_nl)")
 find_program(HERD_NODE node)
 foreach(type ${HERD_GGUF_CONFORMANCE_TYPES})
   set(name conformance_gguf_${type})
@@ -22,7 +23,7 @@ endforeach()
 # The same comparison on the trained model (models/default) and its held-out text, where the
 # issue's top-1 agreement (99.5%) is meaningful (tests/integration/conformance_gguf_trained.sh:
 # criteria and measured values).
-foreach(type bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k)
+foreach(type bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k q3_k_m q2_k iq4_xs iq4_nl)
   set(name conformance_gguf_trained_${type})
   if(HERD_NODE)
     add_test(NAME ${name}

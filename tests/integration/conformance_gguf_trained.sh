@@ -22,6 +22,10 @@
 #                                                    rows that are no multiple of 256, Q5_0)
 #   q5_k_m  8.8e-6    99.83%   0.45   0.056   0.032   (Q5_K, Q6_K, Q8_0 and Q5_1)
 #   q6_k    6.9e-6    99.90%   0.13   0.056   0.031
+#   q3_k_m  7.0e-6    99.90%   0.19   0.057   0.031   (Q3_K, Q4_K, Q5_K, Q6_K, Q5_0)
+#   q2_k    8.8e-6    99.79%   1.25   0.059   0.032   (Q2_K, Q3_K, Q6_K, Q4_0)
+#   iq4_xs  1.3e-5    99.81%   1.29   0.055   0.030   (IQ4_XS, IQ4_NL, Q5_K, Q6_K)
+#   iq4_nl  5.0e-6    99.89%   0.17   0.047   0.027   (IQ4_NL, Q5_K, Q6_K)
 # Why they are not 0: both engines quantize each activation block to ggml's codes (bit for bit,
 # gguf_ggml_conformance) and take exact integer dots, but their f32 parts (norms, attention,
 # SiLU) round in different orders; where an activation lies within that rounding of a code
@@ -44,7 +48,8 @@ CTX=30
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-declare -A QUANT=([q8_0]=Q8_0 [q4_0]=Q4_0 [q4_k_m]=Q4_K_M [q5_k_m]=Q5_K_M [q6_k]=Q6_K)
+declare -A QUANT=([q8_0]=Q8_0 [q4_0]=Q4_0 [q4_k_m]=Q4_K_M [q5_k_m]=Q5_K_M [q6_k]=Q6_K [q3_k_m]=Q3_K_M
+                 [q2_k]=Q2_K [iq4_xs]=IQ4_XS [iq4_nl]=IQ4_NL)
 [ "$TYPE" = bf16 ] || [ -n "${QUANT[$TYPE]:-}" ] || fail "unknown type $TYPE"
 . "$(dirname "$0")/heldout_tokens.sh"
 heldout_tokens "$HERD" "$MODEL" "$BYTES" "$T" || fail "held-out text"

@@ -41,12 +41,20 @@ struct Case {
   DType dt;
   ggml_type gt;
 };
-constexpr Case kCases[] = {{DType::F16, GGML_TYPE_F16},        {DType::GGUF_Q8_0, GGML_TYPE_Q8_0},
-                           {DType::GGUF_Q4_0, GGML_TYPE_Q4_0}, {DType::GGUF_Q4_1, GGML_TYPE_Q4_1},
-                           {DType::GGUF_Q5_0, GGML_TYPE_Q5_0}, {DType::GGUF_Q5_1, GGML_TYPE_Q5_1},
-                           {DType::GGUF_Q2_K, GGML_TYPE_Q2_K}, {DType::GGUF_Q3_K, GGML_TYPE_Q3_K},
-                           {DType::GGUF_Q4_K, GGML_TYPE_Q4_K}, {DType::GGUF_Q5_K, GGML_TYPE_Q5_K},
-                           {DType::GGUF_Q6_K, GGML_TYPE_Q6_K}, {DType::GGUF_Q8_K, GGML_TYPE_Q8_K}};
+constexpr Case kCases[] = {{DType::F16, GGML_TYPE_F16},
+                           {DType::GGUF_Q8_0, GGML_TYPE_Q8_0},
+                           {DType::GGUF_Q4_0, GGML_TYPE_Q4_0},
+                           {DType::GGUF_Q4_1, GGML_TYPE_Q4_1},
+                           {DType::GGUF_Q5_0, GGML_TYPE_Q5_0},
+                           {DType::GGUF_Q5_1, GGML_TYPE_Q5_1},
+                           {DType::GGUF_Q2_K, GGML_TYPE_Q2_K},
+                           {DType::GGUF_Q3_K, GGML_TYPE_Q3_K},
+                           {DType::GGUF_IQ4_NL, GGML_TYPE_IQ4_NL},
+                           {DType::GGUF_IQ4_XS, GGML_TYPE_IQ4_XS},
+                           {DType::GGUF_Q4_K, GGML_TYPE_Q4_K},
+                           {DType::GGUF_Q5_K, GGML_TYPE_Q5_K},
+                           {DType::GGUF_Q6_K, GGML_TYPE_Q6_K},
+                           {DType::GGUF_Q8_K, GGML_TYPE_Q8_K}};
 
 struct Q8_1 {  // ggml's block_q8_1, Q4_1's / Q5_1's activation format: f16 d, f16 d·Σq, 32 int8
   uint16_t d, s;

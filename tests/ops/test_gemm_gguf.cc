@@ -24,9 +24,10 @@ namespace {
 
 using test::Rng;
 
-constexpr DType kTypes[] = {DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0, DType::GGUF_Q4_1,
-                            DType::GGUF_Q5_0, DType::GGUF_Q5_1, DType::GGUF_Q2_K, DType::GGUF_Q3_K,
-                            DType::GGUF_Q4_K, DType::GGUF_Q5_K, DType::GGUF_Q6_K, DType::GGUF_Q8_K};
+constexpr DType kTypes[] = {
+    DType::F16,       DType::GGUF_Q8_0, DType::GGUF_Q4_0,   DType::GGUF_Q4_1,  DType::GGUF_Q5_0,
+    DType::GGUF_Q5_1, DType::GGUF_Q2_K, DType::GGUF_Q3_K,   DType::GGUF_Q4_K,  DType::GGUF_Q5_K,
+    DType::GGUF_Q6_K, DType::GGUF_Q8_K, DType::GGUF_IQ4_NL, DType::GGUF_IQ4_XS};
 
 // Random bytes for every code and packed scale; the f16 / f32 block scales are set to finite
 // values of both signs (random bits there would include NaN and infinities).
@@ -50,6 +51,8 @@ std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t cols, Rng& rng) 
         case DType::GGUF_Q8_0:
         case DType::GGUF_Q4_0:
         case DType::GGUF_Q5_0:
+        case DType::GGUF_IQ4_NL:
+        case DType::GGUF_IQ4_XS:
           f16(b, 0.05f);
           break;
         case DType::GGUF_Q4_1:

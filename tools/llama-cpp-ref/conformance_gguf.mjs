@@ -64,8 +64,13 @@ const CRITERIA = {
   q6_k: { max: 0.3, p90: 0.15, top1: 0.98 },
   q3_k_m: { max: 0.3, p90: 0.15, top1: 0.98 },
   q2_k: { max: 0.3, p90: 0.15, top1: 0.98 },
+  iq4_xs: { max: 0.3, p90: 0.15, top1: 0.98 },
+  iq4_nl: { max: 0.3, p90: 0.15, top1: 0.98 },
 };
-const QUANT_NAME = { q8_0: "Q8_0", q4_0: "Q4_0", q4_k_m: "Q4_K_M", q6_k: "Q6_K", q3_k_m: "Q3_K_M", q2_k: "Q2_K" };
+const QUANT_NAME = {
+  q8_0: "Q8_0", q4_0: "Q4_0", q4_k_m: "Q4_K_M", q6_k: "Q6_K", q3_k_m: "Q3_K_M", q2_k: "Q2_K",
+  iq4_xs: "IQ4_XS", iq4_nl: "IQ4_NL",
+};
 const STD_RANGE = [1.6, 2.4];
 const PROMPTS = [[64, 4242], [64, 1], [64, 77]];
 

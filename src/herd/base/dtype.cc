@@ -39,6 +39,8 @@ constexpr DTypeInfo kInfo[] = {
     {DType::GGUF_Q6_K, "Q6_K", 0},
     {DType::GGUF_Q2_K, "Q2_K", 0},
     {DType::GGUF_Q3_K, "Q3_K", 0},
+    {DType::GGUF_IQ4_NL, "IQ4_NL", 0},
+    {DType::GGUF_IQ4_XS, "IQ4_XS", 0},
     {DType::GGUF_Q8_K, "Q8_K", 0},
 };
 }  // namespace

@@ -37,6 +37,8 @@ enum class DType : uint8_t {
   GGUF_Q6_K,
   GGUF_Q2_K,
   GGUF_Q3_K,
+  GGUF_IQ4_NL,
+  GGUF_IQ4_XS,
   GGUF_Q8_K
 };
 

@@ -142,6 +142,10 @@ std::optional<DType> dtype_for_ggml_type(uint32_t type) {
       return DType::GGUF_Q2_K;
     case 11:
       return DType::GGUF_Q3_K;
+    case 20:
+      return DType::GGUF_IQ4_NL;
+    case 23:
+      return DType::GGUF_IQ4_XS;
     case 15:
       return DType::GGUF_Q8_K;
     default:

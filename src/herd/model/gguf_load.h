@@ -29,7 +29,8 @@ namespace herd {
 inline constexpr const char* kGgufRunFormat = "gguf";
 
 // DType of a ggml tensor type, for the types herd maps (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K); nullopt for the rest (IQ*, TQ*, Q8_1, MXFP4, ...).
+// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS); nullopt for the rest (the other
+// IQ types, TQ*, Q8_1, MXFP4, ...).
 std::optional<DType> dtype_for_ggml_type(uint32_t ggml_type);
 // Whether the fast path (--precision auto) has kernels for `t` in this build. F32 and BF16
 // today; the GGUF block formats and F16 when their kernels land (ops/ format table).

@@ -91,7 +91,19 @@ struct KBlock {
 // Q3_K and Q6_K: signed scales whose code offset (4, 32) is subtracted through the sums of 16;
 // no dmin. Q2_K / Q4_K / Q5_K: unsigned scales and mins taken with dmin.
 template <DType kType>
-inline constexpr bool kSignedScale = kType == DType::GGUF_Q6_K || kType == DType::GGUF_Q3_K;
+inline constexpr bool kSignedScale =
+    kType == DType::GGUF_Q6_K || kType == DType::GGUF_Q3_K || kType == DType::GGUF_IQ4_XS;
+// IQ4_XS: the codes are IQ4_NL's signed int8 values (KBlock::w holds them as they are); the tile
+// takes |w| against x with w's sign (maddubs then stays below saturation: 127·127·2), the repack
+// stores them + 128 and removes 128·scale·Σx through the sums of 16, as Q6_K's 32.
+template <DType kType>
+inline constexpr bool kSignedCodes = kType == DType::GGUF_IQ4_XS;
+
+// IQ4_NL / IQ4_XS: nibble → value, as a vpshufb table in every 128-bit lane.
+HERD_GV inline __m512i iq4_lookup(__m512i nibbles) {
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+  return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(t), nibbles);
+}
 
 // vpermw indices spreading Q2_K / Q3_K / Q6_K's 16 int16 scales (one per 16 elements) over the
 // maddubs lanes of the 4 code vectors: lane j of vector z covers elements 64z + 2j and +1.
@@ -102,6 +114,15 @@ inline constexpr struct Spread16 {
       for (int j = 0; j < 32; ++j) v[z][j] = int16_t((64 * z + 2 * j) / 16);
   }
 } kSpread16{};
+
+// vpermw indices spreading IQ4_XS's 8 int16 scales (one per 32 elements) the same way.
+inline constexpr struct Spread8 {
+  alignas(64) int16_t v[4][32];
+  constexpr Spread8() : v() {
+    for (int z = 0; z < 4; ++z)
+      for (int j = 0; j < 32; ++j) v[z][j] = int16_t((64 * z + 2 * j) / 32);
+  }
+} kSpread8{};
 
 // vpshufb controls spreading Q4_K / Q5_K's 8 unsigned byte scales (one per 32 elements, in bytes
 // 0..7 of every 128-bit lane) as int16 over the maddubs lanes: vector z's lanes 0..15 (elements
@@ -170,7 +191,41 @@ HERD_GV inline __m512i split_high_bits(const uint8_t* p, int s) {
 template <DType kType, bool kPerm>
 HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  if constexpr (kType == DType::GGUF_Q2_K || kType == DType::GGUF_Q3_K) {
+  if constexpr (kType == DType::GGUF_IQ4_XS) {
+    // qs[64h .. 64h + 63]: 128-bit lane k is sub-block 4h + k, low nibbles its first 16
+    // elements, high nibbles the next 16: element order interleaves lo / hi lanes.
+    const auto& q = *reinterpret_cast<const GgufIQ4_XS*>(blk);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m512i v = _mm512_loadu_si512(q.qs + 64 * h);
+      const __m512i lo = _mm512_and_si512(v, m4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      b.w[2 * h] = iq4_lookup(
+          _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi));
+      b.w[2 * h + 1] = iq4_lookup(
+          _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), hi));
+    }
+    // The 8 scales: low nibbles of scales_l interleaved lo / hi, high bits 2i of scales_h.
+    uint32_t sl;
+    std::memcpy(&sl, q.scales_l, 4);
+    const __m128i l4 = _mm_cvtsi32_si128(int(sl));
+    const __m128i low = _mm_cvtepu8_epi16(
+        _mm_unpacklo_epi8(_mm_and_si128(l4, _mm_set1_epi8(0x0F)),
+                          _mm_and_si128(_mm_srli_epi16(l4, 4), _mm_set1_epi8(0x0F))));
+    const __m128i high = _mm_and_si128(_mm_srlv_epi16(_mm_set1_epi16(short(q.scales_h)),
+                                                      _mm_setr_epi16(0, 2, 4, 6, 8, 10, 12, 14)),
+                                       _mm_set1_epi16(3));
+    const __m128i s8 =
+        _mm_sub_epi16(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi16(32));
+    const __m512i s = _mm512_castsi128_si512(s8);
+#pragma GCC unroll 4
+    for (int z = 0; z < 4; ++z)
+      b.sc[z] = _mm512_permutexvar_epi16(_mm512_load_si512(kSpread8.v[z]), s);
+    b.s16 = _mm256_castsi128_si256(s8);
+    b.off = _mm256_setzero_si256();  // the tile's sign trick needs no offset (the repack: 128)
+    b.d = h2f(q.d);
+    b.dmin = 0;
+  } else if constexpr (kType == DType::GGUF_Q2_K || kType == DType::GGUF_Q3_K) {
     // qs[32h + l] holds elements 128h + 32j + l in bits 2j, 2j + 1: vector 2h + k takes shifts
     // 4k (its first 32 bytes) and 4k + 2 (the rest) of the 32 bytes; Q3_K's third bit is
     // hmask[l] bit 4h + j, shifted the same way per half.
@@ -308,23 +363,31 @@ HERD_GV inline void unpack_k(const uint8_t* blk, KBlock& b) {
 
 // A superblock's Σ scale · code · x in 8 int32 lanes (exact). Two chains of two: one chain of
 // four would wait on the vpdpwssd latency.
+template <bool kSigned>
 HERD_GV inline __m512i scaled_part(const KBlock& b, const int8_t* x, int z, __m512i a) {
-  return _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(b.w[z], _mm512_loadu_si512(x + 64 * z)),
-                             b.sc[z]);
+  __m512i xv = _mm512_loadu_si512(x + 64 * z), w = b.w[z];
+  if constexpr (kSigned) {  // |w| against x with w's sign
+    xv = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xv);
+    w = _mm512_abs_epi8(w);
+  }
+  return _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(w, xv), b.sc[z]);
 }
+template <bool kSigned = false>
 HERD_GV inline __m256i scaled_dot(const KBlock& b, const int8_t* x) {
   const __m512i zero = _mm512_setzero_si512();
-  const __m512i ai = _mm512_add_epi32(scaled_part(b, x, 2, scaled_part(b, x, 0, zero)),
-                                      scaled_part(b, x, 3, scaled_part(b, x, 1, zero)));
+  const __m512i ai =
+      _mm512_add_epi32(scaled_part<kSigned>(b, x, 2, scaled_part<kSigned>(b, x, 0, zero)),
+                       scaled_part<kSigned>(b, x, 3, scaled_part<kSigned>(b, x, 1, zero)));
   return _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
 }
 
 template <DType kType>
-inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K   ? sizeof(GgufQ6_K)
-                                   : kType == DType::GGUF_Q5_K ? sizeof(GgufQ5_K)
-                                   : kType == DType::GGUF_Q2_K ? sizeof(GgufQ2_K)
-                                   : kType == DType::GGUF_Q3_K ? sizeof(GgufQ3_K)
-                                                               : sizeof(GgufQ4_K);
+inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K     ? sizeof(GgufQ6_K)
+                                   : kType == DType::GGUF_Q5_K   ? sizeof(GgufQ5_K)
+                                   : kType == DType::GGUF_Q2_K   ? sizeof(GgufQ2_K)
+                                   : kType == DType::GGUF_Q3_K   ? sizeof(GgufQ3_K)
+                                   : kType == DType::GGUF_IQ4_XS ? sizeof(GgufIQ4_XS)
+                                                                 : sizeof(GgufQ4_K);
 
 // Software prefetch of weights a tile ahead (decode reads each tile's rows in turns, which the
 // hardware prefetchers follow poorly): into L1 when the tile is at most this many bytes, else
@@ -419,7 +482,7 @@ struct KTile {
             const int8_t* x = xq[t] + 256 * i;
             const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[t] + 16 * i));
             const __m256i o = _mm256_madd_epi16(b.off, bs);  // 8 int32
-            const __m256i a8 = scaled_dot(b, x);
+            const __m256i a8 = scaled_dot<kSignedCodes<kType>>(b, x);
             va[q][t][j] = kSignedScale<kType> ? _mm256_sub_epi32(a8, o) : a8;
             vo[q][t][j] = o;
           }
@@ -484,7 +547,9 @@ HERD_GV inline void transpose16(__m512i* r) {
 template <DType kType>
 struct KRepacked {
   // Scale sub-blocks: 16 of 16 elements (Q2_K, Q3_K, Q6_K) or 8 of 32 (Q4_K, Q5_K).
-  static constexpr int kSub = kType == DType::GGUF_Q4_K || kType == DType::GGUF_Q5_K ? 8 : 16;
+  static constexpr int kSub =
+      kType == DType::GGUF_Q4_K || kType == DType::GGUF_Q5_K || kType == DType::GGUF_IQ4_XS ? 8
+                                                                                            : 16;
   static constexpr int kChunks = 64 / kSub;  // 4-K chunks per sub-block
   alignas(64) uint8_t codes[64 * 64];
   alignas(64) int32_t sc[kSub][16];
@@ -504,16 +569,23 @@ struct KRepacked {
       const uint8_t* blk = w + q * rb + i * kKBytes<kType>;
       KBlock b;
       unpack_k<kType, false>(blk, b);
-      for (int z = 0; z < 4; ++z) v[z][q] = b.w[z];
+      for (int z = 0; z < 4; ++z)
+        v[z][q] =
+            kSignedCodes<kType> ? _mm512_xor_si512(b.w[z], _mm512_set1_epi8(char(0x80))) : b.w[z];
+      if constexpr (kSignedCodes<kType>)  // 128·scale per 16 elements (the codes' + 128)
+        b.off = _mm256_slli_epi16(
+            _mm256_permutexvar_epi16(
+                _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), b.s16),
+            7);
       alignas(32) int16_t o16[16];
       _mm256_store_si256(reinterpret_cast<__m256i*>(o16), b.off);
       for (int p = 0; p < 8; ++p)
         off[p][q] =
             int32_t(uint32_t(uint16_t(o16[2 * p])) | (uint32_t(uint16_t(o16[2 * p + 1])) << 16));
-      if constexpr (kSub == 16) {
+      if constexpr (kSub == 16 || kSignedCodes<kType>) {
         alignas(32) int16_t s16[16];
         _mm256_store_si256(reinterpret_cast<__m256i*>(s16), b.s16);
-        for (int s = 0; s < 16; ++s) sc[s][q] = s16[s];
+        for (int s = 0; s < kSub; ++s) sc[s][q] = s16[s];
       } else {
         alignas(16) uint8_t sm[16];
         _mm_store_si128(reinterpret_cast<__m128i*>(sm), unpack_scale_min_k4(blk + 4));
@@ -710,6 +782,9 @@ struct B32Tile {
   using Ctx = gemm_detail::Ctx;
   static constexpr DType kType = kTypeArg;
   static constexpr bool kQ8 = kType == DType::GGUF_Q8_0;
+  // kSigned: signed int8 codes (Q8_0's, IQ4_NL's looked-up values), taken as |w| against x with
+  // w's sign in the tile and + 128 in the repack.
+  static constexpr bool kSigned = kQ8 || kType == DType::GGUF_IQ4_NL;
   // kMin: w = d·u + m (Q4_1, Q5_1); kFive: a fifth code bit in qh (Q5_0, Q5_1).
   static constexpr bool kMin = kType == DType::GGUF_Q4_1 || kType == DType::GGUF_Q5_1;
   static constexpr bool kFive = kType == DType::GGUF_Q5_0 || kType == DType::GGUF_Q5_1;
@@ -722,7 +797,9 @@ struct B32Tile {
       std::conditional_t<
           kType == DType::GGUF_Q4_0, GgufQ4_0,
           std::conditional_t<kType == DType::GGUF_Q4_1, GgufQ4_1,
-                             std::conditional_t<kType == DType::GGUF_Q5_0, GgufQ5_0, GgufQ5_1>>>>;
+                             std::conditional_t<kType == DType::GGUF_Q5_0, GgufQ5_0,
+                                                std::conditional_t<kType == DType::GGUF_Q5_1,
+                                                                   GgufQ5_1, GgufIQ4_NL>>>>>;
   static constexpr int kRows = 4;  // rows per tile for a single token
   static constexpr int G = 16;     // blocks per group
   // Tasks with at least this many tokens repack (KTile says why; Q8_0 on 16 experts' [2048,
@@ -753,6 +830,7 @@ struct B32Tile {
       const __m512i u =
           join256(_mm256_setr_m128i(_mm_and_si128(a, m), _mm_and_si128(_mm_srli_epi16(a, 4), m)),
                   _mm256_setr_m128i(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m)));
+      if constexpr (kType == DType::GGUF_IQ4_NL) return iq4_lookup(u);
       if constexpr (kFive) {  // lane e holds element e of the pair: bit e of the two qh words
         uint32_t ha = 0, hb = 0;
         if (kFull || j < g) std::memcpy(&ha, row[j].qh, 4);
@@ -781,7 +859,7 @@ struct B32Tile {
 #pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
       w[p] = load_pair<kFull>(row, 2 * p, g);
-      wa[p] = kQ8 ? _mm512_abs_epi8(w[p]) : w[p];
+      wa[p] = kSigned ? _mm512_abs_epi8(w[p]) : w[p];
     }
     if constexpr (kFull) {
       const uintptr_t next = reinterpret_cast<uintptr_t>(row) + uintptr_t(ahead);
@@ -807,7 +885,7 @@ struct B32Tile {
           continue;
         }
         __m512i xv = _mm512_loadu_si512(x + 64 * p);
-        if constexpr (kQ8)  // |w| against x with w's sign
+        if constexpr (kSigned)  // |w| against x with w's sign
           xv = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(w[p]), _mm512_setzero_si512(), xv);
         const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[p], xv);
         v[2 * p] = _mm512_castsi512_si256(d);
@@ -859,8 +937,8 @@ struct B32Tile {
 // (128 or 8) times Σq_x of the block is removed exactly; then the reference's FMAs.
 template <DType kType>
 struct B32Repacked {
-  static constexpr bool kQ8 = kType == DType::GGUF_Q8_0, kMin = B32Tile<kType>::kMin;
-  static constexpr int32_t kBias = kQ8 ? 128 : B32Tile<kType>::kOffset;
+  static constexpr bool kSigned = B32Tile<kType>::kSigned, kMin = B32Tile<kType>::kMin;
+  static constexpr int32_t kBias = kSigned ? 128 : B32Tile<kType>::kOffset;
   using Block = typename B32Tile<kType>::Block;
   alignas(64) uint8_t codes[64 * 64];
   alignas(64) float d[8][16], m[8][16];
@@ -876,7 +954,7 @@ struct B32Repacked {
       }
       for (int z = 0; z < 4; ++z) {
         const __m512i p = B32Tile<kType>::load_pair(row, 2 * z, g);
-        v[z][q] = kQ8 ? _mm512_xor_si512(p, _mm512_set1_epi8(char(0x80))) : p;
+        v[z][q] = kSigned ? _mm512_xor_si512(p, _mm512_set1_epi8(char(0x80))) : p;
       }
     }
     for (int z = 0; z < 4; ++z) {
@@ -1128,6 +1206,10 @@ Kernel gguf_vnni_kernel(DType t) {
       return run_tiles<KTile<DType::GGUF_Q2_K>>;
     case DType::GGUF_Q3_K:
       return run_tiles<KTile<DType::GGUF_Q3_K>>;
+    case DType::GGUF_IQ4_XS:
+      return run_tiles<KTile<DType::GGUF_IQ4_XS>>;
+    case DType::GGUF_IQ4_NL:
+      return run_tiles<B32Tile<DType::GGUF_IQ4_NL>>;
     case DType::GGUF_Q8_K:
       return run_tiles<Q8KTile>;
     default:

@@ -176,6 +176,8 @@ const FormatTraits kFormats[] = {
     HERD_GGUF_FORMAT(GGUF_Q6_K, 256, 210, nullptr),
     HERD_GGUF_FORMAT(GGUF_Q2_K, 256, 84, nullptr),
     HERD_GGUF_FORMAT(GGUF_Q3_K, 256, 110, nullptr),
+    HERD_GGUF_FORMAT(GGUF_IQ4_NL, 32, 18, nullptr),
+    HERD_GGUF_FORMAT(GGUF_IQ4_XS, 256, 136, nullptr),
     HERD_GGUF_FORMAT(GGUF_Q8_K, 256, 292, nullptr),
 };
 #undef HERD_GGUF_FORMAT

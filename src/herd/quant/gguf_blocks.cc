@@ -64,12 +64,14 @@ int64_t gguf_block_elems(DType t) {
     case DType::GGUF_Q4_1:
     case DType::GGUF_Q5_0:
     case DType::GGUF_Q5_1:
+    case DType::GGUF_IQ4_NL:
       return 32;
     case DType::GGUF_Q4_K:
     case DType::GGUF_Q5_K:
     case DType::GGUF_Q6_K:
     case DType::GGUF_Q2_K:
     case DType::GGUF_Q3_K:
+    case DType::GGUF_IQ4_XS:
     case DType::GGUF_Q8_K:
       return 256;
     default:
@@ -99,6 +101,10 @@ int64_t gguf_block_bytes(DType t) {
       return sizeof(GgufQ2_K);
     case DType::GGUF_Q3_K:
       return sizeof(GgufQ3_K);
+    case DType::GGUF_IQ4_NL:
+      return sizeof(GgufIQ4_NL);
+    case DType::GGUF_IQ4_XS:
+      return sizeof(GgufIQ4_XS);
     case DType::GGUF_Q8_K:
       return sizeof(GgufQ8_K);
     default:
@@ -205,6 +211,24 @@ void gguf_dequantize_row(DType t, const void* row, int64_t cols, float* y) {
         }
       }
       return;
+    case DType::GGUF_IQ4_NL:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufIQ4_NL& b = blocks<GgufIQ4_NL>(row)[i];
+        const float d = h2f(b.d);
+        for (int j = 0; j < 32; ++j) y[32 * i + j] = d * float(kIq4nlValues[nib32(b.qs, j)]);
+      }
+      return;
+    case DType::GGUF_IQ4_XS:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufIQ4_XS& b = blocks<GgufIQ4_XS>(row)[i];
+        const float d = h2f(b.d);
+        for (int s = 0; s < 8; ++s) {
+          const float dl = d * float(gguf_scale_iq4xs(b, s));
+          for (int j = 0; j < 32; ++j)
+            y[256 * i + 32 * s + j] = dl * float(kIq4nlValues[nib32(b.qs + 16 * s, j)]);
+        }
+      }
+      return;
     case DType::GGUF_Q8_K:
       for (int64_t i = 0; i < nb; ++i) {
         const GgufQ8_K& b = blocks<GgufQ8_K>(row)[i];
@@ -284,7 +308,8 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
     case DType::GGUF_Q4_0:
     case DType::GGUF_Q4_1:
     case DType::GGUF_Q5_0:
-    case DType::GGUF_Q5_1: {
+    case DType::GGUF_Q5_1:
+    case DType::GGUF_IQ4_NL: {
       // 16 partial sums, block i into sum i mod 16, then the halving tree (so SIMD code keeps
       // them in one vector's lanes, or in 16 vectors whose lanes are rows, and agrees bitwise).
       float part[16] = {};
@@ -306,6 +331,10 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
           for (int j = 0; j < 32; ++j) dot += nib32(b.qs, j) * xq[j];
           p = std::fma(float(dot), h2f(b.d) * d[i], p);
           p = std::fma(s[i], h2f(b.m), p);
+        } else if (t == DType::GGUF_IQ4_NL) {
+          const GgufIQ4_NL& b = blocks<GgufIQ4_NL>(row)[i];
+          for (int j = 0; j < 32; ++j) dot += kIq4nlValues[nib32(b.qs, j)] * xq[j];
+          p = std::fma(float(dot), h2f(b.d) * d[i], p);
         } else if (t == DType::GGUF_Q5_0) {
           const GgufQ5_0& b = blocks<GgufQ5_0>(row)[i];
           for (int j = 0; j < 32; ++j) dot += code5(b.qh, b.qs, j) * xq[j];
@@ -387,6 +416,19 @@ float gguf_dot_row(DType t, const void* row, int64_t cols, const float* x, const
             sd += (q2_code(b.qs, e) + 4 * q3_high(b.hmask, e)) * xq[e];
           }
           dot += sc[s] * (sd - 4 * sums[16 * i + s]);
+        }
+        acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
+      }
+      return acc;
+    case DType::GGUF_IQ4_XS:
+      for (int64_t i = 0; i < nb; ++i) {
+        const GgufIQ4_XS& b = blocks<GgufIQ4_XS>(row)[i];
+        const int8_t* xq = q + 256 * i;
+        int32_t dot = 0;
+        for (int s = 0; s < 8; ++s) {
+          int32_t sd = 0;
+          for (int j = 0; j < 32; ++j) sd += kIq4nlValues[nib32(b.qs + 16 * s, j)] * xq[32 * s + j];
+          dot += gguf_scale_iq4xs(b, s) * sd;
         }
         acc = std::fma(float(dot), h2f(b.d) * d[i], acc);
       }

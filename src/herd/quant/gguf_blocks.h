@@ -27,6 +27,11 @@
 //        dmin·m_i.
 //  Q3_K  Q2_K's 2-bit codes plus a third bit, hmask[l] bit 4h + j (set: +4); 16 6-bit scales
 //        S_i packed in 12 bytes (gguf_scales_q3k); w = d·(S_i − 32)·(u − 4), u = 0..7.
+//  IQ4_NL  Q4_0's nibbles as indices into the 16 int8 values kIq4nlValues; w = d·v[u].
+//        (llama-quantize's fallback for rows that are no multiple of 256 in Q2_K / Q3_K files.)
+//  IQ4_XS  256 = 8 sub-blocks of 32, each IQ4_NL's nibble layout (qs[16i .. 16i + 15]) with a
+//        6-bit scale L_i (low 4 bits in scales_l nibble i, high 2 in scales_h bits 2i, 2i + 1);
+//        w = d·(L_i − 32)·v[u].
 //  Q8_K  f32 d, 256 × int8, 16 int16 sums of 16; w = d·q (the K-quants' activation format).
 //
 // Activations for the integer formats are one int8 row per token (x quantized per block of the
@@ -99,6 +104,22 @@ struct GgufQ3_K {
   uint8_t scales[12];
   uint16_t d;
 };
+struct GgufIQ4_NL {
+  uint16_t d;
+  uint8_t qs[16];
+};
+struct GgufIQ4_XS {
+  uint16_t d, scales_h;
+  uint8_t scales_l[4];
+  uint8_t qs[128];
+};
+// ggml's kvalues_iq4nl: the non-linear 4-bit grid of IQ4_NL / IQ4_XS.
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+// IQ4_XS: sub-block i's scale minus 32.
+inline int gguf_scale_iq4xs(const GgufIQ4_XS& b, int i) {
+  return (((b.scales_l[i / 2] >> (4 * (i % 2))) & 0xF) | (((b.scales_h >> (2 * i)) & 3) << 4)) - 32;
+}
 struct GgufQ8_K {
   float d;
   int8_t qs[256];
@@ -108,6 +129,7 @@ static_assert(sizeof(GgufQ8_0) == 34 && sizeof(GgufQ4_0) == 18 && sizeof(GgufQ4_
 static_assert(sizeof(GgufQ5_0) == 22 && sizeof(GgufQ5_1) == 24 && alignof(GgufQ5_0) == 2);
 static_assert(sizeof(GgufQ4_K) == 144 && sizeof(GgufQ5_K) == 176 && sizeof(GgufQ6_K) == 210);
 static_assert(sizeof(GgufQ8_K) == 292 && sizeof(GgufQ2_K) == 84 && sizeof(GgufQ3_K) == 110);
+static_assert(sizeof(GgufIQ4_NL) == 18 && sizeof(GgufIQ4_XS) == 136);
 
 // F16 or a GGUF block format with kernels here.
 inline bool is_gguf_kernel_type(DType t) {
