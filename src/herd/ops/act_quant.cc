@@ -144,6 +144,7 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
       if (out.isa == Isa::kAmx) gemm_detail::amx_pack_int8(out);
       break;
     }
+    case ActFormat::kGguf:  // returned above
     case ActFormat::kNone:
       assert(false && "prepare_acts: weight dtype without a product (quant/format_table.cc)");
   }
