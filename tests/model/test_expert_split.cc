@@ -101,8 +101,12 @@ std::vector<float> run(Precision p, ExpertShare share, ExpertExchange* x, Status
   auto m = load_model(synth_dir());
   EXPECT_TRUE(m.is_ok());
   ThreadPool pool(1);
-  if (share.count > 0) EXPECT_TRUE(narrow_experts(*m, share).is_ok());
-  if (p == Precision::kAuto) EXPECT_TRUE(prepare_run_weights(*m, {}, pool).is_ok());
+  if (share.count > 0) {
+    EXPECT_TRUE(narrow_experts(*m, share).is_ok());
+  }
+  if (p == Precision::kAuto) {
+    EXPECT_TRUE(prepare_run_weights(*m, {}, pool).is_ok());
+  }
   TextDecoder dec(*m, pool, p);
   dec.set_expert_exchange(x);
   const int64_t n = 21, V = dec.vocab_size();

@@ -44,7 +44,9 @@ TEST(StreamDecoder, SingleBytesOfAFourByteCharacter) {
     int32_t id = tok.data().byte_ids[static_cast<uint8_t>(emoji[i])];
     auto piece = dec.push(id);
     ASSERT_TRUE(piece);
-    if (i + 1 < emoji.size()) EXPECT_EQ(*piece, "") << i;
+    if (i + 1 < emoji.size()) {
+      EXPECT_EQ(*piece, "") << i;
+    }
     out += *piece;
   }
   EXPECT_EQ(out, emoji);
