@@ -12,9 +12,9 @@
 #include <numeric>
 #include <thread>
 
+#include "herd/convert/synth.h"
 #include "herd/model/expert_shard.h"
 #include "herd/model/run_weights.h"
-#include "herd/convert/synth.h"
 #include "herd/model/text.h"
 #include "herd/runtime/sequence.h"
 
