@@ -546,7 +546,7 @@ HERD_GV inline void transpose16(__m512i* r) {
 // gemm_vnni_il.cc). Each row's exact superblock totals take the reference's two FMAs.
 template <DType kType>
 struct KRepacked {
-  // Scale sub-blocks: 16 of 16 elements (Q2_K, Q3_K, Q6_K) or 8 of 32 (Q4_K, Q5_K).
+  // Scale sub-blocks: 16 of 16 elements (Q2_K, Q3_K, Q6_K) or 8 of 32 (Q4_K, Q5_K, IQ4_XS).
   static constexpr int kSub =
       kType == DType::GGUF_Q4_K || kType == DType::GGUF_Q5_K || kType == DType::GGUF_IQ4_XS ? 8
                                                                                             : 16;
@@ -806,8 +806,9 @@ struct B32Tile {
   // 1024] from memory: 14.3 ms repacked vs 7.4 tile at 8 tokens, 11.6 vs 12.9 at 12).
   static constexpr int64_t kRepackTokens = 12;
 
-  // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's signed, the Q4s'
-  // unsigned nibbles; missing blocks read as zero and are never touched.
+  // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's and IQ4_NL's signed
+  // values, the Q4s' / Q5s' unsigned 4- / 5-bit codes; missing blocks read as zero and are never
+  // touched.
   template <bool kFull = false>
   HERD_GV static __m512i load_pair(const Block* row, int j, int g) {
     if constexpr (kQ8) {
@@ -933,8 +934,9 @@ struct B32Tile {
 };
 
 // Prefill: 16 rows × 8 blocks repacked as [64 chunks of 4 K][16 rows][4 bytes] of unsigned codes
-// (Q8_0: q + 128; the Q4s: their nibbles), the blocks' d (and m) as 16-row lanes. The code offset
-// (128 or 8) times Σq_x of the block is removed exactly; then the reference's FMAs.
+// (Q8_0 / IQ4_NL: value + 128; Q4_x / Q5_x: their codes), the blocks' d (and m) as 16-row lanes.
+// The code offset (128, 8 or 16) times Σq_x of the block is removed exactly; then the reference's
+// FMAs.
 template <DType kType>
 struct B32Repacked {
   static constexpr bool kSigned = B32Tile<kType>::kSigned, kMin = B32Tile<kType>::kMin;

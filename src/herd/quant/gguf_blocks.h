@@ -28,7 +28,8 @@
 //  Q3_K  Q2_K's 2-bit codes plus a third bit, hmask[l] bit 4h + j (set: +4); 16 6-bit scales
 //        S_i packed in 12 bytes (gguf_scales_q3k); w = d·(S_i − 32)·(u − 4), u = 0..7.
 //  IQ4_NL  Q4_0's nibbles as indices into the 16 int8 values kIq4nlValues; w = d·v[u].
-//        (llama-quantize's fallback for rows that are no multiple of 256 in Q2_K / Q3_K files.)
+//        (llama-quantize's fallback for rows that are no multiple of 256 in the IQ types' files;
+//        Q2_K / Q3_K rows fall back to Q4_0.)
 //  IQ4_XS  256 = 8 sub-blocks of 32, each IQ4_NL's nibble layout (qs[16i .. 16i + 15]) with a
 //        6-bit scale L_i (low 4 bits in scales_l nibble i, high 2 in scales_h bits 2i, 2i + 1);
 //        w = d·(L_i − 32)·v[u].
