@@ -1,5 +1,5 @@
-// The fast path's vectorized SwiGLU and RMSNorm against the scalar references, on every dispatch
-// target the machine has (the fallbacks are the references themselves).
+// The fast path's vectorized SwiGLU, RMSNorm, QK-norm and RoPE against the scalar references, on
+// every dispatch target the machine has (the fallbacks are the references themselves).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,7 @@
 #include "herd/ops/activation.h"
 #include "herd/ops/gemm.h"
 #include "herd/ops/norm.h"
+#include "herd/ops/rope.h"
 
 namespace herd {
 namespace {
@@ -62,6 +63,50 @@ TEST(RmsNormFast, MatchesReferenceOnEveryTarget) {
     std::vector<float> z(33, 0.0f), gz(33, 1.0f), out(33, 1.0f);  // all zero: finite zeros
     rms_norm_fast(z.data(), gz.data(), out.data(), 33, 1e-5f);
     for (float v : out) ASSERT_EQ(v, 0.0f);
+  }
+  force_isa(detected_isa());
+}
+
+// Per head the same as RmsNormFast (the squares summed in another order): 4 ulp.
+TEST(QkNormFast, MatchesReferenceOnEveryTarget) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa > detected_isa()) continue;
+    force_isa(isa);
+    for (int64_t hd : {1, 8, 20, 64, 128}) {
+      const int64_t heads = 5;
+      std::vector<float> a = values(heads * hd, 4.0f, uint64_t(hd)), b = a;
+      qk_norm(a.data(), heads, hd, 1e-5f);
+      qk_norm_fast(b.data(), heads, hd, 1e-5f);
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_NEAR(b[i], a[i], 4 * kEps * std::fabs(a[i]) + 1e-37f)
+            << isa_name(isa) << " hd=" << hd;
+    }
+  }
+  force_isa(detected_isa());
+}
+
+// The vector rotation rounds each product and the sum as the scalar one: bit for bit, for head
+// sizes with and without a tail of pairs, at positions where cos / sin take every sign.
+TEST(ApplyRopeFast, BitwiseReferenceOnEveryTarget) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa > detected_isa()) continue;
+    force_isa(isa);
+    for (int64_t hd : {2, 6, 16, 48, 64, 128, 130}) {
+      const std::vector<float> inv = rope_inv_freq(hd, 500000.0, std::nullopt);
+      for (int64_t pos : {0, 1, 7, 1000, 123456}) {
+        std::vector<float> cs(static_cast<size_t>(hd));
+        rope_cos_sin(pos, inv.data(), hd / 2, cs.data());
+        const int64_t heads = 3;
+        std::vector<float> a = values(heads * hd, 2.0f, uint64_t(hd + pos)), b = a, c = a;
+        apply_rope(a.data(), heads, hd, pos, inv.data());
+        apply_rope(b.data(), heads, hd, cs.data());
+        apply_rope_fast(c.data(), heads, hd, cs.data());
+        for (size_t i = 0; i < a.size(); ++i) {
+          ASSERT_EQ(b[i], a[i]) << "hd=" << hd << " pos=" << pos << " i=" << i;
+          ASSERT_EQ(c[i], a[i]) << isa_name(isa) << " hd=" << hd << " pos=" << pos << " i=" << i;
+        }
+      }
+    }
   }
   force_isa(detected_isa());
 }

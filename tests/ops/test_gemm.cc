@@ -259,6 +259,28 @@ TEST_P(GemmTest, BatchInvariantBitwise) {
   }
 }
 
+// prepare_acts with a pool converts a large batch's rows in parallel: the products are bitwise
+// those of the serially prepared rows, for every activation format (and AMX's packing after it).
+TEST_P(GemmTest, PoolPreparedActsBitwiseSerial) {
+  ThreadPool two(2);
+  Rng rng(15);
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q8G, DType::Q4G, DType::BF16T,
+                   DType::Q8GI, DType::Q4GI}) {
+    const int64_t K = 258, M = dt == DType::BF16T ? 32 : 33;
+    const TestWeight w(dt, M, K, rng);
+    for (int64_t n : {31, 32, 77}) {  // below and above the parallel threshold, a ragged tail
+      const std::vector<float> x = rng.vec(size_t(n * (K + 3)));
+      PreparedActs serial, pooled;
+      prepare_acts(x.data(), n, K + 3, K, dt, serial);
+      prepare_acts(x.data(), n, K + 3, K, dt, pooled, &two);
+      std::vector<float> ys(size_t(n * M)), yp(size_t(n * M));
+      gemm(two, serial, w.ref(), ys.data(), M);
+      gemm(two, pooled, w.ref(), yp.data(), M);
+      ASSERT_EQ(ys, yp) << dtype_name(dt) << " n=" << n;
+    }
+  }
+}
+
 // Every E4M3 code (but the two NaNs) through each path's fp8 conversion: row r holds code r in
 // column 0, x = e_0, so y[r] must be exactly fp8(r) · row_scale[r].
 // On AMX the plain BF16 layout (tiles of 16 weight rows as A) and BF16T (tiles as B, and the

@@ -201,6 +201,33 @@ TEST(GgufBlocks, PreparedActivationsAreTheReferenceQuantization) {
   }
 }
 
+// With a pool, a large batch's rows are quantized in parallel into the same buffers: bitwise the
+// serial preparation (every activation layout: 32- and 256-blocks, Q8_1's s, F16's f32).
+TEST(GgufBlocks, PoolPreparedActivationsBitwiseSerial) {
+  Rng rng(4);
+  ThreadPool two(2);
+  for (DType t : {DType::GGUF_Q8_0, DType::GGUF_Q4_1, DType::GGUF_Q4_K, DType::F16}) {
+    const int64_t k = 512, n = 45;
+    const auto x = rng.vec(size_t(n * k), 3.0f);
+    PreparedActs a, b;
+    prepare_acts(x.data(), n, k, k, t, a);
+    prepare_acts(x.data(), n, k, k, t, b, &two);
+    ASSERT_EQ(a.kpad, b.kpad);
+    const size_t rows = size_t(n * a.kpad);
+    if (t == DType::F16) {
+      EXPECT_EQ(std::memcmp(a.f32.data(), b.f32.data(), rows * 4), 0);
+      continue;
+    }
+    const size_t blocks = size_t(n * (a.kpad / gguf_act_block(t)));
+    EXPECT_EQ(std::memcmp(a.q.data(), b.q.data(), rows), 0) << dtype_name(t);
+    EXPECT_EQ(std::memcmp(a.blk_d.data(), b.blk_d.data(), blocks * 4), 0) << dtype_name(t);
+    EXPECT_EQ(std::memcmp(a.blk_sum.data(), b.blk_sum.data(), rows / 16 * 2), 0) << dtype_name(t);
+    if (gguf_act_has_s(t)) {
+      EXPECT_EQ(std::memcmp(a.blk_s.data(), b.blk_s.data(), blocks * 4), 0) << dtype_name(t);
+    }
+  }
+}
+
 class GgufGemm : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override {

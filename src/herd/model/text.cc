@@ -43,6 +43,7 @@ void TextDecoder::resize(int64_t n) {
   grow(yr_, n * H);
   grow(eg_, n * 2 * I);
   grow(eh_, n * I);
+  grow(rope_cs_, n * cfg_.head_dim);
 }
 
 void TextDecoder::norm(const float* x, const float* gain, float* out, int64_t n, float eps) const {
@@ -96,6 +97,11 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
       dequantize_row(w.embed, b.token, &h_[t * H]);
   });
   emit("embed", -1, h_.data(), H);
+  // cos / sin of every token's RoPE angles, once for all the RoPE layers of this step.
+  const int64_t hd = cfg_.head_dim;
+  per_token(n, [&](int64_t t) {
+    rope_cos_sin(batch[size_t(t)].pos, inv_freq_.data(), hd / 2, &rope_cs_[size_t(t * hd)]);
+  });
 
   for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {
     const LayerWeights& lw = w.layers[size_t(i)];
@@ -160,12 +166,15 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
     float* q = &q_[t * qd];
     float* k = &k_[t * kvd];
     if (kind.rope) {  // RoPE, then the weightless QK-norm (spec §3 steps 3-4)
-      apply_rope(q, nh, hd, pos, inv_freq_.data());
-      apply_rope(k, nkv, hd, pos, inv_freq_.data());
+      const float* cs = &rope_cs_[size_t(t * hd)];
+      using Rope = void (*)(float*, int64_t, int64_t, const float*);
+      const Rope rope = fast_ ? apply_rope_fast : static_cast<Rope>(apply_rope);
+      rope(q, nh, hd, cs);
+      rope(k, nkv, hd, cs);
     }
     if (kind.qk_norm) {
-      qk_norm(q, nh, hd, eps);
-      qk_norm(k, nkv, hd, eps);
+      (fast_ ? qk_norm_fast : qk_norm)(q, nh, hd, eps);
+      (fast_ ? qk_norm_fast : qk_norm)(k, nkv, hd, eps);
     }
     if (kind.temp_tuning) {  // NoPE layers: scale queries only (spec §3 step 5)
       const float s = attn_temperature(pos, cfg_.floor_scale, cfg_.attn_scale);
@@ -173,10 +182,11 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
     }
   });
   // Every token of the batch is stored before any attends (the cache sizes its chunk ring for it).
-  for (int64_t t = 0; t < n; ++t) {
+  // Tokens of a batch have distinct (sequence, position) slots, so they store in parallel.
+  per_token(n, [&](int64_t t) {
     const BatchToken& b = batch[size_t(t)];
     caches[size_t(b.seq)]->store(layer, b.pos, &k_[t * kvd], &v_[t * kvd]);
-  }
+  });
   AttentionShape shape;
   shape.n_heads = nh;
   shape.n_kv_heads = nkv;
@@ -416,11 +426,18 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
       const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
       if (m > 0) preps_.push_back({expert_x + b * k, m, expert_w(e), &expert_acts_[size_t(e)]});
     }
-    // A decode step's few rows are cheaper to prepare here than to wake the pool for.
-    pool_.parallel_for(preps_.size(), n <= 8 ? preps_.size() : 1, [&](size_t b, size_t e, int) {
-      for (size_t i = b; i < e; ++i)
-        prepare(preps_[i].x, preps_[i].n, k, preps_[i].w, *preps_[i].acts);
-    });
+    // A decode step's few rows are cheaper to prepare here than to wake the pool for. In a
+    // prefill the shared product's rows (all n) are split over the pool first, then each expert
+    // is one task (prepare_acts without a pool: this runs inside a parallel section).
+    size_t i0 = 0;
+    if (shared && n >= 32)
+      prepare(preps_[0].x, preps_[0].n, k, preps_[0].w, *preps_[0].acts), i0 = 1;
+    pool_.parallel_for(preps_.size() - i0, n <= 8 ? preps_.size() : 1,
+                       [&](size_t b, size_t e, int) {
+                         for (size_t i = i0 + b; i < i0 + e; ++i)
+                           prepare_acts(preps_[i].x, preps_[i].n, k, preps_[i].w.cols,
+                                        preps_[i].w.dtype, *preps_[i].acts);
+                       });
   };
   // GGUF files keep gate and up in two tensors (experts_up set): the gate rows are prepared
   // for, and each expert gets a gate job and an up job writing the two halves of its eg_ row.
@@ -528,7 +545,7 @@ void TextDecoder::linear(const float* x, int64_t n, int64_t x_stride, const Weig
 
 void TextDecoder::prepare(const float* x, int64_t n, int64_t x_stride, const WeightRef& w,
                           PreparedActs& acts) {
-  prepare_acts(x, n, x_stride, w.cols, w.dtype, acts);
+  prepare_acts(x, n, x_stride, w.cols, w.dtype, acts, &pool_);
 }
 
 }  // namespace herd

@@ -86,6 +86,7 @@ class TextDecoder {
   const TextWeights* w_ = nullptr;  // model_.text (f32 reference) or model_.run (fast)
   PreparedActs acts_;
   std::vector<float> inv_freq_;
+  std::vector<float> rope_cs_;  // [n, head_dim]: each token's cos / sin pairs (ops/rope.h)
   // Activations, reused across calls (grown, never shrunk): llama2.c's RunState.
   std::vector<float> h_, xn_, q_, k_, v_, attn_, ffn_out_, gate_, up_, router_, xe_, ye_;
   std::vector<std::vector<float>> scratch_;  // per thread: attention_scratch_floats (reference)

@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "herd/ops/gemm_gguf.h"
 #include "herd/ops/gemm.h"
+#include "herd/ops/gemm_gguf.h"
 #include "herd/ops/gemm_internal.h"
 #include "herd/quant/formats.h"
 
@@ -94,22 +94,37 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void to_bf16_avx51
 }  // namespace
 
 void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType weight_dtype,
-                  PreparedActs& out) {
+                  PreparedActs& out, ThreadPool* pool) {
   out.weight_dtype = weight_dtype;
   out.isa = active_isa();
   out.n = n;
   out.k = k;
+  // Rows are converted independently by the same code, so a pool only changes who converts
+  // which row: the result is bitwise the serial one. Worth a parallel section for prefill only.
+  const bool par = pool && pool->size() > 1 && n >= 32;
+  auto rows = [&](auto&& convert) {
+    if (!par) return convert(int64_t(0), n);
+    pool->parallel_for(size_t(n), 16,
+                       [&](size_t b, size_t e, int) { convert(int64_t(b), int64_t(e)); });
+  };
   const ActFormat act = format_traits(weight_dtype).act;
-  if (act == ActFormat::kGguf) return gemm_detail::prepare_gguf_acts(x, n, x_stride, k, out);
+  if (act == ActFormat::kGguf) {
+    gemm_detail::size_gguf_acts(n, k, out);
+    return rows([&](int64_t t0, int64_t t1) {
+      gemm_detail::prepare_gguf_rows(x, t0, t1, x_stride, k, out);
+    });
+  }
   out.kpad = round_up(std::max<int64_t>(k, 1), act == ActFormat::kQ8Group ? kQuantGroup : 32);
   const int64_t kp = out.kpad;
   switch (act) {
     case ActFormat::kF32: {
       float* d = out.f32.ensure(size_t(n * kp));
-      for (int64_t t = 0; t < n; ++t) {
-        std::memcpy(d + t * kp, x + t * x_stride, size_t(k) * 4);
-        std::fill(d + t * kp + k, d + (t + 1) * kp, 0.0f);
-      }
+      rows([&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          std::memcpy(d + t * kp, x + t * x_stride, size_t(k) * 4);
+          std::fill(d + t * kp + k, d + (t + 1) * kp, 0.0f);
+        }
+      });
       break;
     }
     case ActFormat::kBF16:
@@ -117,18 +132,21 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
       // BF16T on AMX reads 16-token tiles straight from these rows: zero rows up to a multiple
       // of 16 so a tail tile reads defined values (their outputs are dropped).
       const bool rows16 = act == ActFormat::kBF16Rows16;
-      const int64_t rows = rows16 ? (n + 15) / 16 * 16 : n;
-      uint16_t* d = out.bf16.ensure(size_t(rows * kp));
-      std::fill(d + n * kp, d + rows * kp, uint16_t(0));
-      for (int64_t t = 0; t < n; ++t) {
-        const float* xt = x + t * x_stride;
-        uint16_t* dt = d + t * kp;
-        if (out.isa >= Isa::kAvx512)
-          to_bf16_avx512(xt, k, dt);
-        else
-          for (int64_t i = 0; i < k; ++i) dt[i] = f32_to_bf16(xt[i]);
-        std::fill(dt + k, dt + kp, uint16_t(0));
-      }
+      const int64_t padded = rows16 ? (n + 15) / 16 * 16 : n;
+      uint16_t* d = out.bf16.ensure(size_t(padded * kp));
+      std::fill(d + n * kp, d + padded * kp, uint16_t(0));
+      const bool simd = out.isa >= Isa::kAvx512;
+      rows([&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const float* xt = x + t * x_stride;
+          uint16_t* dt = d + t * kp;
+          if (simd)
+            to_bf16_avx512(xt, k, dt);
+          else
+            for (int64_t i = 0; i < k; ++i) dt[i] = f32_to_bf16(xt[i]);
+          std::fill(dt + k, dt + kp, uint16_t(0));
+        }
+      });
       if (out.isa == Isa::kAmx && !rows16) gemm_detail::amx_pack_bf16(out);
       break;
     }
@@ -137,10 +155,11 @@ void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType 
       int8_t* q = out.q.ensure(size_t(n * kp));
       float* sc = out.q_scale.ensure(size_t(G * n));
       int32_t* su = out.q_sum.ensure(size_t(G * n));
-      const bool simd = out.isa >= Isa::kAvx512;
-      for (int64_t t = 0; t < n; ++t)
-        (simd ? quantize_row_avx512 : quantize_row)(x + t * x_stride, k, kp, q + t * kp, sc + t,
-                                                    su + t, n);
+      const auto quant = out.isa >= Isa::kAvx512 ? quantize_row_avx512 : quantize_row;
+      rows([&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+          quant(x + t * x_stride, k, kp, q + t * kp, sc + t, su + t, n);
+      });
       if (out.isa == Isa::kAmx) gemm_detail::amx_pack_int8(out);
       break;
     }

@@ -9,12 +9,24 @@
 #include "herd/ops/exp_avx512.h"
 #include "herd/ops/gemm.h"
 #include "herd/ops/norm.h"
+#include "herd/ops/rope.h"
 
 #define HERD_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 
 namespace herd {
 
 namespace {
+
+// Σ x² of n floats: f32 squares summed in double, 8 lanes then a fixed tree (rms_norm_fast's).
+HERD_AVX512 double sum_squares_avx512(const float* x, int64_t n) {
+  __m512d acc = _mm512_setzero_pd();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
+    const __m256 v = _mm256_maskz_loadu_ps(m, x + i);
+    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm256_mul_ps(v, v)));  // f32 square, as rms_norm
+  }
+  return _mm512_reduce_add_pd(acc);
+}
 
 HERD_AVX512 void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
@@ -28,13 +40,7 @@ HERD_AVX512 void swiglu_avx512(const float* gate, const float* up, float* out, i
 
 HERD_AVX512 void rms_norm_avx512(const float* x, const float* gain, float* out, int64_t n,
                                  float eps) {
-  __m512d acc = _mm512_setzero_pd();
-  for (int64_t i = 0; i < n; i += 8) {
-    const __mmask8 m = n - i >= 8 ? __mmask8(0xFF) : __mmask8((1u << (n - i)) - 1);
-    const __m256 v = _mm256_maskz_loadu_ps(m, x + i);
-    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm256_mul_ps(v, v)));  // f32 square, as rms_norm
-  }
-  const double sum = _mm512_reduce_add_pd(acc);
+  const double sum = sum_squares_avx512(x, n);
   const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
   const __m512 sc = _mm512_set1_ps(scale);
   for (int64_t i = 0; i < n; i += 16) {
@@ -44,7 +50,57 @@ HERD_AVX512 void rms_norm_avx512(const float* x, const float* gain, float* out, 
   }
 }
 
+HERD_AVX512 void qk_norm_avx512(float* x, int64_t n_heads, int64_t head_dim, float eps) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* xh = x + h * head_dim;
+    const float mean = float(sum_squares_avx512(xh, head_dim) / double(head_dim));
+    const __m512 sc = _mm512_set1_ps(1.0f / std::sqrt(mean + eps));
+    for (int64_t i = 0; i < head_dim; i += 16) {
+      const __mmask16 m =
+          head_dim - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (head_dim - i)) - 1);
+      _mm512_mask_storeu_ps(xh + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xh + i), sc));
+    }
+  }
+}
+
+// apply_rope(x, n_heads, head_dim, cs) 8 pairs at a time: x·cos and swap(x)·sin multiplied
+// separately and then subtracted (even lanes) or added (odd), as the scalar code rounds them.
+HERD_AVX512 void apply_rope_avx512(float* x, int64_t n_heads, int64_t head_dim, const float* cs) {
+  const int64_t full = head_dim / 16 * 16;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* xh = x + h * head_dim;
+    for (int64_t i = 0; i < full; i += 16) {
+      const __m512 v = _mm512_loadu_ps(xh + i), c = _mm512_loadu_ps(cs + i);
+      const __m512 r = _mm512_mul_ps(v, _mm512_moveldup_ps(c));  // a·cos, b·cos
+      const __m512 t =
+          _mm512_mul_ps(_mm512_permute_ps(v, 0xB1), _mm512_movehdup_ps(c));  // b·sin, a·sin
+      _mm512_storeu_ps(xh + i, _mm512_mask_sub_ps(_mm512_add_ps(r, t), __mmask16(0x5555), r, t));
+    }
+  }
+  if (full < head_dim / 2 * 2) {  // a tail of fewer than 8 pairs
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* xh = x + h * head_dim;
+      for (int64_t j = full / 2; j < head_dim / 2; ++j) {
+        const float c = cs[2 * j], s = cs[2 * j + 1], a = xh[2 * j], b = xh[2 * j + 1];
+        xh[2 * j] = a * c - b * s;
+        xh[2 * j + 1] = a * s + b * c;
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void qk_norm_fast(float* x, int64_t n_heads, int64_t head_dim, float eps) {
+  if (head_dim <= 0) return;
+  if (active_isa() >= Isa::kAvx512) return qk_norm_avx512(x, n_heads, head_dim, eps);
+  qk_norm(x, n_heads, head_dim, eps);
+}
+
+void apply_rope_fast(float* x, int64_t n_heads, int64_t head_dim, const float* cs) {
+  if (active_isa() >= Isa::kAvx512) return apply_rope_avx512(x, n_heads, head_dim, cs);
+  apply_rope(x, n_heads, head_dim, cs);
+}
 
 void swiglu_fast(const float* gate, const float* up, float* out, int64_t n) {
   if (active_isa() >= Isa::kAvx512) return swiglu_avx512(gate, up, out, n);

@@ -90,9 +90,10 @@ struct PreparedActs {
 };
 
 // Prepares x ([n, k] with row stride x_stride) for weights of `weight_dtype` (BF16, F32, Q8G, Q4G,
-// F8_E4M3). Q8G- and Q4G-prepared activations are interchangeable.
+// F8_E4M3). Q8G- and Q4G-prepared activations are interchangeable. With a pool, the rows of a
+// large batch are converted in parallel (bitwise the same result).
 void prepare_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, DType weight_dtype,
-                  PreparedActs& out);
+                  PreparedActs& out, ThreadPool* pool = nullptr);
 
 // y[t, o] = Σ_i x[t, i] · W[o, i]   (W in nn.Linear layout [rows = out, cols = in]).
 // BF16, F32, Q8G, Q4G, or F8_E4M3 with row_scale (W = fp8 · row_scale[o]). y has stride y_stride.

@@ -6,10 +6,14 @@
 
 namespace herd::gemm_detail {
 
-// Fills `out` (weight_dtype, isa, n and k already set) for a GGUF / F16 weight:
-// F16: out.f32 [n, kpad = k rounded up to 32]; block formats: out.q [n, kpad], out.blk_d and
-// out.blk_sum, kpad = k rounded up to 64 (32-blocks, so kernels read blocks in pairs) or 256.
-void prepare_gguf_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, PreparedActs& out);
+// Activations for a GGUF / F16 weight (weight_dtype, isa, n and k of `out` already set), in two
+// steps so rows can be converted in parallel: size_gguf_acts sets kpad and sizes the buffers,
+// prepare_gguf_rows fills rows [t0, t1). F16: out.f32 [n, kpad = k rounded up to 32]; block
+// formats: out.q [n, kpad], out.blk_d and out.blk_sum (and blk_s for Q4_1 / Q5_1), kpad = k
+// rounded up to 64 (32-blocks, so kernels read blocks in pairs) or 256.
+void size_gguf_acts(int64_t n, int64_t k, PreparedActs& out);
+void prepare_gguf_rows(const float* x, int64_t t0, int64_t t1, int64_t x_stride, int64_t k,
+                       PreparedActs& out);
 
 // The kernel for weights of type t on `isa`: the best one at or below it; never null for a type
 // with is_gguf_kernel_type.

@@ -33,27 +33,40 @@ void scalar_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_
 
 }  // namespace
 
-void prepare_gguf_acts(const float* x, int64_t n, int64_t x_stride, int64_t k, PreparedActs& out) {
+void size_gguf_acts(int64_t n, int64_t k, PreparedActs& out) {
   const int64_t blk = gguf_act_block(out.weight_dtype);
   // GGUF rows are whole blocks (the loader rejects any other shape); kernels rely on it.
   assert(k % gguf_block_elems(out.weight_dtype) == 0);
   if (blk == 0) {  // F16: f32 activations
     out.kpad = round_up(std::max<int64_t>(k, 1), 32);
-    float* d = out.f32.ensure(size_t(n * out.kpad));
-    for (int64_t t = 0; t < n; ++t) {
-      std::memcpy(d + t * out.kpad, x + t * x_stride, size_t(k) * 4);
-      std::fill(d + t * out.kpad + k, d + (t + 1) * out.kpad, 0.0f);
-    }
+    out.f32.ensure(size_t(n * out.kpad));
     return;
   }
   const int64_t kp = out.kpad = round_up(std::max<int64_t>(k, 1), std::max<int64_t>(blk, 64));
-  int8_t* q = out.q.ensure(size_t(n * kp));
-  float* d = out.blk_d.ensure(size_t(n * (kp / blk)));
-  int16_t* s = out.blk_sum.ensure(size_t(n * (kp / 16)));
-  float* sy = gguf_act_has_s(out.weight_dtype) ? out.blk_s.ensure(size_t(n * (kp / blk))) : nullptr;
+  out.q.ensure(size_t(n * kp));
+  out.blk_d.ensure(size_t(n * (kp / blk)));
+  out.blk_sum.ensure(size_t(n * (kp / 16)));
+  if (gguf_act_has_s(out.weight_dtype)) out.blk_s.ensure(size_t(n * (kp / blk)));
+}
+
+void prepare_gguf_rows(const float* x, int64_t t0, int64_t t1, int64_t x_stride, int64_t k,
+                       PreparedActs& out) {
+  const int64_t blk = gguf_act_block(out.weight_dtype), kp = out.kpad;
+  if (blk == 0) {
+    float* d = out.f32.data();
+    for (int64_t t = t0; t < t1; ++t) {
+      std::memcpy(d + t * kp, x + t * x_stride, size_t(k) * 4);
+      std::fill(d + t * kp + k, d + (t + 1) * kp, 0.0f);
+    }
+    return;
+  }
+  int8_t* q = out.q.data();
+  float* d = out.blk_d.data();
+  int16_t* s = out.blk_sum.data();
+  float* sy = gguf_act_has_s(out.weight_dtype) ? out.blk_s.data() : nullptr;
   const auto quant =
       out.isa >= Isa::kAvx512Vnni ? quantize_gguf_act_row_avx512 : quantize_gguf_act_row;
-  for (int64_t t = 0; t < n; ++t)
+  for (int64_t t = t0; t < t1; ++t)
     quant(x + t * x_stride, k, kp, blk, q + t * kp, d + t * (kp / blk), s + t * (kp / 16),
           sy ? sy + t * (kp / blk) : nullptr);
 }

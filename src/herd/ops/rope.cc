@@ -36,20 +36,34 @@ std::vector<float> rope_inv_freq(int64_t head_dim, double theta,
   return out;
 }
 
-void apply_rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const float* inv_freq) {
+void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cs) {
   // The angle is formed in f32 (float(pos) is exact below 2^24) and cos/sin taken in f32, as
-  // llama.cpp does; pairs are adjacent elements (GPT-J / ggml NORM style, spec §3.4, §7.1).
+  // llama.cpp does.
   const float p = float(pos);
-  for (int64_t j = 0; j < head_dim / 2; ++j) {
+  for (int64_t j = 0; j < half; ++j) {
     const float angle = p * inv_freq[j];
-    const float c = std::cos(angle), s = std::sin(angle);
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + h * head_dim + 2 * j;
-      const float a = v[0], b = v[1];
-      v[0] = a * c - b * s;
-      v[1] = a * s + b * c;
+    cs[2 * j] = std::cos(angle);
+    cs[2 * j + 1] = std::sin(angle);
+  }
+}
+
+void apply_rope(float* x, int64_t n_heads, int64_t head_dim, const float* cs) {
+  // Pairs are adjacent elements (GPT-J / ggml NORM style, spec §3.4, §7.1).
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* xh = x + h * head_dim;
+    for (int64_t j = 0; j < head_dim / 2; ++j) {
+      const float c = cs[2 * j], s = cs[2 * j + 1];
+      const float a = xh[2 * j], b = xh[2 * j + 1];
+      xh[2 * j] = a * c - b * s;
+      xh[2 * j + 1] = a * s + b * c;
     }
   }
+}
+
+void apply_rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const float* inv_freq) {
+  std::vector<float> cs(size_t(head_dim / 2 * 2));
+  rope_cos_sin(pos, inv_freq, head_dim / 2, cs.data());
+  apply_rope(x, n_heads, head_dim, cs.data());
 }
 
 float attn_temperature(int64_t pos, double floor_scale, double attn_scale) {

@@ -21,6 +21,14 @@ std::vector<float> rope_inv_freq(int64_t head_dim, double theta,
                                  const std::optional<RopeScaling>& scaling);
 // Rotates pairs (x[2j], x[2j+1]) of every head of x [n_heads, head_dim] by angle pos*inv_freq[j].
 void apply_rope(float* x, int64_t n_heads, int64_t head_dim, int64_t pos, const float* inv_freq);
+// The same in two steps, so the cos / sin of a position are computed once for every layer and
+// head that rotates it: cs[2j] = cos(pos·inv_freq[j]), cs[2j+1] = sin(...), j < half; then
+// apply_rope(x, n_heads, head_dim, cs) gives apply_rope(x, ..., pos, inv_freq) bit for bit.
+void rope_cos_sin(int64_t pos, const float* inv_freq, int64_t half, float* cs);
+void apply_rope(float* x, int64_t n_heads, int64_t head_dim, const float* cs);
+// The same with AVX-512 where the active ISA has it: bit for bit apply_rope
+// (ops/activation_fast.cc).
+void apply_rope_fast(float* x, int64_t n_heads, int64_t head_dim, const float* cs);
 
 // Attention temperature tuning on NoPE layers (spec §3 step 5):
 //   s(p) = 1 + attn_scale * ln(1 + floor((p + 1) / floor_scale))

@@ -39,7 +39,7 @@ enum class ActFormat : uint8_t {
   kBF16Rows16,  // x rounded to bf16, rows padded to a multiple of 16 (BF16T's tiles read them)
   kQ8Group,     // int8 per group of 128 with scale and sum (PreparedActs::q)
   kGguf,        // what ggml's vec_dot_type of the weight is: int8 blocks of 32 / 256 with their
-                // scales and sums, or f32 for F16 (ops/gemm_gguf.h prepare_gguf_acts)
+                // scales and sums, or f32 for F16 (ops/gemm_gguf.h prepare_gguf_rows)
 };
 
 // A matrix's stored bytes as the row functions see them: WeightRef's fields (ops/weight.h),
