@@ -279,9 +279,12 @@ void TextDecoder::attention_fast(int layer, const AttentionShape& shape,
   auto queries = [&](int64_t t0, int64_t t1) {
     return AttentionQueries{&q_[t0 * qd], qd, &q_pos_[size_t(t0)], t1 - t0, &attn_[t0 * qd], qd};
   };
-  pool_.parallel_for(att_items_.size(), 1, [&](size_t b, size_t e, int ith) {
+  // Largest first: a causal prefill's later token blocks attend more keys, and the pool hands
+  // items out in order, so the last one taken is then a small one (items are independent).
+  const size_t n_items = att_items_.size();
+  pool_.parallel_for(n_items, 1, [&](size_t b, size_t e, int ith) {
     for (size_t i = b; i < e; ++i) {
-      const AttItem& it = att_items_[i];
+      const AttItem& it = att_items_[n_items - 1 - i];
       const KvView kv = caches[size_t(batch[size_t(it.t0)].seq)]->view(layer);
       const AttentionQueries qs = queries(it.t0, it.t1);
       if (it.seg < 0)
