@@ -187,8 +187,9 @@ TEST(PrequantizedFile, PackedTensorHasLogicalShapeAndPackedSize) {
       active_isa() == Isa::kAmx || (active_isa() == Isa::kAvx512Vnni && cpu_features().avx512bf16);
   EXPECT_EQ(q->dtype, tiles ? DType::BF16T : DType::BF16);
   EXPECT_EQ(q->shape, (std::vector<int64_t>{t.num_attention_heads * t.head_dim, t.hidden_size}));
-  if (q->dtype == DType::BF16T)
+  if (q->dtype == DType::BF16T) {
     EXPECT_EQ(q->nbytes, size_t(q->shape[0] * packed_row_bytes(DType::BF16T, t.hidden_size)));
+  }
 }
 
 }  // namespace

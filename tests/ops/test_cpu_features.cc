@@ -46,7 +46,9 @@ TEST(CpuFeatures, MatchesProcCpuinfo) {
       {"amx_int8", f.amx_int8},
   };
   for (const auto& [name, have] : checks) EXPECT_EQ(flags.count(name) == 1, have) << name;
-  if (f.amx_usable) EXPECT_TRUE(f.amx_tile);
+  if (f.amx_usable) {
+    EXPECT_TRUE(f.amx_tile);
+  }
   std::cout << "features: " << f.describe() << "\ndetected isa: " << isa_name(detected_isa())
             << "\n";
 }
@@ -55,9 +57,15 @@ TEST(CpuFeatures, IsaFollowsFeatures) {
   const CpuFeatures& f = cpu_features();
   const Isa isa = detected_isa();
   EXPECT_EQ(isa >= Isa::kAvx2, f.avx2 && f.fma && f.f16c);
-  if (isa >= Isa::kAvx512) EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq);
-  if (isa >= Isa::kAvx512Vnni) EXPECT_TRUE(f.avx512vnni);
-  if (isa == Isa::kAmx) EXPECT_TRUE(f.amx_usable && f.amx_bf16 && f.amx_int8 && f.avx512bf16);
+  if (isa >= Isa::kAvx512) {
+    EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq);
+  }
+  if (isa >= Isa::kAvx512Vnni) {
+    EXPECT_TRUE(f.avx512vnni);
+  }
+  if (isa == Isa::kAmx) {
+    EXPECT_TRUE(f.amx_usable && f.amx_bf16 && f.amx_int8 && f.avx512bf16);
+  }
 }
 
 TEST(CpuFeatures, ForceIsaClampsAndParses) {

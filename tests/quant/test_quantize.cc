@@ -85,7 +85,9 @@ TEST(GgufQuantizers, NoBlockWorseThanGgmlsReference) {
         }
         mine += std::pow(double(xb[i]) - d * q, 2);
       }
-      if (b == 0) EXPECT_EQ(mine, 0.0) << bits << "-bit zero block";
+      if (b == 0) {
+        EXPECT_EQ(mine, 0.0) << bits << "-bit zero block";
+      }
       EXPECT_LE(mine, ref * (1 + 1e-6)) << bits << "-bit block " << b;
       total_mine += mine;
       total_ref += ref;
