@@ -7,6 +7,7 @@
 #include <map>
 #include <numeric>
 
+#include "herd/base/stage_profile.h"
 #include "herd/convert/synth.h"
 #include "herd/model/run_weights.h"
 #include "herd/model/text.h"
@@ -51,6 +52,39 @@ std::vector<int32_t> some_tokens(int64_t n, int64_t vocab, uint32_t seed) {
 }
 
 class Decoder : public ::testing::TestWithParam<std::string> {};
+
+// `herd bench --profile`'s stages over one prefill step: each layer passes every stage once (two
+// norms, two residual additions, one feed-forward block), the final norm and lm_head once, and
+// the parts (ffn_products inside ffn) never exceed the whole step.
+TEST_P(Decoder, StageProfileCoversEveryLayer) {
+  const LoadedModel& m = tiny_model(GetParam(), 8);
+  ThreadPool pool(2);
+  TextDecoder dec(m, pool);
+  const int64_t V = dec.vocab_size(), n = 40, L = m.config.text.num_hidden_layers;
+  auto tokens = some_tokens(n, V, 5);
+  std::vector<int64_t> last = {n - 1};
+  std::vector<float> logits(static_cast<size_t>(V));
+  Sequence s(dec, 512);
+  stage_profile_enable(true);
+  ASSERT_TRUE(s.append(tokens, last, logits.data()).is_ok());
+  const StageTotals t = stage_profile_take();
+  stage_profile_enable(false);
+  auto calls = [&](Stage st) { return t.calls[size_t(st)]; };
+  EXPECT_EQ(calls(Stage::kForward), 1);
+  EXPECT_EQ(calls(Stage::kEmbed), 1);
+  EXPECT_EQ(calls(Stage::kNorm), 2 * L + 1);
+  EXPECT_EQ(calls(Stage::kResidual), 2 * L);
+  for (Stage st : {Stage::kQkv, Stage::kRopeQkNorm, Stage::kKvStore, Stage::kAttention, Stage::kWo,
+                   Stage::kMoe})
+    EXPECT_EQ(calls(st), L) << stage_name(st);
+  EXPECT_EQ(calls(Stage::kLmHead), 1);
+  EXPECT_GE(calls(Stage::kMoeProducts), L);
+  int64_t parts = 0;
+  for (size_t i = 1; i < kStageCount; ++i)
+    if (Stage(i) != Stage::kMoeProducts) parts += t.ns[i];
+  EXPECT_LE(parts, t.ns[size_t(Stage::kForward)]);
+  EXPECT_LE(t.ns[size_t(Stage::kMoeProducts)], t.ns[size_t(Stage::kMoe)]);
+}
 
 TEST_P(Decoder, PrefillEqualsTokenByTokenDecode) {
   const LoadedModel& m = tiny_model(GetParam(), 8);  // chunk 8: 20 tokens cross two boundaries

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "herd/base/progress.h"
+#include "herd/base/stage_profile.h"
 #include "herd/cli/command.h"
 #include "herd/cli/engine_flags.h"
 #include "herd/cli/flag_checks.h"
@@ -29,7 +30,7 @@ struct Options {
   int64_t prompt_tokens = 512, gen_tokens = 128, depth = 0;
   bool ubatch_given = false;
   int repeats = 3;
-  bool json = false, probe = false;
+  bool json = false, probe = false, profile = false;
   int64_t image_tiles = 0;  // > 0: time the vision encoder instead (run_image_bench)
 };
 
@@ -47,6 +48,38 @@ int64_t peak_rss_bytes() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return int64_t(ru.ru_maxrss) * 1024;
+}
+
+// --profile: wall time per forward stage (base/stage_profile.h), per step, for the prefill and
+// decode runs side by side. Stages nest only as ffn ⊃ ffn_products; "other" is the step's time
+// outside every stage (batch checks, the layer loop, traces).
+void print_profile(FILE* out, const StageTotals& pp, const StageTotals& tg) {
+  auto col = [&](const StageTotals& t, Stage s) {
+    const int64_t steps = t.calls[size_t(Stage::kForward)];
+    if (steps == 0) return std::fprintf(out, "  %12s %6s", "-", "-"), void();
+    const double total = double(t.ns[size_t(Stage::kForward)]);
+    double ns = double(t.ns[size_t(s)]);
+    if (s == Stage::kCount) {  // other
+      ns = total;
+      for (size_t i = 1; i < kStageCount; ++i)
+        if (Stage(i) != Stage::kMoeProducts) ns -= double(t.ns[i]);
+    }
+    std::fprintf(out, "  %12.3f %5.1f%%", ns / 1e6 / double(steps),
+                 total > 0 ? 100 * ns / total : 0);
+  };
+  std::fprintf(out,
+               "profile: wall ms per forward step and share of it\n%-16s  %12s %6s  %12s %6s\n",
+               "stage", "prefill ms", "", "decode ms", "");
+  for (size_t i = 0; i <= kStageCount; ++i) {
+    const Stage s = Stage(i);
+    std::fprintf(out, "%-16s",
+                 i == kStageCount           ? "other"
+                 : s == Stage::kMoeProducts ? "  ffn_products"
+                                            : stage_name(s));
+    col(pp, s);
+    col(tg, s);
+    std::fprintf(out, "\n");
+  }
 }
 
 int run_probe(const Options& o) {
@@ -156,6 +189,8 @@ int run_bench(const Options& o) {
     return t;
   };
   std::vector<double> pp, tg;
+  StageTotals pp_stages, tg_stages;
+  if (o.profile) stage_profile_enable(true);
   // One warm-up round of each (page faults of the mmap, caches), then the measured repeats; the
   // depth prefill above already warmed everything up.
   for (int r = o.depth > 0 ? 1 : 0; r <= o.repeats; ++r) {
@@ -171,6 +206,8 @@ int run_bench(const Options& o) {
       // what was evaluated.
       const int64_t evaluated = done->prompt_tokens - done->reused_tokens;
       if (r > 0) pp.push_back(double(evaluated) / seconds_since(t1));
+      const StageTotals st = stage_profile_take();
+      if (r > 0) pp_stages.add(st);
     }
     if (o.gen_tokens > 0) {
       // N sequences, each from an empty cache: one token of prompt, then gen_tokens - 1 decode
@@ -191,6 +228,8 @@ int run_bench(const Options& o) {
       auto t1 = std::chrono::steady_clock::now();
       if (Status s = sched.run_until_idle(); !s) return report(s);
       if (r > 0) tg.push_back(double(evaluated) / seconds_since(t1));
+      const StageTotals st = stage_profile_take();
+      if (r > 0) tg_stages.add(st);
     }
   }
   const double prefill = median(pp), decode = median(tg);
@@ -223,6 +262,10 @@ int run_bench(const Options& o) {
                 double(bpt) * (N == 1 ? decode : 0.0) / 1e9);
     std::printf("peak RSS      %.1f MB\n", double(peak_rss_bytes()) / 1e6);
   }
+  if (o.profile) {  // stderr beside --json, so stdout stays one JSON object
+    stage_profile_enable(false);
+    print_profile(o.json ? stderr : stdout, pp_stages, tg_stages);
+  }
   return 0;
 }
 
@@ -240,6 +283,8 @@ CommandRegistrar reg(
                      "Context tokens prefilled once before pp and tg (llama-bench -d)")
           ->check(int_in(0, kMaxTokensFlag, "0 = none"));
       app.add_flag("--json", o->json, "Print one JSON object");
+      app.add_flag("--profile", o->profile,
+                   "Also print the wall time of each forward stage (prefill and decode steps)");
       app.add_option("--image-tiles", o->image_tiles,
                      "Time the vision encoder on N random image tiles instead (seconds per tile)")
           ->check(int_in(0, 1024, "0 = off"));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "herd/base/stage_profile.h"
 #include "herd/ops/activation.h"
 #include "herd/ops/attention.h"
 #include "herd/ops/attention_fast.h"
@@ -75,6 +76,7 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
     if (b.pos < 0) return make_error("negative position {}", b.pos);
   }
   if (n == 0) return Status::ok();
+  StageScope whole(Stage::kForward);
   const bool split = e_first_ != 0 || e_count_ != cfg_.num_local_experts;
   if (split && (!exchange_ || exchange_->ranks() < 2))
     return make_error("this model holds routed experts {}..{} of {} only: it runs with --mpi",
@@ -89,6 +91,7 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   };
 
   // 1. Embedding lookup; no scaling (spec §3 step 1).
+  StageScope embed(Stage::kEmbed);
   per_token(n, [&](int64_t t) {
     const BatchToken& b = batch[size_t(t)];
     if (b.embedding)
@@ -102,42 +105,63 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   per_token(n, [&](int64_t t) {
     rope_cos_sin(batch[size_t(t)].pos, inv_freq_.data(), hd / 2, &rope_cs_[size_t(t * hd)]);
   });
+  embed.stop();
 
   for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {
     const LayerWeights& lw = w.layers[size_t(i)];
     // 2.1-2.8 attention block with pre-norm and residual.
-    per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps); });
+    auto add_residual = [&] {
+      StageScope st(Stage::kResidual);
+      per_token(n, [&](int64_t t) {
+        for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+      });
+    };
+    {
+      StageScope st(Stage::kNorm);
+      per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps); });
+    }
     emit("attn_norm", i, xn_.data(), H);
     attention(i, batch, caches);
-    linear(attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
+    {
+      StageScope st(Stage::kWo);
+      linear(attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
+    }
     emit("attn_out", i, ffn_out_.data(), H);
-    per_token(n, [&](int64_t t) {
-      for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
-    });
+    add_residual();
     // 2.9-2.11 feed-forward block.
-    per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
+    {
+      StageScope st(Stage::kNorm);
+      per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
+    }
     emit("ffn_norm", i, xn_.data(), H);
-    if (cfg_.layer_kind(i).moe) {
-      moe(i, n);
-      if (!moe_status_) {
-        trace_ = nullptr;
-        return moe_status_;
-      }
-    } else
-      dense_mlp(i, n);
+    {
+      StageScope st(Stage::kMoe);
+      if (cfg_.layer_kind(i).moe)
+        moe(i, n);
+      else
+        dense_mlp(i, n);
+    }
+    if (!moe_status_) {
+      trace_ = nullptr;
+      return moe_status_;
+    }
     emit("ffn_out", i, ffn_out_.data(), H);
-    per_token(n, [&](int64_t t) {
-      for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
-    });
+    add_residual();
     emit("l_out", i, h_.data(), H);
   }
 
   // 3. Final norm and lm_head, only for the rows that want logits.
   int64_t m = 0;
-  for (int64_t t = 0; t < n; ++t)
-    if (batch[size_t(t)].logits) norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
+  {
+    StageScope st(Stage::kNorm);
+    for (int64_t t = 0; t < n; ++t)
+      if (batch[size_t(t)].logits) norm(&h_[t * H], w.final_norm.data(), &xn_[(m++) * H], H, eps);
+  }
   // Ranks other than 0 step the batch for their experts and KV only (logits == nullptr).
-  if (m > 0 && logits) linear(xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
+  if (m > 0 && logits) {
+    StageScope st(Stage::kLmHead);
+    linear(xn_.data(), m, H, w.lm_head, logits, cfg_.vocab_size);
+  }
   trace_ = nullptr;
   return Status::ok();
 }
@@ -150,6 +174,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
   const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads;
   const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
   const float eps = float(cfg_.rms_norm_eps);
+  StageScope stage(Stage::kQkv);
   if (fast_) {  // one parallel section for the three projections
     prepare(xn_.data(), n, H, lw.wq, acts_);
     const GemmJob jobs[] = {{&acts_, lw.wq, q_.data(), qd},
@@ -161,6 +186,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
     linear(xn_.data(), n, H, lw.wk, k_.data(), kvd);
     linear(xn_.data(), n, H, lw.wv, v_.data(), kvd);
   }
+  stage.to(Stage::kRopeQkNorm);
   per_token(n, [&](int64_t t) {
     const int64_t pos = batch[size_t(t)].pos;
     float* q = &q_[t * qd];
@@ -181,6 +207,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
       for (int64_t j = 0; j < qd; ++j) q[j] *= s;
     }
   });
+  stage.to(Stage::kKvStore);
   // Every token of the batch is stored before any attends (the cache sizes its chunk ring for it).
   // Tokens of a batch have distinct (sequence, position) slots, so they store in parallel.
   per_token(n, [&](int64_t t) {
@@ -193,6 +220,7 @@ void TextDecoder::attention(int layer, std::span<const BatchToken> batch,
   shape.head_dim = hd;
   shape.scale = 1.0f / std::sqrt(float(hd));
   shape.chunk_size = kind.chunked ? cfg_.attention_chunk_size : 0;
+  stage.to(Stage::kAttention);
   if (fast_) {
     attention_fast(layer, shape, batch, caches);
     return;
@@ -344,9 +372,12 @@ void TextDecoder::moe(int layer, int64_t n) {
     moe_fast(layer, n);
     return;
   }
-  for (int64_t e = e_first_; e < e_first_ + e_count_; ++e) {
-    const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
-    if (m > 0) moe_reference(layer, e, b, m);
+  {
+    StageScope st(Stage::kMoeProducts);
+    for (int64_t e = e_first_; e < e_first_ + e_count_; ++e) {
+      const int64_t b = first_[size_t(e)], m = first_[size_t(e + 1)] - b;
+      if (m > 0) moe_reference(layer, e, b, m);
+    }
   }
   // The other ranks' routed rows arrive while the shared expert runs.
   if (Status st = exchange_start(layer, yr_.data()); !st) {
@@ -355,10 +386,13 @@ void TextDecoder::moe(int layer, int64_t n) {
   }
   // Shared expert on the same normalized input, unweighted; y = shared + routed.
   const int64_t I = cfg_.intermediate_size;
-  linear(xn_.data(), n, H, lw.shared_gate, gate_.data(), I);
-  linear(xn_.data(), n, H, lw.shared_up, up_.data(), I);
-  swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
-  linear(gate_.data(), n, I, lw.shared_down, ye_.data(), H);
+  {
+    StageScope st(Stage::kMoeProducts);
+    linear(xn_.data(), n, H, lw.shared_gate, gate_.data(), I);
+    linear(xn_.data(), n, H, lw.shared_up, up_.data(), I);
+    swiglu(gate_.data(), up_.data(), gate_.data(), n * I);
+    linear(gate_.data(), n, I, lw.shared_down, ye_.data(), H);
+  }
   if (Status st = exchange_wait(); !st) {
     moe_status_ = st;
     return;
@@ -468,7 +502,10 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
                        &eg_[b / H * 2 * I + I], 2 * I});
     ++i;
   }
-  gemm_multi(pool_, jobs_.data(), jobs_.size());
+  {
+    StageScope st(Stage::kMoeProducts);
+    gemm_multi(pool_, jobs_.data(), jobs_.size());
+  }
 
   const int64_t lo = first_[size_t(e0)], hi = first_[size_t(e1)];  // grouped rows held here
   if (!split) {
@@ -491,7 +528,10 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
     const int64_t b = (preps_[i].x - eh_.data()) / I;
     jobs_.push_back({preps_[i].acts, preps_[i].w, &ye_[b * H], H});
   }
-  gemm_multi(pool_, jobs_.data(), jobs_.size());
+  {
+    StageScope st(Stage::kMoeProducts);
+    gemm_multi(pool_, jobs_.data(), jobs_.size());
+  }
 
   if (split) {  // the shared expert while the other ranks' routed rows arrive
     if (Status st = exchange_start(layer, ye_.data()); !st) {
@@ -501,12 +541,18 @@ void TextDecoder::moe_fast(int layer, int64_t n) {
     prepare(xn_.data(), n, H, lw.shared_gate, acts_);
     const GemmJob shared[] = {{&acts_, lw.shared_gate, gate_.data(), I},
                               {&acts_, lw.shared_up, up_.data(), I}};
-    gemm_multi(pool_, shared, 2);
+    {
+      StageScope st(Stage::kMoeProducts);
+      gemm_multi(pool_, shared, 2);
+    }
     pool_.parallel_for(size_t(n), 16, [&](size_t b, size_t e, int) {
       for (size_t j = b; j < e; ++j) swiglu_fast(&gate_[j * I], &up_[j * I], &gate_[j * I], I);
     });
     prepare(gate_.data(), n, I, lw.shared_down, acts_);
-    gemm(pool_, acts_, lw.shared_down, ffn_out_.data(), H);
+    {
+      StageScope st(Stage::kMoeProducts);
+      gemm(pool_, acts_, lw.shared_down, ffn_out_.data(), H);
+    }
     if (Status st = exchange_wait(); !st) {
       moe_status_ = st;
       return;
@@ -527,13 +573,19 @@ void TextDecoder::dense_mlp(int layer, int64_t n) {
     prepare(xn_.data(), n, H, lw.dense_gate, acts_);
     const GemmJob jobs[] = {{&acts_, lw.dense_gate, gate_.data(), F},
                             {&acts_, lw.dense_up, up_.data(), F}};
-    gemm_multi(pool_, jobs, 2);
+    {
+      StageScope st(Stage::kMoeProducts);
+      gemm_multi(pool_, jobs, 2);
+    }
   } else {
     linear(xn_.data(), n, H, lw.dense_gate, gate_.data(), F);
     linear(xn_.data(), n, H, lw.dense_up, up_.data(), F);
   }
   (fast_ ? swiglu_fast : swiglu)(gate_.data(), up_.data(), gate_.data(), n * F);
-  linear(gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
+  {
+    StageScope st(Stage::kMoeProducts);
+    linear(gate_.data(), n, F, lw.dense_down, ffn_out_.data(), H);
+  }
 }
 
 void TextDecoder::linear(const float* x, int64_t n, int64_t x_stride, const WeightRef& w, float* y,
