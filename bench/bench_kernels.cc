@@ -247,6 +247,9 @@ void decode_args(benchmark::internal::Benchmark* b) {
 }
 void hot_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < 8; ++f) b->Args({f, 1024, 1024, 1, 1, 0});
+  // Multi-token decode (continuous batching) from cache: the tile's compute ceiling.
+  for (int64_t f : {5, 6, 7})
+    for (int64_t n : {2, 3, 4}) b->Args({f, 1024, 1024, n, 1, 0});
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < 8; ++f) b->Args({f, 4096, 4096, 512, 1, 0});

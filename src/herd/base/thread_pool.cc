@@ -3,10 +3,11 @@
 #include "herd/base/log.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
-#include <system_error>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
 
 namespace herd {
@@ -49,9 +50,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   stop_.store(true);
   generation_.fetch_add(1);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-  }
+  { std::lock_guard<std::mutex> lk(mu_); }
   cv_start_.notify_all();
   for (auto& t : threads_) t.join();
 }
@@ -73,8 +72,10 @@ void ThreadPool::worker(int index) {
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
       // Yield now and then: on an oversubscribed machine the thread we wait for may need our core.
-      if ((spin & 1023) == 1023) std::this_thread::yield();
-      else cpu_relax();
+      if ((spin & 1023) == 1023)
+        std::this_thread::yield();
+      else
+        cpu_relax();
       g = generation_.load(std::memory_order_acquire);
     }
     if (g == seen) {
@@ -106,8 +107,10 @@ void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
   }
   fn(0, n_threads_);
   for (int spin = 1; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if ((spin & 255) == 0) std::this_thread::yield();
-    else cpu_relax();
+    if ((spin & 255) == 0)
+      std::this_thread::yield();
+    else
+      cpu_relax();
   }
 }
 
@@ -125,6 +128,60 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
       size_t b = next.fetch_add(grain);
       if (b >= n) break;
       fn(b, std::min(n, b + grain), ith);
+    }
+  });
+}
+
+namespace {
+// A share [front, back) packed in one word, so the owner's take and a thief's split are one CAS.
+struct alignas(64) Share {
+  std::atomic<uint64_t> fb{0};
+};
+constexpr uint64_t pack(uint64_t f, uint64_t b) {
+  return f << 32 | b;
+}
+}  // namespace
+
+void ThreadPool::parallel_ranges(size_t n, const std::function<void(size_t, int)>& fn) {
+  if (n == 0) return;
+  if (n_threads_ == 1 || n == 1) {
+    for (size_t i = 0; i < n; ++i) fn(i, 0);
+    return;
+  }
+  if (n >= (uint64_t(1) << 32)) {  // beyond the packed share: plain chunks
+    parallel_for(n, 1, [&](size_t b, size_t e, int t) {
+      for (size_t i = b; i < e; ++i) fn(i, t);
+    });
+    return;
+  }
+  const int nth = n_threads_;
+  std::vector<Share> shares(static_cast<size_t>(nth));
+  for (int t = 0; t < nth; ++t)
+    shares[size_t(t)].fb.store(pack(n * size_t(t) / size_t(nth), n * size_t(t + 1) / size_t(nth)),
+                               std::memory_order_relaxed);
+  run_on_all([&](int me, int) {
+    std::atomic<uint64_t>& mine = shares[size_t(me)].fb;
+    for (;;) {
+      uint64_t s = mine.load(std::memory_order_acquire);
+      const uint64_t f = s >> 32, b = s & 0xffffffffu;
+      if (f < b) {
+        if (mine.compare_exchange_weak(s, pack(f + 1, b), std::memory_order_acq_rel)) fn(f, me);
+        continue;
+      }
+      // Out of work: split the largest share left (the victim keeps the lower half it is
+      // walking into). None left, or a race lost: look again or stop.
+      int victim = -1;
+      uint64_t most = 0, vs = 0;
+      for (int t = 0; t < nth; ++t) {
+        const uint64_t v = shares[size_t(t)].fb.load(std::memory_order_acquire);
+        const uint64_t left = (v & 0xffffffffu) - std::min(v >> 32, v & 0xffffffffu);
+        if (left > most) most = left, victim = t, vs = v;
+      }
+      if (victim < 0) return;
+      const uint64_t vf = vs >> 32, vb = vs & 0xffffffffu, mid = vf + (vb - vf) / 2;
+      if (shares[size_t(victim)].fb.compare_exchange_strong(vs, pack(vf, mid),
+                                                            std::memory_order_acq_rel))
+        mine.store(pack(mid, vb), std::memory_order_release);
     }
   });
 }

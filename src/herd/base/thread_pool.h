@@ -31,8 +31,14 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(begin, end, thread_index) over [0, n) in chunks of `grain`; blocks until done.
-  void parallel_for(size_t n, size_t grain,
-                    const std::function<void(size_t, size_t, int)>& fn);
+  void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn);
+  // Calls fn(i, thread_index) once for every i in [0, n). Thread t starts on the t-th
+  // contiguous share and walks it in order, so each thread streams one run of memory that the
+  // hardware prefetchers follow (parallel_for's shared counter interleaves the threads' chunks,
+  // and every chunk restarts a stream). A thread that runs out takes the upper half of the
+  // largest share left, so uneven work still balances. Which thread runs i never depends on
+  // anything but timing; callers whose results must not depend on it keep i's work fixed.
+  void parallel_ranges(size_t n, const std::function<void(size_t, int)>& fn);
   // Calls fn(ith, nth) once on every thread.
   void run_on_all(const std::function<void(int, int)>& fn);
 

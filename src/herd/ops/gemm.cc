@@ -192,17 +192,16 @@ void gemm_multi(ThreadPool& pool, const GemmJob* jobs, size_t n_jobs) {
            "gemm: weight dtype without a kernel on this target (ops/gemm_internal.h KernelSet)");
     first[j + 1] = first[j] + split[j].tasks();
   }
-  pool.parallel_for(size_t(tasks), 1, [&](size_t b0, size_t b1, int) {
-    size_t j = 0;
-    for (size_t b = b0; b < b1; ++b) {
-      while (int64_t(b) >= first[j + 1]) ++j;
-      const GemmJob& g = jobs[j];
-      const JobSplit& s = split[j];
-      const int64_t i = int64_t(b) - first[j];
-      const int64_t r0 = i / s.ntc * s.rc, t0 = i % s.ntc * s.tc;
-      fns[j](*g.a, g.w, r0, std::min(g.w.rows, r0 + s.rc), t0, std::min(g.a->n, t0 + s.tc), g.y,
-             g.y_stride);
-    }
+  // Tasks in job, row, token order: each thread walks a contiguous share of the weights.
+  pool.parallel_ranges(size_t(tasks), [&](size_t b, int) {
+    const size_t j =
+        size_t(std::upper_bound(first + 1, first + n_jobs + 1, int64_t(b)) - first - 1);
+    const GemmJob& g = jobs[j];
+    const JobSplit& s = split[j];
+    const int64_t i = int64_t(b) - first[j];
+    const int64_t r0 = i / s.ntc * s.rc, t0 = i % s.ntc * s.tc;
+    fns[j](*g.a, g.w, r0, std::min(g.w.rows, r0 + s.rc), t0, std::min(g.a->n, t0 + s.tc), g.y,
+           g.y_stride);
   });
 }
 
