@@ -1,10 +1,14 @@
 // MappedFile::open and read_text_file open regular files only: a FIFO with no writer, a
 // directory, a device and a symlink loop are errors naming the path, returned at once.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "herd/base/mapped_file.h"
@@ -58,6 +62,43 @@ TEST(SpecialFiles, RegularFileReads) {
   auto m = MappedFile::open(f);
   ASSERT_TRUE(m.is_ok());
   EXPECT_EQ(m->size(), 8u);
+}
+
+// The resident (mapped) KiB of the mapping that starts at `p`, from /proc/self/smaps.
+long mapped_kib(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool in_map = false;
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(' ') < 30)
+      in_map = lo == reinterpret_cast<uintptr_t>(p);
+    else if (in_map && line.rfind("Rss:", 0) == 0)
+      return std::atol(line.c_str() + 4);
+  }
+  return -1;
+}
+
+// populate_pages maps a range up front (what a decode step would otherwise fault in page by
+// page): right after it the whole range is resident in this process's page tables, where a
+// fresh map of the same file has nothing mapped until it is read.
+TEST(MappedFile, PopulatePagesMapsTheRangeUpFront) {
+#ifndef MADV_POPULATE_READ
+  GTEST_SKIP() << "no MADV_POPULATE_READ in these headers";
+#else
+  Dir d;
+  const std::string f = (d.p / "w.bin").string();
+  constexpr size_t kBytes = 8 << 20;
+  ASSERT_TRUE(write_text_file(f, std::string(kBytes, 'x')).is_ok());
+  auto fresh = MappedFile::open(f);
+  ASSERT_TRUE(fresh.is_ok());
+  EXPECT_EQ(mapped_kib(fresh->data()), 0);
+  auto m = MappedFile::open(f);
+  ASSERT_TRUE(m.is_ok());
+  populate_pages(m->data() + 1, kBytes - 2);  // rounded out to whole pages
+  EXPECT_EQ(mapped_kib(m->data()), long(kBytes / 1024));
+  populate_pages(nullptr, 0);  // no range: nothing to do
+#endif
 }
 
 }  // namespace

@@ -118,4 +118,16 @@ Status write_text_file(const std::string& path, const std::string& text) {
   return Status::ok();
 }
 
+void populate_pages(const void* p, size_t bytes) {
+#ifdef MADV_POPULATE_READ
+  if (!p || bytes == 0) return;
+  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = uintptr_t(p) / page * page;
+  const uintptr_t e = (uintptr_t(p) + bytes + page - 1) / page * page;
+  ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 }  // namespace herd

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "herd/base/mapped_file.h"
 #include "herd/base/stage_profile.h"
 #include "herd/ops/activation.h"
 #include "herd/ops/attention.h"
@@ -10,6 +11,7 @@
 #include "herd/ops/matmul.h"
 #include "herd/ops/norm.h"
 #include "herd/ops/rope.h"
+#include "herd/quant/format_table.h"
 
 namespace herd {
 
@@ -21,6 +23,9 @@ TextDecoder::TextDecoder(const LoadedModel& model, ThreadPool& pool, Precision p
   scratch_.resize(size_t(pool.size()));
   e_first_ = model.experts.first;
   e_count_ = model.experts.count < 0 ? cfg_.num_local_experts : model.experts.count;
+  // The embedding table is read one row per token, mostly in place from the file's map.
+  const WeightRef& e = w_->embed;
+  if (e.data) populate_pages(e.data, size_t(e.rows * format_row_bytes(e.dtype, e.cols)));
 }
 
 void TextDecoder::resize(int64_t n) {
