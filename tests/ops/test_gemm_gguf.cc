@@ -139,7 +139,9 @@ float ref_dot(DType t, const uint8_t* row, int64_t k, const Acts& a, int64_t i) 
 
 std::vector<int64_t> widths(DType t) {
   if (t == DType::F16) return {100, 1000};
-  if (gguf_block_elems(t) == 32) return {96, 320};  // 3 blocks: an odd last block
+  // 3 blocks: an odd last block; 19: a full group of 16 (the decode tile's permuted scales and
+  // 512-bit block totals) then a partial one.
+  if (gguf_block_elems(t) == 32) return {96, 320, 608};
   return {256, 768};
 }
 
