@@ -217,8 +217,8 @@ int run_nodes_plan(const Options& o, const PlanInput& in, const std::string& sou
       "step; uniform routing\n",
       a.memory_gbytes_per_s, a.link_gbits_per_s, a.latency_us, (long long)a.batch);
   std::printf(
-      "weights    %s total = %s replicated + %s routed experts (embedding %s: only "
-      "looked-up rows become resident)\n",
+      "weights    %s total = %s replicated + %s routed experts (embedding %s: mapped in "
+      "full at start, read one row per token)\n",
       gib(p.total_bytes).c_str(), gib(p.replicated_bytes).c_str(), gib(p.routed_bytes).c_str(),
       gib(p.embedding_bytes).c_str());
   for (size_t r = 0; r < p.ranks.size(); ++r)
