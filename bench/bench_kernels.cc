@@ -289,8 +289,8 @@ BENCHMARK(BM_Gemm)
 // MoE prefill: each of 16 experts' [2048, 1024] (gate and up) with the few tokens a prefill
 // batch routes to it, weights from memory: the sizes the repack threshold decides between.
 void gguf_expert_args(benchmark::internal::Benchmark* b) {
-  for (int64_t f : {9, 12, 14})
-    for (int64_t n : {8, 12, 16, 24, 32}) b->Args({f, 2048, 1024, n, 16, 1});
+  for (int64_t f : {9, 10, 12, 14})
+    for (int64_t n : {8, 12, 16, 20, 24, 32}) b->Args({f, 2048, 1024, n, 16, 1});
 }
 BENCHMARK(BM_Gemm)
     ->Name("GgufExperts")

@@ -239,8 +239,9 @@ class GgufGemm : public ::testing::TestWithParam<Isa> {
   void TearDown() override { force_isa(Isa::kAmx); }
 };
 
-// gemm (every row split, every token count the dispatch blocks differently, the K-quants'
-// repacked prefill path from 16 tokens) against the reference per (row, token). The block
+// gemm (every row split, every token count the dispatch blocks differently, the repacked
+// prefill paths: from 8 or 12 tokens for the K-quants, 24 for the 32-blocks, which only the
+// 100-token batches' tasks of 32 reach) against the reference per (row, token). The block
 // formats add exact block totals in the reference's order: bitwise equal. F16 keeps per-lane f32
 // sums that differ from the reference's order only by rounding, ≤ 1e-5 of Σ|w·x| here.
 TEST_P(GgufGemm, MatchesReferenceAndIsBatchInvariant) {
@@ -249,7 +250,7 @@ TEST_P(GgufGemm, MatchesReferenceAndIsBatchInvariant) {
   for (DType t : kTypes)
     for (int64_t k : widths(t))
       for (int64_t rows : {1, 17, 40})
-        for (int64_t n : {1, 3, 9, 20, 40}) {
+        for (int64_t n : {1, 3, 9, 20, 40, 100}) {
           const auto wb = random_rows(t, rows, k, rng);
           const WeightRef w{t, wb.data(), rows, k};
           const auto x = rng.vec(size_t(n * k));

@@ -13,7 +13,7 @@
 //    the 2-bit codes (and Q3_K's third bit) split with per-half variable shifts.
 //  - Q4_0 / Q4_1 / Q5_0 / Q5_1: vpdpbusd of the 4- or 5-bit codes (Q5: the nibbles plus 16 under
 //    the qh mask); the −8 / −16 offset or the min go through Σq_x of the block.
-// Tasks of ≥ 8 or 12 tokens (prefill; kRepackTokens per format) repack 16 rows' superblock (8
+// Tasks of ≥ 8, 12 or 24 tokens (prefill; kRepackTokens per format) repack 16 rows' superblock (8
 // blocks for the 32-blocks) into [chunk of 4 K][16 rows][4 bytes] once and reuse it for every
 // token: one vpdpbusd against 4 broadcast bytes of x then serves 16 rows, as Q8GI's kernel does
 // (gemm_vnni_il.cc), and each chunk loaded serves 6 tokens. Every path reduces each block to its
@@ -864,9 +864,13 @@ struct B32Tile {
                                                                    GgufQ5_1, GgufIQ4_NL>>>>>;
   static constexpr int kRows = 4;  // rows per tile for a single token
   static constexpr int G = 16;     // blocks per group
-  // Tasks with at least this many tokens repack (KTile says why; Q8_0 on 16 experts' [2048,
-  // 1024] from memory: 14.3 ms repacked vs 7.4 tile at 8 tokens, 11.6 vs 12.9 at 12).
-  static constexpr int64_t kRepackTokens = 12;
+  // Tasks with at least this many tokens repack (KTile says why). Unlike the K-quants', this
+  // repack pays a float epilogue per 32-element block and token, so the tile wins longer: 16
+  // experts' [2048, 1024] from memory, 2 threads (bench_kernels GgufExperts, Zen 5), tile vs
+  // repacked: Q8_0 3.4 vs 6.2 ms at 12 tokens, 4.6 vs 6.5 at 16, 5.8 vs 5.9 at 20; Q4_0 3.1 vs
+  // 4.7, 4.1 vs 5.7, 5.0 vs 5.9. In a Q8_0 pp256 (~16 tokens per expert) the MoE products went
+  // from 225 to 196-200 ms.
+  static constexpr int64_t kRepackTokens = 24;
 
   // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's and IQ4_NL's signed
   // values, the Q4s' / Q5s' unsigned 4- / 5-bit codes; missing blocks read as zero and are never
