@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "herd/ops/gemm_gguf.h"
 #include "herd/quant/gguf_blocks.h"
@@ -1095,34 +1096,44 @@ HERD_GV inline void b32_repacked_dot(const Ctx& c, const Packed& pk, int64_t i0,
 template <DType kType>
 HERD_GV void B32Tile<kType>::repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0,
                                       int64_t t1) {
-  thread_local B32Repacked<kType> pk;
+  // The 16 rows' blocks are all repacked first, then the task's tokens go through them in runs of
+  // kTok: each token's 16 partial sums × 16 rows (1 KiB) are loaded and stored once per block,
+  // so a run's accumulators must stay in L1. A whole task's (128 tokens, 128 KiB) did not, and
+  // every block's epilogue went to L2.
+  constexpr int64_t kTok = 24;
+  thread_local std::vector<B32Repacked<kType>> pks;
   thread_local AlignedBuffer<float> accb;
-  const int64_t nt = t1 - t0, nb = c.cols / 32;
-  float* acc = accb.ensure(size_t(nt * 256));  // [token][16 partial sums][16 rows]
+  const int64_t nt = t1 - t0, nb = c.cols / 32, npk = (nb + 7) / 8;
+  if (pks.size() < size_t(npk)) pks.resize(size_t(npk));
+  float* acc = accb.ensure(size_t(std::min(nt, kTok) * 256));  // [token][16 partials][16 rows]
   for (int64_t rb = r0; rb < r1; rb += 16) {
     const int nr = int(std::min<int64_t>(16, r1 - rb));
-    std::fill(acc, acc + nt * 256, 0.0f);
     for (int64_t i0 = 0; i0 < nb; i0 += 8) {
-      const int nblk = int(std::min<int64_t>(8, nb - i0));
-      // The rows' next 8 blocks, fetched while this step's dots run: without it the pack waited
+      // The rows' next 8 blocks, fetched while this step's pack runs: without it the pack waited
       // on each block's first bytes (its f16 d) from memory, 37% of a Q8_0 prefill (perf).
-      // (One step ahead measured best: 16 experts' [2048, 1024] Q8_0 with 16 tokens each, from
-      // memory, 10.3-10.6 ms; two steps 10.3-10.9, four 12.2-16.1, none 12.6-16.4.)
       if (i0 + 8 < nb)
         for (int q = 0; q < nr; ++q)
           prefetch_ahead<8 * sizeof(Block), true>(
               reinterpret_cast<uintptr_t>(c.w + (rb + q) * c.rb + (i0 + 8) * sizeof(Block)));
-      pk.pack(c.w + rb * c.rb, c.rb, i0, nblk, nr);
-      in_token_runs(nt,
-                    [&]<int N>(int64_t t) { b32_repacked_dot<N>(c, pk, i0, nblk, t0, t, acc); });
+      pks[size_t(i0 / 8)].pack(c.w + rb * c.rb, c.rb, i0, int(std::min<int64_t>(8, nb - i0)), nr);
     }
-    for (int64_t t = 0; t < nt; ++t) {
-      float* p = acc + 256 * t;  // gguf_sum16 across the partial sums, 16 rows at once
-      for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; ++l)
-          _mm512_store_ps(p + 16 * l, _mm512_add_ps(_mm512_load_ps(p + 16 * l),
-                                                    _mm512_load_ps(p + 16 * (l + w))));
-      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = p[q];
+    for (int64_t tc = 0; tc < nt; tc += kTok) {
+      const int64_t n = std::min(kTok, nt - tc);
+      std::fill(acc, acc + n * 256, 0.0f);
+      for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+        const int nblk = int(std::min<int64_t>(8, nb - i0));
+        in_token_runs(n, [&]<int N>(int64_t t) {
+          b32_repacked_dot<N>(c, pks[size_t(i0 / 8)], i0, nblk, t0 + tc, t, acc);
+        });
+      }
+      for (int64_t t = 0; t < n; ++t) {
+        float* p = acc + 256 * t;  // gguf_sum16 across the partial sums, 16 rows at once
+        for (int w = 8; w >= 1; w /= 2)
+          for (int l = 0; l < w; ++l)
+            _mm512_store_ps(p + 16 * l, _mm512_add_ps(_mm512_load_ps(p + 16 * l),
+                                                      _mm512_load_ps(p + 16 * (l + w))));
+        for (int q = 0; q < nr; ++q) c.y[(t0 + tc + t) * c.ys + rb + q] = p[q];
+      }
     }
   }
 }
