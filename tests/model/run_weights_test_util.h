@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -15,7 +16,9 @@
 #include "herd/ops/cpu_features.h"
 #include "herd/ops/gemm.h"
 #include "herd/ops/weight.h"
+#include "herd/quant/format_table.h"
 #include "herd/quant/formats.h"
+#include "herd/quant/gguf_blocks.h"
 #include "herd/quant/quantize.h"
 
 namespace herd::testutil {
@@ -66,6 +69,10 @@ inline void expect_run_matrix(const std::string& what, const WeightRef& run, DTy
   std::vector<float> got(static_cast<size_t>(cols)), src(static_cast<size_t>(cols));
   std::vector<uint8_t> q(static_cast<size_t>(packed_row_bytes(DType::Q8G, cols)));
   std::vector<float> qs(static_cast<size_t>(quant_groups(cols)));
+  // Block formats herd writes (--quant q8_0 / q4_0): compared with their quantize-row.
+  const bool gguf = is_gguf_kernel_type(dtype) && format_traits(dtype).from_float;
+  std::vector<uint8_t> enc(gguf ? size_t(format_row_bytes(dtype, cols)) : 0);
+  std::vector<float> enc_f(gguf ? size_t(cols) : 0);
   int64_t bad = 0;
   for (int64_t r = 0; r < rows; ++r) {
     dequantize_row(run, r, got.data());
@@ -74,11 +81,25 @@ inline void expect_run_matrix(const std::string& what, const WeightRef& run, DTy
                        il_scales.data());
     const float* row_scales = il ? il_scales.data() : run.group_scale + r * G;
     for (int64_t c = 0; c < cols; ++c) src[size_t(c)] = stored(r, c);
+    if (gguf) {  // the format's quantize-row of the stored values, and its dequantize-row
+      format_traits(dtype).from_float(src.data(), cols, enc.data(), nullptr);
+      format_traits(dtype).to_float(RowsView{enc.data(), cols, nullptr, nullptr}, 0, enc_f.data());
+    }
     for (int64_t c = 0; c < cols && bad < 5; ++c) {
       const float x = src[size_t(c)], y = got[size_t(c)];
       bool ok = true;
       if (dtype == DType::BF16 || dtype == DType::BF16T || dtype == DType::F32) {
         ok = x == y;
+      } else if (gguf) {
+        // Q8_0 / Q4_0 (--quant q8_0 / q4_0): exactly the format's own encoding of the stored
+        // row read back, and within two code steps of the block's largest magnitude (127 or 8
+        // steps; Q4_0's scale search and clamp stay inside two).
+        const int64_t b0 = c / 32 * 32;
+        float amax = 0;
+        for (int64_t i = b0; i < std::min(cols, b0 + 32); ++i)
+          amax = std::max(amax, std::fabs(src[size_t(i)]));
+        const float steps = dtype == DType::GGUF_Q8_0 ? 127.0f : 8.0f;
+        ok = y == enc_f[size_t(c)] && std::fabs(x - y) <= 2 * amax / steps + 1e-30f;
       } else if (is_packed(dtype)) {
         const float scale = row_scales[c / kQuantGroup];
         const float err = std::fabs(x - y), tol = scale * 0.5f * (1 + 1e-5f) + 1e-30f;
@@ -91,7 +112,12 @@ inline void expect_run_matrix(const std::string& what, const WeightRef& run, DTy
       if (!ok && bad++ < 5)
         ADD_FAILURE() << what << " [" << r << ", " << c << "]: stored " << x << ", run " << y;
     }
-    // Bit-exact against the scalar reference quantizer of quant/formats.
+    // Bit-exact against the format's quantize-row (quant/format_table.cc).
+    if (gguf &&
+        std::memcmp(static_cast<const uint8_t*>(run.data) + size_t(r) * enc.size(), enc.data(),
+                    enc.size()) != 0 &&
+        bad++ < 5)
+      ADD_FAILURE() << what << " row " << r << ": block bytes differ from quantize-row";
     if (is_packed(dtype)) {
       const size_t rb = size_t(packed_row_bytes(dtype, cols));
       if (dtype == DType::Q8G)

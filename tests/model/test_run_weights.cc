@@ -86,6 +86,16 @@ TEST_P(RunWeights, EveryMatrixMatchesItsStoredWeight) {
       EXPECT_EQ(ex, DType::Q4G);
       EXPECT_EQ(dense, DType::Q4G);
       break;
+    case QuantMode::kQ8_0:  // llama.cpp's block formats, every matrix (the --pure mix)
+      EXPECT_EQ(attn, DType::GGUF_Q8_0);
+      EXPECT_EQ(ex, DType::GGUF_Q8_0);
+      EXPECT_EQ(dense, DType::GGUF_Q8_0);
+      break;
+    case QuantMode::kQ4_0:
+      EXPECT_EQ(attn, DType::GGUF_Q4_0);
+      EXPECT_EQ(ex, DType::GGUF_Q4_0);
+      EXPECT_EQ(dense, DType::GGUF_Q4_0);
+      break;
   }
   EXPECT_EQ(run_dtype(c.mode, WeightClass::kShared), ex);
   EXPECT_EQ(run_dtype(c.mode, WeightClass::kLmHead), attn);
@@ -152,6 +162,9 @@ std::vector<Case> all_cases() {
   for (const char* p : {"tiny", "tiny-interleaved"})
     for (QuantMode q : {QuantMode::kBF16, QuantMode::kInt8, QuantMode::kInt4, QuantMode::kInt4All})
       out.push_back({p, q});
+  // llama.cpp's 32-element blocks need every input width a multiple of 32 (tiny-interleaved's
+  // experts have 16: RunWeightsErrors below).
+  for (QuantMode q : {QuantMode::kQ8_0, QuantMode::kQ4_0}) out.push_back({"tiny", q});
   return out;
 }
 
@@ -163,6 +176,22 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, RunWeights, ::testing::ValuesIn(all_cases()), case_name);
+
+// A width that is not whole blocks of 32 is refused by name, not quantized with a ragged block.
+TEST(RunWeightsErrors, BlockFormatsNameTheWidthThatIsNotWholeBlocks) {
+  for (QuantMode q : {QuantMode::kQ8_0, QuantMode::kQ4_0}) {
+    auto m = load_model(synth_once("tiny-interleaved"));
+    ASSERT_TRUE(m.is_ok()) << m.status().message();
+    ThreadPool pool(2);
+    QuantOptions o;
+    o.mode = q;
+    o.progress = false;
+    const Status s = prepare_run_weights(*m, o, pool);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.message().find("blocks of 32"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("intermediate_size is 16"), std::string::npos) << s.message();
+  }
+}
 
 // The fast path over bf16 run weights computes what the f32 reference computes, up to the bf16
 // rounding of activations (a check that the repacked layout is the one the decoder reads).
