@@ -142,7 +142,9 @@ std::vector<int64_t> widths(DType t) {
   // 3 blocks: an odd last block; 19: a full group of 16 (the decode tile's permuted scales and
   // 512-bit block totals) then a partial one.
   if (gguf_block_elems(t) == 32) return {96, 320, 608};
-  return {256, 768};
+  // 11 superblocks: the decode tile's group of 8, then a partial one (rows of more than one
+  // group are read row by row).
+  return {256, 768, 2816};
 }
 
 TEST(GgufBlocks, SizesAreGgmls) {

@@ -459,15 +459,25 @@ struct KTile {
     k_repacked<kType>(c, r0, r1, t0, t1);
   }
   static constexpr int G = 8;
+  // Rows of more than one group go one by one (a tile ahead still prefetched), so the tile is
+  // read in address order: 4 rows' groups in turns were 4 streams, which the hardware
+  // prefetchers follow poorly. [4096, 4096] decode from memory (bench_kernels GgufDecode, Zen 5,
+  // 2 threads, medians of 3, 3 interleaved pairs): Q6_K 511-538 -> 345-415 us, Q4_K 355-363 ->
+  // 322-329. A row of one group (the bench preset's) is read in order already: its 4 rows stay
+  // interleaved, for independent chains.
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
-    if (R * c.rb <= kNearPrefetch)
-      run_impl<T, R, true>(c, r, t0);
-    else
-      run_impl<T, R, false>(c, r, t0);
+    const bool near = R * c.rb <= kNearPrefetch;
+    if (R > 1 && c.cols > 256 * G) {
+      for (int q = 0; q < R; ++q)
+        near ? run_impl<T, 1, true>(c, r + q, t0, R) : run_impl<T, 1, false>(c, r + q, t0, R);
+    } else {
+      near ? run_impl<T, R, true>(c, r, t0, R) : run_impl<T, R, false>(c, r, t0, R);
+    }
   }
+  // Prefetched: the same bytes `ahead` rows on (the next tile's).
   template <int T, int R, bool kNear>
-  HERD_GV static void run_impl(const Ctx& c, int64_t r, int64_t t0) {
+  HERD_GV static void run_impl(const Ctx& c, int64_t r, int64_t t0, int64_t ahead) {
     const int64_t nb = c.cols / 256;
     // Per token: its activation codes and sums of 16 (loop invariants the compiler would reload:
     // the stores below may alias `c` as far as it can tell).
@@ -481,7 +491,7 @@ struct KTile {
     }
     const uint8_t* const w0 = c.w + r * c.rb;
     const int64_t rb = c.rb;
-    const uintptr_t next = reinterpret_cast<uintptr_t>(w0) + uintptr_t(R * rb);
+    const uintptr_t next = reinterpret_cast<uintptr_t>(w0) + uintptr_t(ahead * rb);
     float acc[R][T] = {};
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
