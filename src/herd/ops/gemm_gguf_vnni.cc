@@ -416,6 +416,12 @@ HERD_GV inline __m256i reduce8x8(const __m256i* v) {
                           _mm256_permute2x128_si256(a, b, 0x31));
 }
 
+// [Σ a, Σ b, Σ c, Σ d] of four vectors' 8 lanes (exact in int32, any order).
+HERD_GV inline __m128i sum_rows(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 // Lane j = the sum of block j's 8 lanes, where d[p] holds block 2p in lanes 0-7 and block
 // 2p + 1 in lanes 8-15 (exact in int32, any order). A transpose-and-add tree in 512 bits: 22
 // instructions for the 16 totals, where two reduce8x8 of the halves took ~42 (vphaddd is three
@@ -492,11 +498,14 @@ struct KTile {
     const uint8_t* const w0 = c.w + r * c.rb;
     const int64_t rb = c.rb;
     const uintptr_t next = reinterpret_cast<uintptr_t>(w0) + uintptr_t(ahead * rb);
+    // One token over 4 rows: the rows' chains run in the 4 lanes of one vector (kLanes).
+    constexpr bool kLanes = R == 4 && T == 1;
     float acc[R][T] = {};
+    __m128 accv = _mm_setzero_ps();
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
       __m256i va[R][T][G], vo[R][T][G];
-      float dd[R][G], dm[R][G];
+      alignas(16) float dd[G][R], dm[G][R];
       for (int q = 0; q < R; ++q) {
         const uint8_t* row = w0 + q * rb;
         for (int j = 0; j < G; ++j) {
@@ -513,7 +522,7 @@ struct KTile {
           prefetch_ahead<kKBytes<kType>, kNear>(ahead);
           KBlock b;
           unpack_k<kType, kPermutedX>(row + i * kKBytes<kType>, b);
-          dd[q][j] = b.d, dm[q][j] = b.dmin;
+          dd[j][q] = b.d, dm[j][q] = b.dmin;
           for (int t = 0; t < T; ++t) {
             const int8_t* x = xq[t] + 256 * i;
             const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[t] + 16 * i));
@@ -523,6 +532,24 @@ struct KTile {
             vo[q][t][j] = o;
           }
         }
+      }
+      if constexpr (kLanes) {
+        // Per superblock the 4 rows' exact totals side by side, then the reference's two FMAs in
+        // its order, lane by lane: the same operations as the scalar chains below, bit for bit,
+        // where those took ~9 scalar instructions per row and superblock. Only the superblocks
+        // present are reduced (a 1024-wide row has 4 of the group's 8).
+        for (int j = 0; j < g; ++j) {
+          const __m128 xdj = _mm_set1_ps(xd[0][i0 + j]);
+          const __m128 sv =
+              _mm_cvtepi32_ps(sum_rows(va[0][0][j], va[1][0][j], va[2][0][j], va[3][0][j]));
+          accv = _mm_fmadd_ps(sv, _mm_mul_ps(_mm_load_ps(dd[j]), xdj), accv);
+          if constexpr (!kSignedScale<kType>) {
+            const __m128 mv =
+                _mm_cvtepi32_ps(sum_rows(vo[0][0][j], vo[1][0][j], vo[2][0][j], vo[3][0][j]));
+            accv = _mm_fnmadd_ps(mv, _mm_mul_ps(_mm_load_ps(dm[j]), xdj), accv);
+          }
+        }
+        continue;
       }
       alignas(32) int32_t is[R][T][G], im[R][T][G];
       for (int q = 0; q < R; ++q)
@@ -538,11 +565,15 @@ struct KTile {
           const float xdj = xd[t][i0 + j];
 #pragma GCC unroll 4
           for (int q = 0; q < R; ++q) {
-            acc[q][t] = std::fma(float(is[q][t][j]), dd[q][j] * xdj, acc[q][t]);
+            acc[q][t] = std::fma(float(is[q][t][j]), dd[j][q] * xdj, acc[q][t]);
             if constexpr (!kSignedScale<kType>)
-              acc[q][t] = std::fma(float(im[q][t][j]), -(dm[q][j] * xdj), acc[q][t]);
+              acc[q][t] = std::fma(float(im[q][t][j]), -(dm[j][q] * xdj), acc[q][t]);
           }
         }
+    }
+    if constexpr (kLanes) {
+      _mm_storeu_ps(c.y + t0 * c.ys + r, accv);
+      return;
     }
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = acc[q][t];
