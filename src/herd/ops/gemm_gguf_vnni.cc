@@ -968,12 +968,11 @@ struct B32Tile {
                            _mm512_set1_epi32(int32_t(sizeof(Block))));
     // The codes first, as plain loads: from memory they miss together, where the gather below
     // (microcoded) would take the misses of the group's lines one after another. The same
-    // group of the next tile (`ahead` bytes on: the tile's rows are contiguous) is prefetched
-    // into L2: a tile ahead covers the memory latency, and T0 prefetches held the L1's miss
-    // buffers (from memory the K-quant tiles ran at 60% of their speed in cache with T0).
-    // T0 up to 8 KiB here, where the K-quant tiles take T1 above 4 KiB: with the tile read in
-    // address order, the bench preset's Q8_0 decode (4.3 KiB tiles) ran ~7% faster with T0
-    // (Zen 5, 3 interleaved runs each).
+    // group of the next tile (`ahead` bytes on: the tile's rows are contiguous) is prefetched:
+    // a tile ahead covers the memory latency. Into L1 (T0) for tiles up to 8 KiB, into L2 above:
+    // with the tile read in address order, the bench preset's Q8_0 decode (4.3 KiB tiles) ran ~7%
+    // faster with T0 (Zen 5, 3 interleaved runs each), where the K-quant tiles take T1 above
+    // 4 KiB (their T0 prefetches held the L1's miss buffers).
     __m512i wa[8];
 #pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
@@ -1031,11 +1030,11 @@ struct B32Tile {
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const int64_t nb = c.cols / 32;
+    // Row by row, so the tile is read in address order (the rows are contiguous): from memory
+    // the hardware prefetchers follow one stream where the 4 rows' groups in turns were 4.
     __m512 acc[R][T];
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) acc[q][t] = _mm512_setzero_ps();
-        // Row by row, so the tile is read in address order (the rows are contiguous): from memory
-        // the hardware prefetchers follow one stream where the 4 rows' groups in turns were 4.
 #pragma GCC unroll 4
     for (int q = 0; q < R; ++q) {
       for (int64_t i0 = 0; i0 < nb; i0 += G) {
