@@ -58,6 +58,7 @@ KernelSet kernels_for(Isa isa) {
   using namespace gemm_detail;
   KernelSet k = scalar_kernels();
   k.overlay(gguf_kernels(gguf_scalar_kernel));
+  if (isa >= Isa::kAvx2) k.overlay(gguf_kernels(gguf_avx2_kernel));
   if (isa == Isa::kAvx512Vnni || isa == Isa::kAmx) k.overlay(gguf_kernels(gguf_vnni_kernel));
   switch (isa) {
     case Isa::kScalar:

@@ -20,6 +20,7 @@ void prepare_gguf_rows(const float* x, int64_t t0, int64_t t1, int64_t x_stride,
 Kernel gguf_kernel(Isa isa, DType t);
 // Per ISA (null where that ISA has none for t).
 Kernel gguf_scalar_kernel(DType t);
+Kernel gguf_avx2_kernel(DType t);  // AVX2 + FMA + F16C (gemm_gguf_avx2.cc)
 Kernel gguf_vnni_kernel(DType t);  // AVX-512 BW/VL/DQ + VNNI (gemm_gguf_vnni.cc)
 // quantize_gguf_act_row (quant/gguf_blocks.h) bit for bit, on the same machines.
 void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,

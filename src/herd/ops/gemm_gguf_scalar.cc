@@ -78,6 +78,8 @@ Kernel gguf_scalar_kernel(DType t) {
 Kernel gguf_kernel(Isa isa, DType t) {
   if (isa >= Isa::kAvx512Vnni)
     if (const Kernel k = gguf_vnni_kernel(t)) return k;
+  if (isa >= Isa::kAvx2)
+    if (const Kernel k = gguf_avx2_kernel(t)) return k;
   return gguf_scalar_kernel(t);
 }
 

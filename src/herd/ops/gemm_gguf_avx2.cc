@@ -1,0 +1,355 @@
+// GGUF block formats and F16 with AVX2 + FMA + F16C, for machines without AVX-512 VNNI (Zen 1-3,
+// Haswell to Skylake client, and AVX-512 machines without VNNI), where every GGUF type otherwise
+// ran on the scalar reference. Same contract as gemm_gguf_vnni.h: each block's exact integer
+// total, then the reference's FMAs (quant/gguf_blocks.cc, gguf_dot_row) in its order, so the
+// results equal the reference and every other path bit for bit, and are batch invariant.
+//
+// A tile is one weight row × 1..4 tokens: each block is unpacked into registers once (codes as
+// bytes, scales as int16 lanes) and reused by the tile's tokens. Integer dots are vpmaddubsw
+// (unsigned code × signed x; signed codes go as |w| against x carrying w's sign, the sign trick)
+// then vpmaddwd, with the scales (K-quants) or ones (32-blocks) as the second operand: exact, as
+// no pair sum reaches int16's limit (≤ 127·127·2).
+//  - 32-element blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): 8 blocks' totals at a time, reduced
+//    side by side, then one vector FMA into the 8 of the reference's 16 partial sums they belong to
+//    (block i into sum i mod 16), and the reference's halving tree at the end.
+//  - K-quants (Q4_K, Q5_K, Q6_K): a superblock's scaled dot and its mins / offsets each summed
+//    exactly to one int32, then the reference's one or two scalar FMAs.
+// The other types (Q2_K, Q3_K, IQ4_XS, Q8_K) keep the scalar kernel.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "herd/ops/gemm_gguf_simd.h"
+
+#define HERD_GA HERD_GGUF_AVX2
+
+namespace herd::gemm_detail {
+namespace {
+
+using gguf_simd::Ctx;
+using gguf_simd::h2f;
+using gguf_simd::reduce8x8;
+using gguf_simd::unpack_scale_min_k4;
+
+HERD_GA inline int32_t hsum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Σ over pairs of (unsigned u × signed x), pairs of those times the int16 lanes of `m`: 8 int32.
+HERD_GA inline __m256i dot_u8(__m256i u, __m256i x, __m256i m) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), m);
+}
+// The same for signed codes w: |w| against x with w's sign (zero where w is zero).
+HERD_GA inline __m256i dot_s8(__m256i w, __m256i x, __m256i m) {
+  return dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w), m);
+}
+
+// [lo | hi] nibbles of 16 bytes: element j < 16 is byte j's low nibble, j ≥ 16 byte j − 16's high
+// nibble (nib32).
+HERD_GA inline __m256i nibbles16(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+// Byte j = 0xFF where bit j of the 32-bit little-endian word at p is set.
+HERD_GA inline __m256i bits32(const uint8_t* p) {
+  uint32_t u;
+  std::memcpy(&u, p, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(u)), _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2,
+                                                  2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+// ---- 32-element blocks ----
+
+template <DType kTypeArg>
+struct B32Tile {
+  using Ctx = gguf_simd::Ctx;
+  static constexpr DType kType = kTypeArg;
+  // Signed codes (Q8_0's, IQ4_NL's values): the sign trick. The rest are unsigned codes whose
+  // offset (Q4_0's 8, Q5_0's 16) is removed through Σq_x, or that carry a min (Q4_1, Q5_1).
+  static constexpr bool kSigned = kType == DType::GGUF_Q8_0 || kType == DType::GGUF_IQ4_NL;
+  static constexpr bool kMin = kType == DType::GGUF_Q4_1 || kType == DType::GGUF_Q5_1;
+  static constexpr bool kFive = kType == DType::GGUF_Q5_0 || kType == DType::GGUF_Q5_1;
+  static constexpr int32_t kOffset = kType == DType::GGUF_Q4_0   ? 8
+                                     : kType == DType::GGUF_Q5_0 ? 16
+                                                                 : 0;
+  using Block = std::conditional_t<
+      kType == DType::GGUF_Q8_0, GgufQ8_0,
+      std::conditional_t<
+          kType == DType::GGUF_Q4_0, GgufQ4_0,
+          std::conditional_t<kType == DType::GGUF_Q4_1, GgufQ4_1,
+                             std::conditional_t<kType == DType::GGUF_Q5_0, GgufQ5_0,
+                                                std::conditional_t<kType == DType::GGUF_Q5_1,
+                                                                   GgufQ5_1, GgufIQ4_NL>>>>>;
+
+  // Block b's 32 codes in element order.
+  HERD_GA static __m256i codes(const Block& b) {
+    if constexpr (kType == DType::GGUF_Q8_0) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    } else if constexpr (kType == DType::GGUF_IQ4_NL) {
+      const __m256i t = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+      return _mm256_shuffle_epi8(t, nibbles16(b.qs));
+    } else if constexpr (kFive) {
+      return _mm256_or_si256(nibbles16(b.qs), _mm256_and_si256(bits32(b.qh), _mm256_set1_epi8(16)));
+    } else {
+      return nibbles16(b.qs);
+    }
+  }
+
+  template <int T, int R>
+  HERD_GA static void run(const Ctx& c, int64_t r, int64_t t0) {
+    static_assert(R == 1);
+    const auto* row = reinterpret_cast<const Block*>(c.w + r * c.rb);
+    const int64_t nb = c.cols / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 part[T][2];  // the reference's 16 partial sums: blocks i mod 16 in 0..7, then 8..15
+    for (int t = 0; t < T; ++t) part[t][0] = part[t][1] = _mm256_setzero_ps();
+    for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+      const int g = int(nb - i0 < 8 ? nb - i0 : 8);
+      __m256i dots[T][8];
+      alignas(16) uint16_t dh[8] = {}, mh[8] = {};
+      for (int j = 0; j < 8; ++j) {
+        if (j >= g) {
+          for (int t = 0; t < T; ++t) dots[t][j] = _mm256_setzero_si256();
+          continue;
+        }
+        const Block& b = row[i0 + j];
+        dh[j] = b.d;
+        if constexpr (kMin) mh[j] = b.m;
+        const __m256i w = codes(b);
+        for (int t = 0; t < T; ++t) {
+          const __m256i x = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(c.xq + (t0 + t) * c.kpad + 32 * (i0 + j)));
+          dots[t][j] = kSigned ? dot_s8(w, x, ones) : dot_u8(w, x, ones);
+        }
+      }
+      const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+      const __m256i lanes =
+          _mm256_cmpgt_epi32(_mm256_set1_epi32(g), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      const int half = int((i0 / 8) % 2);
+      for (int t = 0; t < T; ++t) {
+        const int64_t tok = t0 + t;
+        __m256i tot = reduce8x8(dots[t]);
+        if constexpr (kOffset != 0) {  // − offset · Σq_x of each block (its two sums of 16)
+          const __m256i s16 = _mm256_maskload_epi32(
+              reinterpret_cast<const int*>(c.xs + tok * (c.kpad / 16) + 2 * i0), lanes);
+          // × 8 or × 16 as a shift: vpmulld is slow on Zen 1.
+          tot = _mm256_sub_epi32(
+              tot, _mm256_slli_epi32(_mm256_madd_epi16(s16, ones), kOffset == 8 ? 3 : 4));
+        }
+        const __m256 xd = _mm256_castsi256_ps(
+            _mm256_maskload_epi32(reinterpret_cast<const int*>(c.xd + tok * c.nd + i0), lanes));
+        __m256 p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_mul_ps(dw, xd), part[t][half]);
+        if constexpr (kMin) {
+          const __m256 s = _mm256_castsi256_ps(
+              _mm256_maskload_epi32(reinterpret_cast<const int*>(c.xsy + tok * c.nd + i0), lanes));
+          p = _mm256_fmadd_ps(
+              s, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(mh))), p);
+        }
+        // Lanes past the row's blocks keep their sums untouched (not + 0: a −0 would turn +0).
+        part[t][half] = _mm256_blendv_ps(part[t][half], p, _mm256_castsi256_ps(lanes));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      alignas(32) float p[16];
+      _mm256_store_ps(p, part[t][0]);
+      _mm256_store_ps(p + 8, part[t][1]);
+      c.y[(t0 + t) * c.ys + r] = gguf_sum16(p);
+    }
+  }
+};
+
+// ---- K-quants ----
+
+template <DType kTypeArg>
+struct KTile {
+  using Ctx = gguf_simd::Ctx;
+  static constexpr DType kType = kTypeArg;
+  static constexpr bool kQ6 = kType == DType::GGUF_Q6_K, kQ5 = kType == DType::GGUF_Q5_K;
+  using Block = std::conditional_t<kQ6, GgufQ6_K, std::conditional_t<kQ5, GgufQ5_K, GgufQ4_K>>;
+
+  // One superblock: 8 vectors of 32 codes (element order) and, per vector, the int16 lanes that
+  // multiply its maddubs pairs: Q4_K / Q5_K's scale of its sub-block of 32, Q6_K's two scales of
+  // its sub-blocks of 16. off: what multiplies the 16 sums of 16 (Q4_K / Q5_K: each sub-block's
+  // min, twice; Q6_K: its scales, the 32 is applied to the total).
+  struct Unpacked {
+    __m256i w[8], sc[8], off;
+    float d, dmin;
+  };
+
+  HERD_GA static void unpack(const Block& b, Unpacked& u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if constexpr (kQ6) {
+      for (int h = 0; h < 2; ++h) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
+        const __m256i bb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+        const __m256i m3 = _mm256_set1_epi8(3);
+        // j = 0..3: elements 128h + 32j + l, low 4 bits from a / bb (low, then high nibbles),
+        // 2 high bits from hb >> 2j.
+        const __m256i lo[4] = {_mm256_and_si256(a, m4), _mm256_and_si256(bb, m4),
+                               _mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(bb, 4), m4)};
+        for (int j = 0; j < 4; ++j) {
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), m3);
+          u.w[4 * h + j] = _mm256_or_si256(lo[j], _mm256_slli_epi16(hi, 4));
+        }
+      }
+      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m256i s16 = _mm256_cvtepi8_epi16(s8);
+      alignas(32) int16_t s[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s), s16);
+      for (int v = 0; v < 8; ++v)  // vector v: sub-blocks 2v (pairs 0..7), 2v + 1 (8..15)
+        u.sc[v] = _mm256_set_m128i(_mm_set1_epi16(s[2 * v + 1]), _mm_set1_epi16(s[2 * v]));
+      u.off = s16;
+      u.d = h2f(b.d);
+      u.dmin = 0;
+    } else {
+      for (int c = 0; c < 4; ++c) {  // 64 elements: low nibbles, then high nibbles
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+        u.w[2 * c] = _mm256_and_si256(q, m4);
+        u.w[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      }
+      if constexpr (kQ5) {  // sub-block s's fifth bit: bit s of qh[l]
+        const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+        const __m256i one = _mm256_set1_epi8(1);
+        for (int s = 0; s < 8; ++s)
+          u.w[s] = _mm256_or_si256(
+              u.w[s], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, s), one), 4));
+      }
+      const __m128i sm = unpack_scale_min_k4(b.scales);
+      alignas(16) uint8_t v[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(v), sm);
+      for (int s = 0; s < 8; ++s) u.sc[s] = _mm256_set1_epi16(v[s]);
+      u.off = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
+          sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+      u.d = h2f(b.d);
+      u.dmin = h2f(b.dmin);
+    }
+  }
+
+  template <int T, int R>
+  HERD_GA static void run(const Ctx& c, int64_t r, int64_t t0) {
+    static_assert(R == 1);
+    const auto* row = reinterpret_cast<const Block*>(c.w + r * c.rb);
+    float acc[T] = {};
+    for (int64_t i = 0; i < c.cols / 256; ++i) {
+      Unpacked u;
+      unpack(row[i], u);
+      for (int t = 0; t < T; ++t) {
+        const int64_t tok = t0 + t;
+        const int8_t* x = c.xq + tok * c.kpad + 256 * i;
+        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+        for (int v = 0; v < 8; v += 2) {  // two chains
+          a0 = _mm256_add_epi32(
+              a0, dot_u8(u.w[v], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v)),
+                         u.sc[v]));
+          a1 = _mm256_add_epi32(
+              a1, dot_u8(u.w[v + 1],
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v + 32)),
+                         u.sc[v + 1]));
+        }
+        const __m256i bs = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
+        const int32_t off = hsum(_mm256_madd_epi16(u.off, bs));
+        const int32_t dot = hsum(_mm256_add_epi32(a0, a1));
+        const float xd = c.xd[tok * c.nd + i];
+        if constexpr (kQ6) {
+          acc[t] = std::fma(float(dot - 32 * off), u.d * xd, acc[t]);
+        } else {
+          acc[t] = std::fma(float(dot), u.d * xd, acc[t]);
+          acc[t] = std::fma(float(off), -(u.dmin * xd), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
+  }
+};
+
+// ---- F16 × f32 ----
+
+struct F16Tile {
+  using Ctx = gguf_simd::Ctx;
+  // Four partial sums per token (8 elements each, interleaved over K), the same for every T, so
+  // results do not depend on the batch.
+  template <int T, int R>
+  HERD_GA static void run(const Ctx& c, int64_t r, int64_t t0) {
+    static_assert(R == 1);
+    const auto* row = reinterpret_cast<const uint16_t*>(c.w + r * c.rb);
+    __m256 acc[T][4];
+    for (int t = 0; t < T; ++t)
+      for (int u = 0; u < 4; ++u) acc[t][u] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= c.cols; i += 32)
+      for (int u = 0; u < 4; ++u) {
+        const __m256 w =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i + 8 * u)));
+        for (int t = 0; t < T; ++t)
+          acc[t][u] =
+              _mm256_fmadd_ps(w, _mm256_loadu_ps(c.xf + (t0 + t) * c.kpad + i + 8 * u), acc[t][u]);
+      }
+    float tail[T] = {};
+    for (; i < c.cols; ++i)  // x is zero-padded to kpad, the weight row is not
+      for (int t = 0; t < T; ++t)
+        tail[t] = std::fma(h2f(row[i]), c.xf[(t0 + t) * c.kpad + i], tail[t]);
+    for (int t = 0; t < T; ++t) {
+      const __m256 s =
+          _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
+      __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_add_ss(h, _mm_movehdup_ps(h));
+      c.y[(t0 + t) * c.ys + r] = _mm_cvtss_f32(h) + tail[t];
+    }
+  }
+};
+
+template <class Tile>
+void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
+               int64_t t1, float* y, int64_t ys) {
+  const Ctx c = gguf_simd::make_ctx(a, w, y, ys);
+  // Rows outer, up to 4 tokens per pass: a row's blocks stay in L1 across the token passes.
+  BlockTable<Tile, 4, 1>::drive(c, r0, r1, t0, t1, 4, 1);
+}
+
+}  // namespace
+
+Kernel gguf_avx2_kernel(DType t) {
+  switch (t) {
+    case DType::F16:
+      return run_tiles<F16Tile>;
+    case DType::GGUF_Q8_0:
+      return run_tiles<B32Tile<DType::GGUF_Q8_0>>;
+    case DType::GGUF_Q4_0:
+      return run_tiles<B32Tile<DType::GGUF_Q4_0>>;
+    case DType::GGUF_Q4_1:
+      return run_tiles<B32Tile<DType::GGUF_Q4_1>>;
+    case DType::GGUF_Q5_0:
+      return run_tiles<B32Tile<DType::GGUF_Q5_0>>;
+    case DType::GGUF_Q5_1:
+      return run_tiles<B32Tile<DType::GGUF_Q5_1>>;
+    case DType::GGUF_IQ4_NL:
+      return run_tiles<B32Tile<DType::GGUF_IQ4_NL>>;
+    case DType::GGUF_Q4_K:
+      return run_tiles<KTile<DType::GGUF_Q4_K>>;
+    case DType::GGUF_Q5_K:
+      return run_tiles<KTile<DType::GGUF_Q5_K>>;
+    case DType::GGUF_Q6_K:
+      return run_tiles<KTile<DType::GGUF_Q6_K>>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace herd::gemm_detail
