@@ -12,7 +12,7 @@ foreach(type ${HERD_GGUF_CONFORMANCE_TYPES})
     add_test(NAME ${name}
              COMMAND ${HERD_NODE} ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref/conformance_gguf.mjs
                      --herd $<TARGET_FILE:herd> --work ${CMAKE_CURRENT_BINARY_DIR}/conformance_gguf
-                     --type ${type})
+                     --quantize ${HERD_LLAMA_CPP_BIN}/llama-quantize --type ${type})
   else()
     add_test(NAME ${name}
              COMMAND sh -c "echo 'conformance_gguf: node not found (apt-get install nodejs)'; exit 1")
@@ -30,7 +30,7 @@ foreach(type bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k q3_k_m q2_k iq4_xs iq4_nl)
              COMMAND ${CMAKE_CURRENT_LIST_DIR}/conformance_gguf_trained.sh $<TARGET_FILE:herd>
                      ${CMAKE_SOURCE_DIR}/models/default ${HERD_NODE}
                      ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref
-                     $ENV{HOME}/.cache/herd/llama.cpp-v0.5.0-avx512/build/bin/llama-quantize
+                     ${HERD_LLAMA_CPP_BIN}/llama-quantize
                      ${type})
   else()
     add_test(NAME ${name}

@@ -1,14 +1,17 @@
 # Issue 15: herd's GGUF block formats against llama.cpp's ggml (gguf_ggml_conformance.cc), linked
 # against the libggml-base / libggml-cpu that bench/build_llama_cpp.sh builds (`make test` runs it
 # first). Without that build the test is not built, and configure says so.
-if(DEFINED ENV{HERD_LLAMA_CPP_DIR})
-  set(HERD_LLAMA_CPP_DIRS $ENV{HERD_LLAMA_CPP_DIR})
-else()
-  file(GLOB HERD_LLAMA_CPP_DIRS $ENV{HOME}/.cache/herd/llama.cpp-*-avx512)
-endif()
-foreach(d ${HERD_LLAMA_CPP_DIRS})
-  list(APPEND HERD_GGML_LIB_DIRS ${d}/build/bin)
-  list(APPEND HERD_GGML_INC_DIRS ${d}/src/ggml/include)
+set(HERD_GGML_LIB_DIRS ${HERD_LLAMA_CPP_BIN})  # tests/integration/CMakeLists.txt
+set(HERD_GGML_INC_DIRS ${HERD_LLAMA_CPP_DIR}/src/ggml/include)
+# A cached result from another CPU's build (the CPU behind a build directory can change) is found
+# again here.
+foreach(v HERD_GGML_BASE HERD_GGML_CPU HERD_GGML_INCLUDE)
+  if(${v})
+    string(FIND "${${v}}" "${HERD_LLAMA_CPP_DIR}/" at)
+    if(NOT at EQUAL 0)
+      unset(${v} CACHE)
+    endif()
+  endif()
 endforeach()
 find_library(HERD_GGML_BASE ggml-base PATHS ${HERD_GGML_LIB_DIRS} NO_DEFAULT_PATH)
 find_library(HERD_GGML_CPU ggml-cpu PATHS ${HERD_GGML_LIB_DIRS} NO_DEFAULT_PATH)

@@ -20,6 +20,6 @@ add_test(NAME quant_quality_llama_cpp
          COMMAND ${CMAKE_CURRENT_LIST_DIR}/quant_quality_llama_cpp.sh $<TARGET_FILE:herd>
                  ${CMAKE_SOURCE_DIR}/models/default ${HERD_NODE}
                  ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref
-                 $ENV{HOME}/.cache/herd/llama.cpp-v0.5.0-avx512/build/bin/llama-quantize)
+                 ${HERD_LLAMA_CPP_BIN}/llama-quantize)
 set_tests_properties(quant_quality_llama_cpp PROPERTIES LABELS "conformance;integration"
                                                         TIMEOUT 600)
