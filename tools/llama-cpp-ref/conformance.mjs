@@ -275,6 +275,10 @@ function runCase(name, c) {
   failures.push(...expertCoverage(stats, text));
   console.log(`${failures.length ? "FAIL" : "ok  "} ${name} (${secs(t0)}s)`);
   for (const f of failures) console.log(`     ${f}`);
+  // A passing case's files (model, GGUF, logits: up to a few hundred MB at the real vocabulary)
+  // go, so a full `make test` stays small on disk; a failing one's stay for a look.
+  if (failures.length) console.log(`     files kept in ${dir}`);
+  else fs.rmSync(dir, { recursive: true, force: true });
   return failures.length === 0;
 }
 

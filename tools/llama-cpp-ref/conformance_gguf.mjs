@@ -6,9 +6,8 @@
 //   node conformance_gguf.mjs --herd BUILD/herd --work DIR --type TYPE [--quantize BIN]
 //
 // TYPE: f32 | bf16 (written by `herd export-gguf`) or q8_0 | q4_0 | q4_k_m | q6_k (the F32
-// export requantized by llama.cpp's llama-quantize, --quantize or
-// ~/.cache/herd/llama.cpp-v0.5.0-avx512/build/bin/llama-quantize, built by
-// bench/build_llama_cpp.sh). The model is `herd synth --preset small` with 4 layers and a
+// export requantized by llama.cpp's llama-quantize, --quantize or the one
+// bench/build_llama_cpp.sh built for this machine's CPU). The model is `herd synth --preset small` with 4 layers and a
 // 4096-token vocabulary: every matrix row is a multiple of 256, so llama-quantize applies the
 // K-quants everywhere instead of falling back to Q5_0 / Q5_1 / Q8_0 for short rows.
 // Checks, per compared position (every position of three 64-token prompts):
@@ -21,7 +20,6 @@
 // Any failure exits 1; a missing reference fails, never skips.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -41,31 +39,36 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 //        router logits are far closer than a trained model's). So p90 is the real bound (0.1),
 //        max only bounds a routing flip (4), and top-1 is set at what such flips allow (97%,
 //        below the issue's 99.5%: see the report).
-//  q8_0 / q4_0 / q4_k_m / q6_k / q3_k_m / q2_k: herd's fast path (--precision auto) quantizes activations to
-//        ggml's Q8_0 / Q8_K blocks bit for bit (gguf_ggml_conformance) and the integer block
-//        dots are exact, so positions agree to ~1e-6 until one activation lands within f32
-//        rounding (summation order, exp / silu) of a rounding boundary of its block: one code
-//        moves by 1, and the logits of that and, through the KV cache, later positions move by
-//        0.03-0.13 (measured: max 0.09 / 0.09 / 0.10 / 0.13 / 0.09 / 0.11, p90 0.071 / 0.068 /
-//        0.080 / 0.086 / 0.071 / 0.080 for q8_0 / q4_0 / q4_k_m / q6_k / q3_k_m / q2_k). No routing flip: that is |Δ| ≈ 2, so max 0.3 catches
-//        it. Top-1 then differs wherever llama.cpp's own margin is below 2·|Δ| (always so for a
-//        disagreement, given the |Δ| bound): 1-2 of 192 positions measured (98.96-99.48%), all
-//        with margins 0.005-0.07, on this random-weight model whose 4096 logits hold near ties;
-//        the issue's 99.5% asks 192 of 192, which these near ties do not allow: the test holds
-//        top-1 at 98% (at most 3 of 192, each also bounded by the max |Δ| above). The 99.5% is
-//        held on the trained model, whose predictions have margins
+//  q8_0 / q4_0 / q4_k_m / q6_k / q3_k_m / q2_k: herd's fast path (--precision auto) quantizes
+//        activations to ggml's Q8_0 / Q8_K blocks bit for bit (gguf_ggml_conformance) and the
+//        integer block dots are exact, so positions agree to ~1e-6 until one activation lands
+//        within f32 rounding (summation order, exp / silu) of a rounding boundary of its block:
+//        one code moves by 1, and the logits of that and, through the KV cache, later positions
+//        move by 0.03-0.13 (measured: max 0.09 / 0.09 / 0.10 / 0.13 / 0.09 / 0.11, p90 0.071 /
+//        0.068 / 0.080 / 0.086 / 0.071 / 0.080 for q8_0 / q4_0 / q4_k_m / q6_k / q3_k_m / q2_k).
+//        A routing flip is |Δ| ≈ 2, so max 0.3 catches it everywhere but at `flips` positions
+//        (at most 2 of 192, each still ≤ 4, bf16's bound): on AVX-512 machines none was seen, but
+//        an AVX2-only machine (Zen 1) runs llama.cpp's AVX2 silu / exp / norm code, whose f32
+//        rounding differs, and there one q8_0 position flipped (|Δ| 1.99 at one position; the
+//        other 191 ≤ 0.085). Top-1 then differs wherever llama.cpp's own margin is below 2·|Δ|
+//        (always so for a disagreement, given the |Δ| bound): 1-2 of 192 positions measured
+//        (98.96-99.48%), all with margins 0.005-0.07, on this random-weight model whose 4096
+//        logits hold near ties; the issue's 99.5% asks 192 of 192, which these near ties do not
+//        allow: the test holds top-1 at 98% (at most 3 of 192, each also bounded by the max |Δ|
+//        above). The 99.5% is held on the trained model, whose predictions have margins
 //        (tests/integration/conformance_gguf_trained.sh: 99.80-99.96% over 7,000 positions).
+const FLIP_MAX = 4;  // bf16's max: a whole expert's contribution at a near-tie router choice
 const CRITERIA = {
   f32: { max: 1e-4, p90: 1e-4, top1: 1 },
-  bf16: { max: 4, p90: 0.1, top1: 0.97 },
-  q8_0: { max: 0.3, p90: 0.15, top1: 0.98 },
-  q4_0: { max: 0.3, p90: 0.15, top1: 0.98 },
-  q4_k_m: { max: 0.3, p90: 0.15, top1: 0.98 },
-  q6_k: { max: 0.3, p90: 0.15, top1: 0.98 },
-  q3_k_m: { max: 0.3, p90: 0.15, top1: 0.98 },
-  q2_k: { max: 0.3, p90: 0.15, top1: 0.98 },
-  iq4_xs: { max: 0.3, p90: 0.15, top1: 0.98 },
-  iq4_nl: { max: 0.3, p90: 0.15, top1: 0.98 },
+  bf16: { max: FLIP_MAX, p90: 0.1, top1: 0.97 },
+  q8_0: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  q4_0: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  q4_k_m: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  q6_k: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  q3_k_m: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  q2_k: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  iq4_xs: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
+  iq4_nl: { max: 0.3, p90: 0.15, top1: 0.98, flips: 2 },
 };
 const QUANT_NAME = {
   q8_0: "Q8_0", q4_0: "Q4_0", q4_k_m: "Q4_K_M", q6_k: "Q6_K", q3_k_m: "Q3_K_M", q2_k: "Q2_K",
@@ -76,7 +79,7 @@ const PROMPTS = [[64, 4242], [64, 1], [64, 77]];
 
 function parseArgs(argv) {
   const o = {
-    quantize: path.join(os.homedir(), ".cache/herd/llama.cpp-v0.5.0-avx512/build/bin/llama-quantize"),
+    quantize: "",
   };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i], v = argv[i + 1];
@@ -88,6 +91,11 @@ function parseArgs(argv) {
   }
   if (!o.herd || !o.work || !(o.type in CRITERIA))
     throw new Error(`usage: conformance_gguf.mjs --herd BIN --work DIR --type ${Object.keys(CRITERIA).join("|")} [--quantize BIN]`);
+  if (!o.quantize) {  // the build for this machine's CPU (bench/build_llama_cpp.sh --bin-dir)
+    const script = path.join(here, "../../bench/build_llama_cpp.sh");
+    o.quantize = path.join(execFileSync("bash", [script, "--bin-dir"], { encoding: "utf8" }).trim(),
+                           "llama-quantize");
+  }
   return o;
 }
 
@@ -112,8 +120,8 @@ function randomIds(length, seed, bos, vocab) {  // as conformance.mjs: BOS, last
 
 const opt = parseArgs(process.argv.slice(2));
 const failures = [];
+const dir = path.join(opt.work, opt.type);
 try {
-  const dir = path.join(opt.work, opt.type);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const model = path.join(dir, "model");
@@ -170,17 +178,25 @@ try {
   const c = CRITERIA[opt.type];
   deltas.sort((x, y) => x - y);
   const p50 = deltas[Math.floor(deltas.length * 0.5)], p90 = deltas[Math.floor(deltas.length * 0.9)];
-  if (!(maxDelta <= c.max)) failures.push(`max |Δlogit| ${maxDelta} > ${c.max}`);
+  // Positions past max: routing flips, allowed at `flips` positions as long as each stays ≤ FLIP_MAX.
+  const over = deltas.filter((d) => !(d <= c.max));
+  if (over.length > (c.flips ?? 0) || !(maxDelta <= Math.max(c.max, FLIP_MAX)))
+    failures.push(`max |Δlogit| ${maxDelta} > ${c.max} at ${over.length} positions ` +
+                  `(routing flips allowed: ${c.flips ?? 0}, each ≤ ${FLIP_MAX})`);
   if (!(p90 <= c.p90)) failures.push(`90th percentile |Δlogit| ${p90} > ${c.p90}`);
   if (!(agree >= c.top1)) failures.push(`top-1 agreement ${(100 * agree).toFixed(2)}% < ${100 * c.top1}%`);
   if (!(meanStd >= STD_RANGE[0] && meanStd <= STD_RANGE[1]))
     failures.push(`logit std ${meanStd.toFixed(3)} outside [${STD_RANGE}]`);
   console.log(`${failures.length ? "FAIL" : "ok  "} ${opt.type}: ${total} positions, max |Δlogit| ` +
-              `${maxDelta.toExponential(2)} (≤ ${c.max}), median ${p50.toExponential(2)}, ` +
+              `${maxDelta.toExponential(2)} (≤ ${c.max}${over.length ? `; ${over.length} routing flip(s)` : ""}), median ${p50.toExponential(2)}, ` +
               `p90 ${p90.toExponential(2)} (≤ ${c.p90}), top-1 ${same}/${total} ` +
               `(${(100 * agree).toFixed(2)}%), std ${meanStd.toFixed(2)}`);
 } catch (e) {
   failures.push(e.message);
 }
 for (const f of failures) console.log(`     ${f}`);
+// A passing type's files (models, GGUFs, logits: ~50 MB) go, so a full `make test` stays small on
+// disk; a failing one's stay for a look.
+if (failures.length) console.log(`     files kept in ${dir}`);
+else fs.rmSync(dir, { recursive: true, force: true });
 process.exit(failures.length ? 1 : 0);
