@@ -1,8 +1,8 @@
 // Load test of `herd serve` (CTest server_soak), loopback only and bounded in time: DURATION
 // seconds of sustained chat requests from CONCURRENCY clients, streaming and not, with random
 // client disconnects. Afterwards the server must still answer, hold no active or queued
-// sequence and no KV page in use, and its resident memory must be within 5% of what it was
-// after the warm-up.
+// sequence and no KV page in use, and its resident memory outside the KV pools must be within 5%
+// of what it was after the warm-up.
 //
 // usage: node soak.mjs HERD_BINARY MODEL_DIR [DURATION_S] [CONCURRENCY]
 import { spawn } from "node:child_process";
@@ -97,13 +97,21 @@ async function main() {
   if (!up) { proc.kill("SIGKILL"); console.log("FAIL: server did not come up"); process.exit(1); }
   const checks = [];
   try {
-    // Warm-up: the same mix for a third of the run, so that thread stacks, allocator arenas and
-    // the KV pages the prefix cache keeps are in place before the baseline is taken.
+    // Warm-up: the same mix for half the run, so that thread stacks, allocator arenas and the
+    // KV pages the prefix cache keeps are in place before the baseline is taken. RSS keeps
+    // creeping up, ever slower, as requests of new sizes raise the heaps' high-water marks
+    // (measured on a Zen 1 over 150 s: +8% in the 50 s after the first 17 s, +2.5% in the 100 s
+    // after the first 50; malloc_trim on going idle gave none of it back): a third of a 50 s run
+    // left the baseline before the knee on a slow machine.
     const w0 = Date.now();
     await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (Date.now() - w0 < DURATION / 3) await oneRequest(base);
+      while (Date.now() - w0 < DURATION / 2) await oneRequest(base);
     }));
-    const rss0 = rssKb(proc.pid);
+    // The KV pools are reserved up front and touched lazily (2 MiB at a time with transparent
+    // huge pages), so the most KV ever in use is resident: that growth is not a leak and is
+    // taken out of both readings (the server's herd_kv_resident_bytes).
+    const kvKb = async () => (await metric(base, "herd_kv_resident_bytes")) / 1024;
+    const rss0 = rssKb(proc.pid), kv0 = await kvKb();
     const t0 = Date.now();
     let activeSamples = 0, activeSum = 0;
     const sampler = setInterval(async () => {
@@ -119,12 +127,12 @@ async function main() {
     const active = await metric(base, "herd_active_sequences");
     const queued = await metric(base, "herd_queued_sequences");
     const pages = await metric(base, "herd_kv_pages_used");
-    const rss1 = rssKb(proc.pid);
+    const rss1 = rssKb(proc.pid), kv1 = await kvKb();
     const health = (await fetch(`${base}/health`)).ok;
     console.log(`soak ${DURATION / 1000} s, ${CONCURRENCY} clients: ${stats.ok} completed, ` +
                 `${stats.aborted} disconnected, ${stats.failed} failed, ${stats.tokens} tokens; ` +
                 `mean active ${(activeSum / Math.max(activeSamples, 1)).toFixed(1)}; ` +
-                `RSS ${rss0} -> ${rss1} kB`);
+                `RSS ${rss0} -> ${rss1} kB, of which KV pools ${kv0} -> ${kv1} kB`);
     checks.push(["no failed request", stats.failed === 0]);
     checks.push(["some requests completed and some disconnected", stats.ok > 0 && stats.aborted > 0]);
     checks.push(["server alive", health && proc.exitCode === null]);
@@ -135,7 +143,7 @@ async function main() {
     // its quarantine (256 MB by default), so RSS says nothing about leaks there; LeakSanitizer
     // checks those at exit instead.
     if (process.env.HERD_SOAK_SANITIZED) console.log("skip RSS within warm-up + 5% (ASan build)");
-    else checks.push(["RSS within warm-up + 5%", rss1 <= rss0 * 1.05]);
+    else checks.push(["RSS outside the KV pools within warm-up + 5%", rss1 - kv1 <= (rss0 - kv0) * 1.05]);
   } finally {
     proc.kill("SIGTERM");
   }

@@ -1,11 +1,13 @@
 // `herd serve`: the OpenAI-compatible HTTP server (server/). Opens the engine once, serves until
 // SIGINT/SIGTERM, then drains: new requests get 503, in-flight ones (streams too) finish.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "herd/base/log.h"
@@ -41,6 +43,12 @@ std::string default_model_name(const std::string& dir) {
 }
 
 int run_serve(Options o) {
+  // Few malloc arenas (glibc's default is 8 per core), set before any thread exists: requests of
+  // many sizes, parsed on whichever HTTP thread takes them, fragmented the many arenas and RSS
+  // crept up for minutes without bound in sight (soak test on a Zen 1: +7% in 25 s after warm-up
+  // with the default, +3% with 2 arenas; heaptrack: 62 KB still allocated at exit, no leak). An
+  // explicit MALLOC_ARENA_MAX wins.
+  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
   auto opt = o.engine.options();
   if (!opt) return report(opt.status());
   // The server bounds waiting work itself (429); every submit goes through the scheduler's

@@ -1,6 +1,7 @@
 #include "herd/runtime/kv_pool.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -51,6 +52,18 @@ void KvPagePool::add_arena(int64_t n_pages) {
   tokens_.resize(data_.size() * size_t(layout_.page_rows));
   // Lowest ids first out of the free list.
   for (int32_t id = int32_t(data_.size()) - 1; id >= first; --id) free_.push_back(id);
+}
+
+int64_t KvPagePool::resident_bytes() const {
+  const size_t os_page = size_t(sysconf(_SC_PAGESIZE));
+  int64_t bytes = 0;
+  std::vector<unsigned char> in_core;
+  for (const auto& [p, n] : arenas_) {
+    in_core.assign((n + os_page - 1) / os_page, 0);
+    if (mincore(p, n, in_core.data()) != 0) continue;  // mmap'd by us: cannot fail but ENOMEM
+    for (unsigned char c : in_core) bytes += (c & 1) ? int64_t(os_page) : 0;
+  }
+  return bytes;
 }
 
 void KvPagePool::lru_push(int32_t id) {

@@ -47,6 +47,9 @@ class KvPagePool {
   // Pages take() can still hand out: free and cached ones, unbounded when growable.
   bool can_take(int64_t n) const { return growable_ || free_pages() + cached() >= n; }
   size_t page_bytes() const { return layout_.page_bytes(); }
+  // Bytes of the pool's memory the OS holds (pages touched at least once: the pool is reserved
+  // up front and touched lazily, so this grows with the most KV ever in use, then stays).
+  int64_t resident_bytes() const;
 
   // A page with refs = 1 and every slot's position kKvEmpty; evicts the least recently released
   // cached page when no page is free. -1 when every page is in use (and the pool cannot grow).

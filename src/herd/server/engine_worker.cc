@@ -215,6 +215,14 @@ void EngineWorker::publish_gauges() {
   const KvPagePool& pool = sched.global_pool();
   metrics_.kv_pages_used = pool.in_use();
   metrics_.kv_pages_free = pool.capacity() - pool.in_use();
+  // mincore over the pools: at most once a second while running (a large pool is millions of
+  // OS pages), and on every idle step, so a drained server reports its final value.
+  const auto now = Clock::now();
+  if (sched.running() == 0 || now - resident_at_ >= std::chrono::seconds(1)) {
+    resident_at_ = now;
+    const KvPagePool* chunked = sched.chunked_pool();
+    metrics_.kv_resident_bytes = pool.resident_bytes() + (chunked ? chunked->resident_bytes() : 0);
+  }
 }
 
 void EngineWorker::loop() {

@@ -115,7 +115,8 @@ class EngineWorker {
   Metrics& metrics_;
   WorkerOptions opt_;
   int64_t context_ = 0;
-  int64_t capacity_ = 0;  // batch size + max_pending
+  int64_t capacity_ = 0;                                 // batch size + max_pending
+  std::chrono::steady_clock::time_point resident_at_{};  // last kv_resident_bytes update
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> incoming_;

@@ -70,6 +70,9 @@ std::string Metrics::render() const {
   scalar("herd_kv_pages_used", "gauge", "Global-layer KV pages in use.", kv_pages_used.load());
   scalar("herd_kv_pages_free", "gauge", "Global-layer KV pages free or cached.",
          kv_pages_free.load());
+  scalar("herd_kv_resident_bytes", "gauge",
+         "KV pool memory the OS holds: pools are reserved up front and touched lazily.",
+         kv_resident_bytes.load());
   ttft.render(out, "herd_time_to_first_token_seconds",
               "From request arrival to the first generated token.");
   inter_token.render(out, "herd_inter_token_seconds", "Between consecutive generated tokens.");

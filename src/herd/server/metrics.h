@@ -36,6 +36,7 @@ struct Metrics {
   std::atomic<int64_t> prompt_tokens{0}, generated_tokens{0}, reused_tokens{0};
   std::atomic<int64_t> active_seqs{0}, queued_seqs{0};
   std::atomic<int64_t> kv_pages_used{0}, kv_pages_free{0};
+  std::atomic<int64_t> kv_resident_bytes{0};
   Histogram ttft, inter_token, request_latency;
   // Sequences in each forward step's batch: _sum / _count is the mean batch occupancy, exact
   // whatever the scrape interval.
