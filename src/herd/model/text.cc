@@ -23,9 +23,12 @@ TextDecoder::TextDecoder(const LoadedModel& model, ThreadPool& pool, Precision p
   scratch_.resize(size_t(pool.size()));
   e_first_ = model.experts.first;
   e_count_ = model.experts.count < 0 ? cfg_.num_local_experts : model.experts.count;
-  // The embedding table is read one row per token, mostly in place from the file's map.
-  const WeightRef& e = w_->embed;
-  if (e.data) populate_pages(e.data, size_t(e.rows * format_row_bytes(e.dtype, e.cols)));
+  // The embedding table is read one row per token, mostly in place from the file's map. The
+  // head, where it stays in the map too (bf16 without a repacked format: AVX2 machines), is read
+  // whole by every step that wants logits: mapped in now as well, so every process holds what
+  // `herd plan` counts, including MPI ranks other than 0, which never compute logits.
+  for (const WeightRef* e : {&w_->embed, &w_->lm_head})
+    if (e->data) populate_pages(e->data, size_t(e->rows * format_row_bytes(e->dtype, e->cols)));
 }
 
 void TextDecoder::resize(int64_t n) {
