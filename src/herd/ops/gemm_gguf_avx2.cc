@@ -12,9 +12,8 @@
 //  - 32-element blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): 8 blocks' totals at a time, reduced
 //    side by side, then one vector FMA into the 8 of the reference's 16 partial sums they belong to
 //    (block i into sum i mod 16), and the reference's halving tree at the end.
-//  - K-quants (Q4_K, Q5_K, Q6_K): a superblock's scaled dot and its mins / offsets each summed
-//    exactly to one int32, then the reference's one or two scalar FMAs.
-// The other types (Q2_K, Q3_K, IQ4_XS, Q8_K) keep the scalar kernel.
+//  - 256-element superblocks (Q2_K .. Q6_K, IQ4_XS, Q8_K): a superblock's scaled dot and its mins /
+//    offsets each summed exactly to one int32, then the reference's one or two scalar FMAs.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -171,32 +170,55 @@ struct B32Tile {
   }
 };
 
-// ---- K-quants ----
+// ---- 256-element superblocks: K-quants, IQ4_XS, Q8_K ----
 
 template <DType kTypeArg>
 struct KTile {
   using Ctx = gguf_simd::Ctx;
   static constexpr DType kType = kTypeArg;
-  static constexpr bool kQ6 = kType == DType::GGUF_Q6_K, kQ5 = kType == DType::GGUF_Q5_K;
-  using Block = std::conditional_t<kQ6, GgufQ6_K, std::conditional_t<kQ5, GgufQ5_K, GgufQ4_K>>;
+  static constexpr bool kQ2 = kType == DType::GGUF_Q2_K, kQ3 = kType == DType::GGUF_Q3_K;
+  static constexpr bool kQ5 = kType == DType::GGUF_Q5_K, kQ6 = kType == DType::GGUF_Q6_K;
+  static constexpr bool kXS = kType == DType::GGUF_IQ4_XS, kQ8K = kType == DType::GGUF_Q8_K;
+  // How the activations' sums of 16 enter: a second FMA with −dmin (the mins of Q2_K / Q4_K /
+  // Q5_K), or subtracted from the total times the codes' offset (Q6_K's 32, Q3_K's 4).
+  static constexpr bool kMins = kQ2 || kType == DType::GGUF_Q4_K || kQ5;
+  static constexpr int32_t kOffset = kQ6 ? 32 : kQ3 ? 4 : 0;
+  // Signed codes (IQ4_XS's values, Q8_K's): the sign trick.
+  static constexpr bool kSigned = kXS || kQ8K;
+  using Block = std::conditional_t<
+      kQ6, GgufQ6_K,
+      std::conditional_t<
+          kQ5, GgufQ5_K,
+          std::conditional_t<
+              kQ2, GgufQ2_K,
+              std::conditional_t<
+                  kQ3, GgufQ3_K,
+                  std::conditional_t<kXS, GgufIQ4_XS,
+                                     std::conditional_t<kQ8K, GgufQ8_K, GgufQ4_K>>>>>>;
 
   // One superblock: 8 vectors of 32 codes (element order) and, per vector, the int16 lanes that
-  // multiply its maddubs pairs: Q4_K / Q5_K's scale of its sub-block of 32, Q6_K's two scales of
-  // its sub-blocks of 16. off: what multiplies the 16 sums of 16 (Q4_K / Q5_K: each sub-block's
-  // min, twice; Q6_K: its scales, the 32 is applied to the total).
+  // multiply its maddubs pairs (the scale of its sub-block of 32, or its two sub-blocks of 16).
+  // off: what multiplies the 16 sums of 16 (the mins, or the scales the offset goes with).
   struct Unpacked {
     __m256i w[8], sc[8], off;
     float d, dmin;
   };
 
+  // Sub-blocks of 16: vector v holds sub-blocks 2v (pair lanes 0..7) and 2v + 1 (8..15).
+  HERD_GA static void spread16(const int16_t* s, Unpacked& u) {
+    for (int v = 0; v < 8; ++v)
+      u.sc[v] = _mm256_set_m128i(_mm_set1_epi16(s[2 * v + 1]), _mm_set1_epi16(s[2 * v]));
+  }
+
   HERD_GA static void unpack(const Block& b, Unpacked& u) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    u.dmin = 0;
     if constexpr (kQ6) {
       for (int h = 0; h < 2; ++h) {
         const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
         const __m256i bb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
         const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
-        const __m256i m3 = _mm256_set1_epi8(3);
         // j = 0..3: elements 128h + 32j + l, low 4 bits from a / bb (low, then high nibbles),
         // 2 high bits from hb >> 2j.
         const __m256i lo[4] = {_mm256_and_si256(a, m4), _mm256_and_si256(bb, m4),
@@ -207,16 +229,56 @@ struct KTile {
           u.w[4 * h + j] = _mm256_or_si256(lo[j], _mm256_slli_epi16(hi, 4));
         }
       }
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-      const __m256i s16 = _mm256_cvtepi8_epi16(s8);
-      alignas(32) int16_t s[16];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(s), s16);
-      for (int v = 0; v < 8; ++v)  // vector v: sub-blocks 2v (pairs 0..7), 2v + 1 (8..15)
-        u.sc[v] = _mm256_set_m128i(_mm_set1_epi16(s[2 * v + 1]), _mm_set1_epi16(s[2 * v]));
-      u.off = s16;
+      u.off = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
       u.d = h2f(b.d);
-      u.dmin = 0;
-    } else {
+    } else if constexpr (kQ2 || kQ3) {
+      // Element 128h + 32j + l: bits 2j of qs[32h + l] (Q3_K: plus 4 · bit 4h + j of hmask[l]).
+      for (int h = 0; h < 2; ++h) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h));
+        for (int j = 0; j < 4; ++j) {
+          __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+          if constexpr (kQ3) {
+            const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+            c = _mm256_or_si256(
+                c, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one), 2));
+          }
+          u.w[4 * h + j] = c;
+        }
+      }
+      alignas(32) int16_t s[16], m[16];
+      if constexpr (kQ2) {
+        for (int i = 0; i < 16; ++i)
+          s[i] = int16_t(b.scales[i] & 0xF), m[i] = int16_t(b.scales[i] >> 4);
+        u.off = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+        u.dmin = h2f(b.dmin);
+      } else {
+        int8_t s8[16];
+        gguf_scales_q3k(b.scales, s8);
+        for (int i = 0; i < 16; ++i) s[i] = s8[i];
+        u.off = _mm256_load_si256(reinterpret_cast<const __m256i*>(s));
+      }
+      spread16(s, u);
+      u.d = h2f(b.d);
+      return;
+    } else if constexpr (kXS) {
+      const __m256i t = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+      for (int s = 0; s < 8; ++s) {
+        u.w[s] = _mm256_shuffle_epi8(t, nibbles16(b.qs + 16 * s));
+        u.sc[s] = _mm256_set1_epi16(int16_t(gguf_scale_iq4xs(b, s)));
+      }
+      u.off = _mm256_setzero_si256();
+      u.d = h2f(b.d);
+      return;
+    } else if constexpr (kQ8K) {
+      for (int v = 0; v < 8; ++v) {
+        u.w[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * v));
+        u.sc[v] = _mm256_set1_epi16(1);
+      }
+      u.off = _mm256_setzero_si256();
+      u.d = b.d;
+      return;
+    } else {                         // Q4_K / Q5_K
       for (int c = 0; c < 4; ++c) {  // 64 elements: low nibbles, then high nibbles
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
         u.w[2 * c] = _mm256_and_si256(q, m4);
@@ -224,7 +286,6 @@ struct KTile {
       }
       if constexpr (kQ5) {  // sub-block s's fifth bit: bit s of qh[l]
         const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-        const __m256i one = _mm256_set1_epi8(1);
         for (int s = 0; s < 8; ++s)
           u.w[s] = _mm256_or_si256(
               u.w[s], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, s), one), 4));
@@ -237,7 +298,11 @@ struct KTile {
           sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
       u.d = h2f(b.d);
       u.dmin = h2f(b.dmin);
+      return;
     }
+    alignas(32) int16_t s[16];  // Q6_K
+    _mm256_store_si256(reinterpret_cast<__m256i*>(s), u.off);
+    spread16(s, u);
   }
 
   template <int T, int R>
@@ -253,25 +318,23 @@ struct KTile {
         const int8_t* x = c.xq + tok * c.kpad + 256 * i;
         __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
         for (int v = 0; v < 8; v += 2) {  // two chains
+          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v));
+          const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v + 32));
           a0 = _mm256_add_epi32(
-              a0, dot_u8(u.w[v], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v)),
-                         u.sc[v]));
-          a1 = _mm256_add_epi32(
-              a1, dot_u8(u.w[v + 1],
-                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v + 32)),
-                         u.sc[v + 1]));
+              a0, kSigned ? dot_s8(u.w[v], x0, u.sc[v]) : dot_u8(u.w[v], x0, u.sc[v]));
+          a1 = _mm256_add_epi32(a1, kSigned ? dot_s8(u.w[v + 1], x1, u.sc[v + 1])
+                                            : dot_u8(u.w[v + 1], x1, u.sc[v + 1]));
         }
-        const __m256i bs = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
-        const int32_t off = hsum(_mm256_madd_epi16(u.off, bs));
-        const int32_t dot = hsum(_mm256_add_epi32(a0, a1));
+        int32_t dot = hsum(_mm256_add_epi32(a0, a1)), off = 0;
+        if constexpr (kMins || kOffset != 0) {
+          const __m256i bs = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(c.xs + tok * (c.kpad / 16) + 16 * i));
+          off = hsum(_mm256_madd_epi16(u.off, bs));
+        }
         const float xd = c.xd[tok * c.nd + i];
-        if constexpr (kQ6) {
-          acc[t] = std::fma(float(dot - 32 * off), u.d * xd, acc[t]);
-        } else {
-          acc[t] = std::fma(float(dot), u.d * xd, acc[t]);
-          acc[t] = std::fma(float(off), -(u.dmin * xd), acc[t]);
-        }
+        if constexpr (kOffset != 0) dot -= kOffset * off;
+        acc[t] = std::fma(float(dot), u.d * xd, acc[t]);
+        if constexpr (kMins) acc[t] = std::fma(float(off), -(u.dmin * xd), acc[t]);
       }
     }
     for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r] = acc[t];
@@ -347,6 +410,14 @@ Kernel gguf_avx2_kernel(DType t) {
       return run_tiles<KTile<DType::GGUF_Q5_K>>;
     case DType::GGUF_Q6_K:
       return run_tiles<KTile<DType::GGUF_Q6_K>>;
+    case DType::GGUF_Q2_K:
+      return run_tiles<KTile<DType::GGUF_Q2_K>>;
+    case DType::GGUF_Q3_K:
+      return run_tiles<KTile<DType::GGUF_Q3_K>>;
+    case DType::GGUF_IQ4_XS:
+      return run_tiles<KTile<DType::GGUF_IQ4_XS>>;
+    case DType::GGUF_Q8_K:
+      return run_tiles<KTile<DType::GGUF_Q8_K>>;
     default:
       return nullptr;
   }
