@@ -1,7 +1,8 @@
 // The fast path's attention (--precision auto): the same masks and math as ops/attention.h, for
-// many queries of one sequence and one GQA group at a time, with AVX-512 dot products and value
-// accumulation when the active ISA has them (else the reference per query). Keys and values are
-// read in place from the paged, typed cache (ops/kv_view.h) and converted to f32 in registers.
+// many queries of one sequence and one GQA group at a time, with AVX-512 or AVX2 + FMA dot
+// products and value accumulation when the active ISA has them (else the reference per query). Keys
+// and values are read in place from the paged, typed cache (ops/kv_view.h) and converted to f32 in
+// registers.
 #pragma once
 
 #include <cstdint>
@@ -61,8 +62,9 @@ struct AttentionScratch {
 // (n_pages differs between prefill and decode for the same token, and between sequences), so
 // prefill and decode agree bitwise. Keys go in blocks of 16 slots of one page (page_rows is a
 // multiple of 16); a query steps its softmax on exactly 16 allowed keys at a time, wherever they
-// came from. AVX-512 when active_isa() has it; otherwise attention() per query (also
-// batch-invariant). scratch: one per thread.
+// came from. AVX-512 or AVX2 when active_isa() has it (attention_tiled.cc,
+// attention_tiled_avx2.cc: the same steps, so each is batch invariant, but not bitwise the same as
+// the other); otherwise attention() per query (also batch-invariant). scratch: one per thread.
 //
 // Long KV (flash-decoding): keys are taken in segments of s.segment POSITIONS, each giving a
 // partial softmax (max m, sum l, unnormalized output o per query head) that is folded into the

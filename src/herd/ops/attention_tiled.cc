@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "herd/ops/attention_fast.h"
+#include "herd/ops/attention_tiled_state.h"
 #include "herd/ops/exp_avx512.h"
 #include "herd/ops/gemm.h"
 
@@ -34,10 +35,8 @@
 namespace herd {
 namespace {
 
-constexpr int64_t kBlock = 16;  // keys per block: the lanes of one score vector
-// Decode-sized calls (few queries, so little work per key block) prefetch K and V this many
-// blocks past the pair in hand; a prefill call works long enough on each block not to need it.
-constexpr int64_t kPrefetchAhead = 3, kPrefetchMaxQueries = 4;
+using namespace attention_detail;
+using Mask16 = __mmask16;
 
 HERD_AVX512 inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
@@ -52,13 +51,6 @@ HERD_AVX512 inline __mmask16 block_mask(const int64_t* key_pos, int64_t lo, int6
   const __mmask8 a1 = _mm512_mask_cmple_epi64_mask(_mm512_cmpge_epi64_mask(p1, vlo), p1, vhi);
   return __mmask16(unsigned(a0) | unsigned(a1) << 8);
 }
-
-template <KvType T>
-constexpr int64_t kBytes = T == KvType::kF32    ? 4
-                           : T == KvType::kBF16 ? 2
-                                                : 1;
-template <KvType T>
-constexpr bool kScaled = T == KvType::kInt8 || T == KvType::kFp8E4M3;
 
 // Elements m of 16 consecutive stored values at p, as f32 (the rest zero), unscaled: the value
 // for f32 and bf16, the code for int8 and fp8 (the caller multiplies by the scale).
@@ -253,42 +245,6 @@ HERD_AVX512 void pv_heads(float* o, int64_t o_stride, const float* p, const floa
   }
 }
 
-// Asks for the first `bytes` of 16 rows `stride` bytes apart, into L1. An asm statement, because
-// GCC 12's dead-code elimination drops __builtin_prefetch (_mm_prefetch) here once inlined into
-// groups_avx512 (seen in the object code; -fno-tree-dce keeps it).
-template <bool kL1>
-void prefetch_rows(const uint8_t* p, int64_t stride, int64_t bytes) {
-  for (int64_t j = 0; j < kBlock; ++j)
-    for (int64_t o = 0; o < bytes; o += 64) {
-      if constexpr (kL1)
-        asm volatile("prefetcht0 %0" : : "m"(p[j * stride + o]));
-      else
-        asm volatile("prefetcht1 %0" : : "m"(p[j * stride + o]));
-    }
-}
-
-// Scratch carved for one call. Per query head (row t*G + h): softmax state m, l (the running sum
-// kept as 16 lanes, lane j summing the j-th key of every step, reduced once at the end), o, and
-// the compacted scores waiting for a step. Per query: the pending rows' key indices and count.
-struct State {
-  const KvView* kv;
-  int64_t g, G, hd, hdp;
-  float* kt;                // [2][hdp*16] transposed key blocks
-  float* s;                 // [n*G][32] scores of the current block pair
-  float* pend;              // [n*G][32] pending scores (allowed lanes only, in key order)
-  float* o;                 // [n*G][hdp]
-  float* l;                 // [n*G][16]
-  float* m;                 // [n*G]
-  float* p;                 // [G][16] probabilities of one step
-  float* alpha;             // [G] rescale of one step
-  int32_t* pidx;            // [n][32] pending key rows
-  int32_t* cnt;             // [n]
-  int32_t* mask;            // [2][n] allowed lanes of the block pair
-  int32_t* step_idx;        // [16]
-  const uint8_t* vrow[16];  // V of kv head g of the rows of one step, and their scales
-  float vscale[16];
-};
-
 // One online-softmax step of query t over cnt (<= 16) keys: scores sc[h*32 + j], rows idx[j].
 template <KvType T>
 HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32_t* idx, int cnt) {
@@ -370,167 +326,13 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   st.cnt[t] = c;
 }
 
-// The partial softmax of the queries over the keys of blocks [seg.b0, seg.b1) whose positions
-// lie in segment seg.seg, for the GQA groups [g0, g1) (at most kMaxGroups): per group i, per
-// query head (row t*G + h of part + i*part_stride, hd + 2 floats) the running max m, the sum l
-// and the unnormalized output o, as attention_fast.h's KvPartial describes. The groups take each
-// block pair in turn, so one call reads every head's part of a K or V row while it is in cache
-// and the rows stream in address order; each group's arithmetic is that of a call for it alone.
-constexpr int64_t kMaxGroups = 8;
-
-template <KvType T>
-HERD_AVX512 void groups_avx512(const AttentionShape& sh, int64_t g0, int64_t g1,
-                               const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
-                               float* part, int64_t part_stride, AttentionScratch& scratch) {
-  const int64_t group = sh.n_kv_heads > 0 ? std::max<int64_t>(1, sh.n_heads / sh.n_kv_heads) : 1;
-  const int64_t hd = sh.head_dim, n = qs.n, hdp = (hd + 15) / 16 * 16, ng = g1 - g0;
-  const int64_t rows = n * group;  // query heads of one group (the most any group has)
-  const int64_t m_floats = (rows + 15) / 16 * 16, G16 = (group + 15) / 16 * 16;
-  const int64_t per_group = rows * (32 + hdp + 16) + m_floats;
-  float* f = scratch.f.ensure(size_t(2 * hdp * 16 + rows * 32 + group * 16 + G16 + ng * per_group));
-  // Shared by the groups (each uses them and is done before the next): key blocks, scores,
-  // one step's probabilities, rescales, the block pair's masks and one step's rows.
-  State shared;
-  shared.kv = &kv;
-  shared.hd = hd, shared.hdp = hdp;
-  shared.kt = f, f += 2 * hdp * 16;
-  shared.s = f, f += rows * 32;
-  shared.p = f, f += group * 16;
-  shared.alpha = f, f += G16;
-  int32_t* ip = scratch.i.ensure(size_t(ng * (n * 32 + n) + 2 * n + 16));
-  shared.mask = ip, ip += 2 * n;
-  shared.step_idx = ip, ip += 16;
-  State st[kMaxGroups];
-  for (int64_t i = 0; i < ng; ++i) {
-    State& x = st[i];
-    x = shared;
-    x.g = g0 + i;
-    x.G = std::min(sh.n_heads, x.g * group + group) - x.g * group;
-    x.pend = f, f += rows * 32;
-    x.o = f, f += rows * hdp;
-    x.l = f, f += rows * 16;
-    x.m = f, f += m_floats;
-    x.pidx = ip, ip += n * 32;
-    x.cnt = ip, ip += n;
-    std::fill_n(x.o, rows * hdp, 0.0f);
-    std::fill_n(x.l, rows * 16, 0.0f);
-    std::fill_n(x.m, rows, -INFINITY);
-    std::fill_n(x.cnt, n, 0);
-  }
-  if (scratch.q_rows.size() < size_t(rows)) {
-    scratch.q_rows.resize(size_t(rows));
-    scratch.s_rows.resize(size_t(rows));
-  }
-  const float** qrow = scratch.q_rows.data();
-  float** srow = scratch.s_rows.data();
-  int32_t* mask = shared.mask;
-
-  const KvPageLayout& L = kv.layout;
-  const int64_t k_stride = L.kv_dim * kBytes<T>;  // bytes between K rows of a page
-  // Keys of the segment only: positions [seg_lo, seg_hi] (the whole range when unsegmented).
-  const int64_t seg_lo = seg.lo(), seg_hi = seg.hi();
-  auto chunk_lo = [&](int64_t t) {
-    return std::max(sh.chunk_size > 0 ? qs.pos[t] / sh.chunk_size * sh.chunk_size : INT64_MIN,
-                    seg_lo);
-  };
-  auto query_hi = [&](int64_t t) { return std::min(qs.pos[t], seg_hi); };
-  // Block b is rows [16b, 16b + 16): 16 consecutive slots of one page (page_rows % 16 == 0).
-  auto block_pos = [&](int64_t b) {
-    return kv.page_pos(b * kBlock / L.page_rows) + kv.slot(b * kBlock);
-  };
-  // Next block at or after b with an allowed key for some query; its masks into m[0..n).
-  const int64_t n_blocks = std::min(kv.n_rows() / kBlock, seg.b1);
-  auto next_block = [&](int64_t b, int32_t* m) {
-    for (; b < n_blocks; ++b) {
-      const int64_t* pos = block_pos(b);
-      int32_t any = 0;
-      for (int64_t t = 0; t < n; ++t) any |= m[t] = block_mask(pos, chunk_lo(t), query_hi(t));
-      if (any) break;
-    }
-    return b;
-  };
-  // Block b's K rows of kv head g, converted, scaled and transposed into kt.
-  auto transpose = [&](int64_t b, int64_t g, float* kt) {
-    const int64_t r = b * kBlock;
-    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g * hd * kBytes<T>;
-    const float* ks = kScaled<T> ? kv.k_scales(r) + g : nullptr;
-    transpose_block<T>(k, k_stride, ks, L.n_kv_heads, hd, kt);
-  };
-
-  // Block b's K and V rows of the call's kv heads, asked for ahead of use. Without this a
-  // decode step over 256k keys waited on memory for most of its time (bench_kernels
-  // AttentionDecodeLong: 2.3x slower with one group per call).
-  const int64_t head_bytes = hd * kBytes<T>, span = ng * head_bytes;
-  // A block's K and V of one kv head (2 KB at small's bf16 heads of 64) go to L1 three blocks
-  // ahead; when the call's heads make a block larger than L1 can hold that far ahead, one pair
-  // ahead into L2.
-  const bool near = 2 * kBlock * span * 3 <= 32 * 1024;
-  const int64_t ahead = near ? kPrefetchAhead : 1;
-  auto prefetch = [&](int64_t b) {
-    if (b >= n_blocks) return;
-    const int64_t r = b * kBlock;
-    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g0 * head_bytes;
-    const uint8_t* v = static_cast<const uint8_t*>(kv.v_row(r)) + g0 * head_bytes;
-    if (near) {
-      prefetch_rows<true>(k, k_stride, span);
-      prefetch_rows<true>(v, k_stride, span);
-    } else {
-      prefetch_rows<false>(k, k_stride, span);
-      prefetch_rows<false>(v, k_stride, span);
-    }
-  };
-
-  // Blocks go in pairs so the score tiles have 8 FMA chains at 4 query heads.
-  for (int64_t b = seg.b0;;) {
-    const int64_t b0 = next_block(b, mask);
-    if (b0 >= n_blocks) break;
-    const int64_t b1 = next_block(b0 + 1, mask + n);
-    const int nb = b1 < n_blocks ? 2 : 1;
-    b = b1 + 1;
-    if (n <= kPrefetchMaxQueries) {
-      prefetch(b1 + ahead);
-      prefetch(b1 + ahead + 1);
-    }
-    for (int64_t i = 0; i < ng; ++i) {
-      State& x = st[i];
-      transpose(b0, x.g, x.kt);
-      if (nb == 2) transpose(b1, x.g, x.kt + hdp * 16);
-      int64_t nr = 0;
-      for (int64_t t = 0; t < n; ++t) {
-        if (!(mask[t] | (nb == 2 ? mask[n + t] : 0))) continue;
-        for (int64_t h = 0; h < x.G; ++h, ++nr) {
-          qrow[nr] = qs.q + t * qs.q_stride + (x.g * group + h) * hd;
-          srow[nr] = x.s + (t * x.G + h) * 32;
-        }
-      }
-      if (nb == 2)
-        score_rows<2>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
-      else
-        score_rows<1>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
-      for (int64_t t = 0; t < n; ++t) {
-        const float* sc = x.s + t * x.G * 32;
-        consume<T>(x, t, sc, __mmask16(mask[t]), int32_t(b0 * kBlock));
-        if (nb == 2) consume<T>(x, t, sc + 16, __mmask16(mask[n + t]), int32_t(b1 * kBlock));
-      }
-    }
-  }
-
-  const int64_t ps = hd + 2;
-  for (int64_t i = 0; i < ng; ++i) {
-    State& x = st[i];
-    float* pg = part + i * part_stride;
-    for (int64_t t = 0; t < n; ++t) {
-      if (x.cnt[t] > 0) softmax_step<T>(x, t, x.pend + t * x.G * 32, x.pidx + t * 32, x.cnt[t]);
-      for (int64_t h = 0; h < x.G; ++h) {
-        const int64_t row = t * x.G + h;
-        float* pr = pg + row * ps;
-        pr[0] = x.m[row];
-        pr[1] = x.m[row] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_load_ps(x.l + row * 16));
-        std::copy_n(x.o + row * hdp, hd, pr + 2);
-      }
-    }
-  }
+HERD_AVX512 inline float reduce_add16(const float* l) {
+  return _mm512_reduce_add_ps(_mm512_load_ps(l));
 }
+
+#define HERD_ATTN_TARGET HERD_AVX512
+#include "herd/ops/attention_tiled_groups.h"
+#undef HERD_ATTN_TARGET
 
 // Bit j set: slot j of the 16 at `pos` holds a position in [min_pos, max_pos] (kKvEmpty never
 // does); the smallest and largest such position.
@@ -545,8 +347,22 @@ HERD_AVX512 __mmask16 block_range(const int64_t* pos, int64_t min_pos, int64_t m
   return m;
 }
 
+// block_range for the AVX2 path (and any CPU without AVX-512): the same mask and extremes.
+unsigned block_range_scalar(const int64_t* pos, int64_t min_pos, int64_t max_pos, int64_t* lo,
+                            int64_t* hi) {
+  unsigned m = 0;
+  for (int j = 0; j < 16; ++j) {
+    if (pos[j] < min_pos || pos[j] > max_pos) continue;
+    *lo = m ? std::min(*lo, pos[j]) : pos[j];
+    *hi = m ? std::max(*hi, pos[j]) : pos[j];
+    m |= 1u << j;
+  }
+  return m;
+}
+
+// AVX-512 or AVX2 + FMA (attention_tiled_avx2.cc); below that, the reference per query.
 bool fast_path(const KvView& kv) {
-  return active_isa() >= Isa::kAvx512 && kv.layout.page_rows % kBlock == 0;
+  return active_isa() >= Isa::kAvx2 && kv.layout.page_rows % kBlock == 0;
 }
 
 }  // namespace
@@ -559,10 +375,13 @@ void kv_segments(const KvView& kv, int64_t segment, int64_t min_pos, int64_t max
                  std::vector<KvSegment>& out) {
   out.clear();
   const int64_t n_blocks = kv.n_rows() / kBlock;
+  const bool avx512 = active_isa() >= Isa::kAvx512;
   for (int64_t b = 0; b < n_blocks; ++b) {
     int64_t lo = 0, hi = 0;
     const int64_t* pos = kv.page_pos(b * kBlock / kv.layout.page_rows) + kv.slot(b * kBlock);
-    if (!block_range(pos, min_pos, max_pos, &lo, &hi)) continue;
+    if (!(avx512 ? block_range(pos, min_pos, max_pos, &lo, &hi)
+                 : block_range_scalar(pos, min_pos, max_pos, &lo, &hi)))
+      continue;
     // Rows are in ascending position order, so segments appear in order and a block extends
     // the last segments listed or starts new ones.
     const int64_t s_lo = segment > 0 ? lo / segment : 0, s_hi = segment > 0 ? hi / segment : 0;
@@ -590,18 +409,22 @@ void attention_groups_partial(const AttentionShape& s, int64_t g0, int64_t g1,
   for (int64_t a = g0; a < g1; a += kMaxGroups) {
     const int64_t b = std::min(g1, a + kMaxGroups);
     float* p = part + (a - g0) * part_stride;
+    if (active_isa() < Isa::kAvx512) {
+      groups_partial_avx2(s, a, b, qs, kv, seg, p, part_stride, scratch);
+      continue;
+    }
     switch (kv.layout.type) {
       case KvType::kF32:
-        groups_avx512<KvType::kF32>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        groups<KvType::kF32>(s, a, b, qs, kv, seg, p, part_stride, scratch);
         break;
       case KvType::kBF16:
-        groups_avx512<KvType::kBF16>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        groups<KvType::kBF16>(s, a, b, qs, kv, seg, p, part_stride, scratch);
         break;
       case KvType::kInt8:
-        groups_avx512<KvType::kInt8>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        groups<KvType::kInt8>(s, a, b, qs, kv, seg, p, part_stride, scratch);
         break;
       case KvType::kFp8E4M3:
-        groups_avx512<KvType::kFp8E4M3>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        groups<KvType::kFp8E4M3>(s, a, b, qs, kv, seg, p, part_stride, scratch);
         break;
     }
   }

@@ -1,0 +1,68 @@
+// What the fast attention's kernels (attention_tiled.cc for AVX-512, attention_tiled_avx2.cc for
+// AVX2) share: the block geometry, the per-call State and the prefetch. Internal to ops/.
+#pragma once
+
+#include <cstdint>
+
+#include "herd/ops/attention_fast.h"
+#include "herd/ops/kv_view.h"
+
+namespace herd::attention_detail {
+
+constexpr int64_t kBlock = 16;  // keys per block: the lanes of one score vector
+// Decode-sized calls (few queries, so little work per key block) prefetch K and V this many
+// blocks past the pair in hand; a prefill call works long enough on each block not to need it.
+constexpr int64_t kPrefetchAhead = 3, kPrefetchMaxQueries = 4;
+// The most GQA groups one pass over a segment's keys takes (attention_groups_partial).
+constexpr int64_t kMaxGroups = 8;
+
+template <KvType T>
+constexpr int64_t kBytes = T == KvType::kF32    ? 4
+                           : T == KvType::kBF16 ? 2
+                                                : 1;
+template <KvType T>
+constexpr bool kScaled = T == KvType::kInt8 || T == KvType::kFp8E4M3;
+
+// Asks for the first `bytes` of 16 rows `stride` bytes apart, into L1 (kL1) or L2. An asm
+// statement, because GCC 12's dead-code elimination drops __builtin_prefetch (_mm_prefetch) here
+// once inlined into the groups kernel (seen in the object code; -fno-tree-dce keeps it).
+template <bool kL1>
+inline void prefetch_rows(const uint8_t* p, int64_t stride, int64_t bytes) {
+  for (int64_t j = 0; j < kBlock; ++j)
+    for (int64_t o = 0; o < bytes; o += 64) {
+      if constexpr (kL1)
+        asm volatile("prefetcht0 %0" : : "m"(p[j * stride + o]));
+      else
+        asm volatile("prefetcht1 %0" : : "m"(p[j * stride + o]));
+    }
+}
+
+// Scratch carved for one call. Per query head (row t*G + h): softmax state m, l (the running sum
+// kept as 16 lanes, lane j summing the j-th key of every step, reduced once at the end), o, and
+// the compacted scores waiting for a step. Per query: the pending rows' key indices and count.
+struct State {
+  const KvView* kv;
+  int64_t g, G, hd, hdp;
+  float* kt;                // [2][hdp*16] transposed key blocks
+  float* s;                 // [n*G][32] scores of the current block pair
+  float* pend;              // [n*G][32] pending scores (allowed lanes only, in key order)
+  float* o;                 // [n*G][hdp]
+  float* l;                 // [n*G][16]
+  float* m;                 // [n*G]
+  float* p;                 // [G][16] probabilities of one step
+  float* alpha;             // [G] rescale of one step
+  int32_t* pidx;            // [n][32] pending key rows
+  int32_t* cnt;             // [n]
+  int32_t* mask;            // [2][n] allowed lanes of the block pair
+  int32_t* step_idx;        // [16]
+  const uint8_t* vrow[16];  // V of kv head g of the rows of one step, and their scales
+  float vscale[16];
+};
+
+// attention_groups_partial's kernel on AVX2 + FMA (attention_tiled_avx2.cc): the groups
+// [g0, g1), g1 - g0 <= kMaxGroups, of one segment.
+void groups_partial_avx2(const AttentionShape& s, int64_t g0, int64_t g1,
+                         const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
+                         float* part, int64_t part_stride, AttentionScratch& scratch);
+
+}  // namespace herd::attention_detail
