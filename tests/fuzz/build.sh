@@ -55,7 +55,7 @@ mkdir -p "$out/obj"
 if [ ${#stale[@]} -gt 0 ]; then
   printf '%s\n' "${stale[@]}" | xargs -P "$(nproc)" -I{} bash -c '
     s={}; o="$out/obj/${s//\//_}.o"
-    clang++ -std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+    clang++ -std=c++20 -O1 -gline-tables-only -fsanitize=fuzzer-no-link,address,undefined \
       -fno-sanitize-recover=undefined -Isrc -I/usr/include/stb -MMD -MF "${o%.o}.d" \
       -c "$s" -o "$o"'
 fi

@@ -26,5 +26,5 @@ foreach(case tiny tiny-interleaved small)
   if(case MATCHES "^tiny")
     list(APPEND labels slow)  # the 8400-token prompt
   endif()
-  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 900)
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 900 COST 300)
 endforeach()

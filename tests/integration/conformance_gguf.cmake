@@ -36,5 +36,6 @@ foreach(type bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k q3_k_m q2_k iq4_xs iq4_nl)
     add_test(NAME ${name}
              COMMAND sh -c "echo 'conformance_gguf_trained: node not found (apt-get install nodejs)'; exit 1")
   endif()
-  set_tests_properties(${name} PROPERTIES LABELS "conformance;integration" TIMEOUT 600)
+  set_tests_properties(${name} PROPERTIES LABELS "conformance;integration" TIMEOUT 600
+                                           COST 200)
 endforeach()

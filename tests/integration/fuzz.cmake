@@ -10,7 +10,8 @@ if(HERD_CLANGXX)
   set(fuzz_bin ${CMAKE_CURRENT_BINARY_DIR}/fuzz-bin)
   add_test(NAME fuzz_build COMMAND bash ${CMAKE_SOURCE_DIR}/tests/fuzz/build.sh
                                    ${CMAKE_SOURCE_DIR} ${fuzz_bin} all)
-  set_tests_properties(fuzz_build PROPERTIES LABELS "fuzz" TIMEOUT 1800 FIXTURES_SETUP fuzz_bins)
+  set_tests_properties(fuzz_build PROPERTIES LABELS "fuzz" TIMEOUT 1800 FIXTURES_SETUP fuzz_bins
+                                              COST 1000)
   foreach(target_labels IN ITEMS "request|server|60" "image|vision|60" "gguf|io"
                                  "safetensors|io" "config|model" "tokenizer|tokenizer")
     string(REPLACE "|" ";" parts "${target_labels}")

@@ -15,7 +15,7 @@ if(EXISTS /proc/cpuinfo)
   endif()
 endif()
 set_tests_properties(long_context PROPERTIES LABELS "slow;integration;runtime"
-                                             TIMEOUT ${herd_long_context_limit})
+                                             TIMEOUT ${herd_long_context_limit} COST 800)
 
 # `herd plan --json` carries the fields the issue names, with the arithmetic's invariants.
 add_test(NAME plan_cli

@@ -12,7 +12,7 @@ add_test(NAME perplexity_llama_cpp
                  ${CMAKE_SOURCE_DIR}/models/default ${HERD_NODE}
                  ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref)
 set_tests_properties(perplexity_llama_cpp PROPERTIES LABELS "conformance;integration"
-                                                     TIMEOUT 600)
+                                                     TIMEOUT 600 COST 150)
 
 # Issue 14: herd's Q8_0 / Q4_0 (--quant q8_0 / q4_0) against llama-quantize's on the same weights,
 # through llama.cpp: herd's mean KL is not larger (tests/integration/quant_quality_llama_cpp.sh).
@@ -22,4 +22,4 @@ add_test(NAME quant_quality_llama_cpp
                  ${CMAKE_SOURCE_DIR}/tools/llama-cpp-ref
                  ${HERD_LLAMA_CPP_BIN}/llama-quantize)
 set_tests_properties(quant_quality_llama_cpp PROPERTIES LABELS "conformance;integration"
-                                                        TIMEOUT 600)
+                                                        TIMEOUT 600 COST 300)

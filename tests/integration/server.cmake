@@ -19,7 +19,8 @@ set_tests_properties(server_prompt_tokens PROPERTIES LABELS "server;integration"
 # warm-up + 5%.
 add_test(NAME server_soak
          COMMAND bash -c "[ -d ${CMAKE_SOURCE_DIR}/tools/openai-client/node_modules/openai ] || { echo 'FAIL: tools/openai-client not installed'; exit 1; }; mkdir -p ${CMAKE_CURRENT_BINARY_DIR}/server-soak && { [ -f ${CMAKE_CURRENT_BINARY_DIR}/server-soak/tiny/config.json ] || $<TARGET_FILE:herd> synth --preset tiny -o ${CMAKE_CURRENT_BINARY_DIR}/server-soak/tiny >/dev/null; } && node ${CMAKE_SOURCE_DIR}/tools/openai-client/soak.mjs $<TARGET_FILE:herd> ${CMAKE_CURRENT_BINARY_DIR}/server-soak/tiny 50 8")
-set_tests_properties(server_soak PROPERTIES LABELS "server;integration;slow" TIMEOUT 240)
+set_tests_properties(server_soak PROPERTIES LABELS "server;integration;slow" TIMEOUT 240
+                                             COST 150)
 if(HERD_SANITIZE)
   set_tests_properties(server_soak PROPERTIES ENVIRONMENT HERD_SOAK_SANITIZED=1)
 endif()

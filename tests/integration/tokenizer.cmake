@@ -10,7 +10,7 @@ add_test(NAME tokenizer_conformance_tiktoken
                  $<TARGET_FILE:tokenizer_tool> ${CMAKE_SOURCE_DIR}/../shared/llama4
                  ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tokenizer-conformance)
 set_tests_properties(tokenizer_conformance_tiktoken PROPERTIES LABELS "tokenizer;conformance"
-                     TIMEOUT 600)
+                     TIMEOUT 600 COST 150)
 
 # The chat template rendered by Jinja2 (Debian's python3-jinja2, hence /usr/bin/python3) must
 # equal herd's renderer byte for byte; prompt_format.md's worked examples too.
