@@ -199,6 +199,10 @@ struct KTile {
   // One superblock: 8 vectors of 32 codes (element order) and, per vector, the int16 lanes that
   // multiply its maddubs pairs (the scale of its sub-block of 32, or its two sub-blocks of 16).
   // off: what multiplies the 16 sums of 16 (the mins, or the scales the offset goes with).
+  // The loops over its vectors are unrolled (#pragma GCC unroll): GCC 12 left them rolled, so
+  // each vector went through the stack by a computed address; unrolled, a 4096² Q4_K decode
+  // takes 0.7× the time, Q6_K 0.55× (BENCHMARKS.md, session 15). Not Q2_K / Q3_K's unpack,
+  // where it made Q3_K slower.
   struct Unpacked {
     __m256i w[8], sc[8], off;
     float d, dmin;
@@ -206,6 +210,7 @@ struct KTile {
 
   // Sub-blocks of 16: vector v holds sub-blocks 2v (pair lanes 0..7) and 2v + 1 (8..15).
   HERD_GA static void spread16(const int16_t* s, Unpacked& u) {
+#pragma GCC unroll 8
     for (int v = 0; v < 8; ++v)
       u.sc[v] = _mm256_set_m128i(_mm_set1_epi16(s[2 * v + 1]), _mm_set1_epi16(s[2 * v]));
   }
@@ -215,6 +220,7 @@ struct KTile {
     const __m256i one = _mm256_set1_epi8(1);
     u.dmin = 0;
     if constexpr (kQ6) {
+#pragma GCC unroll 8
       for (int h = 0; h < 2; ++h) {
         const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
         const __m256i bb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
@@ -224,6 +230,7 @@ struct KTile {
         const __m256i lo[4] = {_mm256_and_si256(a, m4), _mm256_and_si256(bb, m4),
                                _mm256_and_si256(_mm256_srli_epi16(a, 4), m4),
                                _mm256_and_si256(_mm256_srli_epi16(bb, 4), m4)};
+#pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), m3);
           u.w[4 * h + j] = _mm256_or_si256(lo[j], _mm256_slli_epi16(hi, 4));
@@ -263,6 +270,7 @@ struct KTile {
     } else if constexpr (kXS) {
       const __m256i t = _mm256_broadcastsi128_si256(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+#pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) {
         u.w[s] = _mm256_shuffle_epi8(t, nibbles16(b.qs + 16 * s));
         u.sc[s] = _mm256_set1_epi16(int16_t(gguf_scale_iq4xs(b, s)));
@@ -271,6 +279,7 @@ struct KTile {
       u.d = h2f(b.d);
       return;
     } else if constexpr (kQ8K) {
+#pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) {
         u.w[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * v));
         u.sc[v] = _mm256_set1_epi16(1);
@@ -278,7 +287,8 @@ struct KTile {
       u.off = _mm256_setzero_si256();
       u.d = b.d;
       return;
-    } else {                         // Q4_K / Q5_K
+    } else {  // Q4_K / Q5_K
+#pragma GCC unroll 8
       for (int c = 0; c < 4; ++c) {  // 64 elements: low nibbles, then high nibbles
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
         u.w[2 * c] = _mm256_and_si256(q, m4);
@@ -286,6 +296,7 @@ struct KTile {
       }
       if constexpr (kQ5) {  // sub-block s's fifth bit: bit s of qh[l]
         const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+#pragma GCC unroll 8
         for (int s = 0; s < 8; ++s)
           u.w[s] = _mm256_or_si256(
               u.w[s], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, s), one), 4));
@@ -293,6 +304,7 @@ struct KTile {
       const __m128i sm = unpack_scale_min_k4(b.scales);
       alignas(16) uint8_t v[16];
       _mm_store_si128(reinterpret_cast<__m128i*>(v), sm);
+#pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) u.sc[s] = _mm256_set1_epi16(v[s]);
       u.off = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
           sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
@@ -317,6 +329,7 @@ struct KTile {
         const int64_t tok = t0 + t;
         const int8_t* x = c.xq + tok * c.kpad + 256 * i;
         __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+#pragma GCC unroll 8
         for (int v = 0; v < 8; v += 2) {  // two chains
           const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v));
           const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * v + 32));
