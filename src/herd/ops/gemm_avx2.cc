@@ -148,6 +148,7 @@ struct QTile {
         __m256i wv[4];
         const uint8_t* p = c.w + (r0 + r) * c.w_row_bytes;
         if constexpr (kType == DType::Q8G) {
+#pragma GCC unroll 4
           for (int j = 0; j < 4; ++j)  // xor 0x80 = subtract the 128 bias in two's complement
             wv[j] = _mm256_xor_si256(
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 128 + 32 * j)), bias);
@@ -163,13 +164,18 @@ struct QTile {
         for (int t = 0; t < T; ++t) {
           const int8_t* xp = c.xq + (t0 + t) * c.kpad + g * 128;
           __m256i s = dot32(wv[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp)));
+#pragma GCC unroll 4
           for (int j = 1; j < 4; ++j)
             s = _mm256_add_epi32(
                 s, dot32(wv[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32 * j))));
           d[t][r] = s;
         }
       }
+      // Every loop over the vectors of a group is unrolled: at -O2 GCC 12 left the small ones
+      // rolled, so wv and d went through the stack by computed addresses.
+#pragma GCC unroll 4
       for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r)
           acc[t][r] = q_group_fma(acc[t][r], hsum8i(d[t][r]), c.w_scale[(r0 + r) * c.groups + g],
                                   c.x_scale[g * c.n + t0 + t]);
