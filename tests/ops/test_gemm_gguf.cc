@@ -242,8 +242,9 @@ class GgufGemm : public ::testing::TestWithParam<Isa> {
 };
 
 // gemm (every row split, every token count the dispatch blocks differently, the repacked
-// prefill paths: from 8 or 12 tokens for the K-quants, 24 for the 32-blocks, which only the
-// 100-token batches' tasks of 32 reach) against the reference per (row, token). The block
+// prefill paths: with AVX-512 from 8 or 12 tokens for the K-quants, 24 for the 32-blocks; with
+// AVX2 from 12 or 16 for the K-quants; 40 rows × 100 tokens split into tasks of 32 tokens, the
+// rest into tasks of 16) against the reference per (row, token). The block
 // formats add exact block totals in the reference's order: bitwise equal. F16 keeps per-lane f32
 // sums that differ from the reference's order only by rounding, ≤ 1e-5 of Σ|w·x| here.
 TEST_P(GgufGemm, MatchesReferenceAndIsBatchInvariant) {

@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -187,6 +188,12 @@ struct KTile {
   static constexpr int32_t kOffset = kQ6 ? 32 : kQ3 ? 4 : 0;
   // Signed codes (IQ4_XS's values, Q8_K's): the sign trick.
   static constexpr bool kSigned = kXS || kQ8K;
+  // Tasks of at least this many tokens go to KRepacked (0: none; its int16 sums need unsigned
+  // codes, which IQ4_XS's and Q8_K's are not). Below, the repack costs more than it saves
+  // (bench_kernels GgufExperts, same run, 16 experts' [2048, 1024], Zen 3: Q4_K at 8 tokens
+  // 4.6–5.1 ms tiled against 5.1–6.4 repacked, even at 12, ahead from 16; Q6_K's dearer unpack
+  // even at 16, ahead from 24: 15.3–18.7 against 11.4–12.9 ms).
+  static constexpr int64_t kRepackTokens = kSigned ? 0 : kQ6 ? 16 : 12;
   using Block = std::conditional_t<
       kQ6, GgufQ6_K,
       std::conditional_t<
@@ -356,6 +363,220 @@ struct KTile {
   }
 };
 
+// ---- Prefill: K-quants repacked, 8 rows at a time ----
+
+// In place: r[i] lane j becomes the old r[j] lane i (an 8 × 8 transpose of 32-bit elements).
+HERD_GA inline void transpose8(__m256i* r) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+  }
+}
+
+// Tasks of kRepackTokens or more tokens (prefill) repack 8 rows' superblock as [64 chunks of 4 K]
+// [8 rows][4 bytes] once and reuse it for every token: one vpmaddubsw of a chunk against 4
+// broadcast bytes of x serves 8 rows, and the products of a whole scale sub-block are summed in
+// int16 before one vpmaddwd applies the 8 rows' scales, so no horizontal sum is left per token.
+// Each row's superblock totals are the exact integers the tile computes, taken with the same FMAs
+// in the same order, 8 rows side by side: the results are the tile's (and the reference's) bits.
+template <DType kType>
+struct KRepacked {
+  using K = KTile<kType>;
+  static constexpr bool kQ4 = kType == DType::GGUF_Q4_K;
+  // Scale sub-blocks: 8 of 32 elements (Q4_K, Q5_K) or 16 of 16 (Q2_K, Q3_K, Q6_K).
+  static constexpr int kSub = kQ4 || K::kQ5 ? 8 : 16;
+  static constexpr int kChunks = 64 / kSub;  // 4-K chunks per sub-block
+  // Chunks whose vpmaddubsw pairs are added in int16 before the scales' vpmaddwd: exact while
+  // kGroup · 2 · max code · 127 ≤ 32767 (x is within ±127): Q4_K 8 · 3810, Q5_K 4 · 7874,
+  // Q6_K 2 · 16002, Q2_K / Q3_K 4 · ≤ 1778.
+  static constexpr int kGroup = kQ4 ? 8 : K::kQ6 ? 2 : 4;
+  static_assert(kChunks % kGroup == 0);
+  alignas(32) uint8_t codes[64][32];
+  alignas(32) int32_t sc[kSub][8];  // each row's scale in both int16 halves
+  alignas(32) int32_t off[8][8];    // int16 pairs: what multiplies x's sums of 16 2p and 2p + 1
+  alignas(32) float d[8], dmin[8];
+
+  // Each scale as an int32 lane holding it in both int16 halves (what vpmaddwd pairs take).
+  HERD_GA static __m256i dup16(__m128i x8) {  // 8 int16 → 8 int32 lanes
+    const __m256i v = _mm256_cvtepu16_epi32(x8);
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+  }
+
+  // One row's sub-block scales as kSub / 8 vectors of 8 dup16 lanes.
+  HERD_GA static void scale_rows(const typename K::Block& b, const typename K::Unpacked& u,
+                                 __m256i* out) {
+    if constexpr (kSub == 8) {  // Q4_K / Q5_K: bytes 0..7 of the unpacked scales and mins
+      out[0] = dup16(_mm_cvtepu8_epi16(unpack_scale_min_k4(b.scales)));
+    } else if constexpr (K::kQ2) {  // the low nibbles
+      const __m128i s = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)),
+                                      _mm_set1_epi8(0x0F));
+      out[0] = dup16(_mm_cvtepu8_epi16(s));
+      out[1] = dup16(_mm_cvtepu8_epi16(_mm_srli_si128(s, 8)));
+    } else {  // Q3_K / Q6_K: the signed scales are what multiplies the sums of 16 (u.off)
+      out[0] = dup16(_mm256_castsi256_si128(u.off));
+      out[1] = dup16(_mm256_extracti128_si256(u.off, 1));
+    }
+  }
+
+  HERD_GA void pack(const uint8_t* w, int64_t rb, int64_t i, int nr) {
+    __m256i v[8][8], sr[kSub / 8][8], orow[8];  // [vector][row]
+    for (int q = 0; q < 8; ++q) {
+      if (q >= nr) {  // rows past the matrix: zero codes and scales
+        for (int z = 0; z < 8; ++z) v[z][q] = _mm256_setzero_si256();
+        for (int h = 0; h < kSub / 8; ++h) sr[h][q] = _mm256_setzero_si256();
+        orow[q] = _mm256_setzero_si256();
+        d[q] = dmin[q] = 0;
+        continue;
+      }
+      const auto& b = reinterpret_cast<const typename K::Block*>(w + q * rb)[i];
+      typename K::Unpacked u;
+      K::unpack(b, u);
+#pragma GCC unroll 8
+      for (int z = 0; z < 8; ++z) v[z][q] = u.w[z];
+      __m256i s[kSub / 8];
+      scale_rows(b, u, s);
+      for (int h = 0; h < kSub / 8; ++h) sr[h][q] = s[h];
+      orow[q] = u.off;  // 16 int16: pair p (int32 lane p) goes with x's sums 2p, 2p + 1
+      d[q] = u.d, dmin[q] = u.dmin;
+    }
+    for (int z = 0; z < 8; ++z) {
+      transpose8(v[z]);
+      for (int k = 0; k < 8; ++k)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(codes[8 * z + k]), v[z][k]);
+    }
+    for (int h = 0; h < kSub / 8; ++h) {
+      transpose8(sr[h]);
+      for (int k = 0; k < 8; ++k)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(sc[8 * h + k]), sr[h][k]);
+    }
+    transpose8(orow);
+    for (int p = 0; p < 8; ++p) _mm256_store_si256(reinterpret_cast<__m256i*>(off[p]), orow[p]);
+  }
+
+  // acc[n] (8 rows' lanes) plus this superblock's terms for N tokens.
+  template <int N>
+  HERD_GA void dot(const int8_t* const* x, const int16_t* const* bs, const float* xd,
+                   __m256* acc) const {
+    __m256i isum[N], io[N];
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) isum[n] = io[n] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int s = 0; s < kSub; ++s) {
+      const __m256i scv = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[s]));
+#pragma GCC unroll 8
+      for (int g = 0; g < kChunks; g += kGroup) {
+        __m256i a[N];
+#pragma GCC unroll 8
+        for (int ch = 0; ch < kGroup; ++ch) {
+          const int C = s * kChunks + g + ch;
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(codes[C]));
+#pragma GCC unroll 8
+          for (int n = 0; n < N; ++n) {
+            int32_t xv;
+            std::memcpy(&xv, x[n] + 4 * C, 4);
+            const __m256i p = _mm256_maddubs_epi16(w, _mm256_set1_epi32(xv));
+            a[n] = ch == 0 ? p : _mm256_add_epi16(a[n], p);
+          }
+        }
+#pragma GCC unroll 8
+        for (int n = 0; n < N; ++n)
+          isum[n] = _mm256_add_epi32(isum[n], _mm256_madd_epi16(a[n], scv));
+      }
+    }
+    if constexpr (K::kMins || K::kOffset != 0) {
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        const __m256i o = _mm256_load_si256(reinterpret_cast<const __m256i*>(off[p]));
+#pragma GCC unroll 8
+        for (int n = 0; n < N; ++n) {
+          int32_t pair;
+          std::memcpy(&pair, bs[n] + 2 * p, 4);
+          io[n] = _mm256_add_epi32(io[n], _mm256_madd_epi16(o, _mm256_set1_epi32(pair)));
+        }
+      }
+    }
+    const __m256 dv = _mm256_load_ps(d), dmv = _mm256_load_ps(dmin);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+#pragma GCC unroll 8
+    for (int n = 0; n < N; ++n) {
+      const __m256 xdv = _mm256_set1_ps(xd[n]);
+      __m256i tot = isum[n];
+      if constexpr (K::kOffset != 0)
+        tot = _mm256_sub_epi32(tot, _mm256_slli_epi32(io[n], K::kOffset == 32 ? 5 : 2));
+      acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_mul_ps(dv, xdv), acc[n]);
+      if constexpr (K::kMins)  // −(dmin · xd) as the tile's negation: the sign bit flipped
+        acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(io[n]),
+                                 _mm256_xor_ps(_mm256_mul_ps(dmv, xdv), sign), acc[n]);
+    }
+  }
+
+  // Tokens t .. t + N − 1 of the task (t0 + t is the batch row) on superblock i.
+  template <int N>
+  HERD_GA void dot_tokens(const Ctx& c, int64_t i, int64_t t0, int64_t t, float* acc) const {
+    const int8_t* x[N];
+    const int16_t* bs[N];
+    float xd[N];
+    __m256 a[N];
+    for (int n = 0; n < N; ++n) {
+      const int64_t tok = t0 + t + n;
+      x[n] = c.xq + (tok - c.x0) * c.kpad + 256 * i;
+      bs[n] = c.xs + tok * (c.kpad / 16) + 16 * i;
+      xd[n] = c.xd[tok * c.nd + i];
+      a[n] = _mm256_load_ps(acc + 8 * (t + n));
+    }
+    dot<N>(x, bs, xd, a);
+    for (int n = 0; n < N; ++n) _mm256_store_ps(acc + 8 * (t + n), a[n]);
+  }
+
+  HERD_GA static void run(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    thread_local KRepacked pk;
+    thread_local AlignedBuffer<float> accb;
+    const int64_t nt = t1 - t0, nb = c.cols / 256;
+    float* acc = accb.ensure(size_t(nt * 8));
+    // Runs of at most 4 tokens (their accumulators stay in registers), as even as they can be.
+    const int64_t runs = (nt + 3) / 4;
+    for (int64_t rb = r0; rb < r1; rb += 8) {
+      const int nr = int(std::min<int64_t>(8, r1 - rb));
+      std::fill(acc, acc + nt * 8, 0.0f);
+      for (int64_t i = 0; i < nb; ++i) {
+        pk.pack(c.w + rb * c.rb, c.rb, i, nr);
+        int64_t t = 0;
+        for (int64_t r = 0; r < runs; ++r) {
+          const int64_t len = nt / runs + (r < nt % runs ? 1 : 0);
+          switch (len) {
+            case 4:
+              pk.template dot_tokens<4>(c, i, t0, t, acc);
+              break;
+            case 3:
+              pk.template dot_tokens<3>(c, i, t0, t, acc);
+              break;
+            case 2:
+              pk.template dot_tokens<2>(c, i, t0, t, acc);
+              break;
+            default:
+              pk.template dot_tokens<1>(c, i, t0, t, acc);
+              break;
+          }
+          t += len;
+        }
+      }
+      for (int64_t t = 0; t < nt; ++t)
+        for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[8 * t + q];
+    }
+  }
+};
+
 // ---- F16 × f32 ----
 
 struct F16Tile {
@@ -397,6 +618,9 @@ template <class Tile>
 void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
                int64_t t1, float* y, int64_t ys) {
   const Ctx c = gguf_simd::make_ctx(a, w, y, ys);
+  if constexpr (requires { Tile::kRepackTokens; })
+    if constexpr (Tile::kRepackTokens > 0)
+      if (t1 - t0 >= Tile::kRepackTokens) return KRepacked<Tile::kType>::run(c, r0, r1, t0, t1);
   // Rows outer, up to 4 tokens per pass: a row's blocks stay in L1 across the token passes.
   BlockTable<Tile, 4, 1>::drive(c, r0, r1, t0, t1, 4, 1);
 }
