@@ -84,6 +84,10 @@ struct B32Tile {
   static constexpr int32_t kOffset = kType == DType::GGUF_Q4_0   ? 8
                                      : kType == DType::GGUF_Q5_0 ? 16
                                                                  : 0;
+  // Tasks of at least this many tokens go to B32Repacked: ahead already at 8 (bench_kernels
+  // GgufExperts, same run, Zen 3: Q8_0 8.7–13.6 ms tiled against 8.8–9.8 repacked, Q4_0 11.8–13.3
+  // against 6.8–7.7; at 24 tokens 27–37 against 14–23).
+  static constexpr int64_t kRepackTokens = 8;
   using Block = std::conditional_t<
       kType == DType::GGUF_Q8_0, GgufQ8_0,
       std::conditional_t<
@@ -577,6 +581,149 @@ struct KRepacked {
   }
 };
 
+// ---- Prefill: 32-element blocks repacked, 8 rows × 8 blocks at a time ----
+
+// As KRepacked, for the 32-element blocks: 8 rows' 8 blocks as [64 chunks of 4 K][8 rows][4 bytes],
+// each block's 8 rows' exact totals, then the tile's FMAs into the reference's 16 partial sums
+// (block i into sum i mod 16) with 8 rows side by side, and its halving tree at the end.
+// Unsigned codes (Q4_0, Q4_1: ≤ 15; Q5_0, Q5_1: ≤ 31) sum a block's vpmaddubsw pairs in int16
+// (8 · 3810, 4 · 7874 ≤ 32767); signed ones (Q8_0, IQ4_NL) take |w| against x with w's sign, one
+// vpmaddwd per chunk (a pair reaches 2 · 128 · 127).
+template <DType kType>
+struct B32Repacked {
+  using B = B32Tile<kType>;
+  static constexpr int kGroup = B::kSigned ? 1 : B::kFive ? 4 : 8;  // chunks summed in int16
+  alignas(32) uint8_t codes[64][32];                                // |w| for the signed codes
+  alignas(32) int8_t sgn[B::kSigned ? 64 : 1][32];                  // the signed codes, for vpsignb
+  alignas(32) float d[8][8], m[8][8];                               // [block][row]
+
+  HERD_GA void pack(const uint8_t* w, int64_t rb, int64_t i0, int g, int nr) {
+    __m256i v[8][8];  // [block][row]
+    for (int q = 0; q < 8; ++q) {
+      const auto* row = reinterpret_cast<const typename B::Block*>(w + q * rb) + i0;
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        if (q >= nr || j >= g) {  // rows past the matrix, blocks past the row: zero
+          v[j][q] = _mm256_setzero_si256();
+          d[j][q] = m[j][q] = 0;
+          continue;
+        }
+        v[j][q] = B::codes(row[j]);
+        d[j][q] = h2f(row[j].d);
+        if constexpr (B::kMin) m[j][q] = h2f(row[j].m);
+      }
+    }
+    for (int j = 0; j < 8; ++j) {
+      transpose8(v[j]);
+      for (int k = 0; k < 8; ++k) {
+        __m256i c = v[j][k];
+        if constexpr (B::kSigned) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(sgn[8 * j + k]), c);
+          c = _mm256_sign_epi8(c, c);
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(codes[8 * j + k]), c);
+      }
+    }
+  }
+
+  // part: [tokens][16 partial sums][8 rows]; blocks i0 .. i0 + g − 1 for N tokens from token t.
+  template <int N>
+  HERD_GA void dot(const Ctx& c, int64_t i0, int g, int64_t t0, int64_t t, float* part) const {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int j = 0; j < g; ++j) {
+      const int64_t i = i0 + j;
+      __m256i tot[N];
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) tot[n] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int h = 0; h < 8; h += kGroup) {
+        __m256i a[N];
+#pragma GCC unroll 8
+        for (int ch = 0; ch < kGroup; ++ch) {
+          const int C = 8 * j + h + ch;
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(codes[C]));
+          __m256i ws;
+          if constexpr (B::kSigned)
+            ws = _mm256_load_si256(reinterpret_cast<const __m256i*>(sgn[C]));
+#pragma GCC unroll 8
+          for (int n = 0; n < N; ++n) {
+            int32_t xv;
+            std::memcpy(&xv, c.xq + (t0 + t + n - c.x0) * c.kpad + 32 * i + 4 * (h + ch), 4);
+            __m256i xb = _mm256_set1_epi32(xv);
+            if constexpr (B::kSigned) xb = _mm256_sign_epi8(xb, ws);
+            const __m256i p = _mm256_maddubs_epi16(w, xb);
+            a[n] = ch == 0 ? p : _mm256_add_epi16(a[n], p);
+          }
+        }
+#pragma GCC unroll 8
+        for (int n = 0; n < N; ++n)
+          tot[n] = _mm256_add_epi32(tot[n], _mm256_madd_epi16(a[n], ones));
+      }
+      const __m256 dw = _mm256_load_ps(d[j]);
+#pragma GCC unroll 8
+      for (int n = 0; n < N; ++n) {
+        const int64_t tok = t0 + t + n;
+        if constexpr (B::kOffset != 0) {  // − offset · Σq_x of the block (its two sums of 16)
+          const int16_t* s16 = c.xs + tok * (c.kpad / 16) + 2 * i;
+          const int32_t sx = int32_t(s16[0]) + s16[1];
+          tot[n] = _mm256_sub_epi32(tot[n], _mm256_set1_epi32(B::kOffset * sx));
+        }
+        float* pp = part + ((t + n) * 16 + i % 16) * 8;
+        __m256 p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot[n]),
+                                   _mm256_mul_ps(dw, _mm256_set1_ps(c.xd[tok * c.nd + i])),
+                                   _mm256_load_ps(pp));
+        if constexpr (B::kMin)
+          p = _mm256_fmadd_ps(_mm256_set1_ps(c.xsy[tok * c.nd + i]), _mm256_load_ps(m[j]), p);
+        _mm256_store_ps(pp, p);
+      }
+    }
+  }
+
+  HERD_GA static void run(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    thread_local B32Repacked pk;
+    thread_local AlignedBuffer<float> partb;
+    const int64_t nt = t1 - t0, nb = c.cols / 32;
+    float* part = partb.ensure(size_t(nt * 16 * 8));
+    const int64_t runs = (nt + 3) / 4;  // runs of at most 4 tokens, as even as they can be
+    for (int64_t rb = r0; rb < r1; rb += 8) {
+      const int nr = int(std::min<int64_t>(8, r1 - rb));
+      std::fill(part, part + nt * 16 * 8, 0.0f);
+      for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+        const int g = int(std::min<int64_t>(8, nb - i0));
+        pk.pack(c.w + rb * c.rb, c.rb, i0, g, nr);
+        int64_t t = 0;
+        for (int64_t r = 0; r < runs; ++r) {
+          const int64_t len = nt / runs + (r < nt % runs ? 1 : 0);
+          switch (len) {
+            case 4:
+              pk.template dot<4>(c, i0, g, t0, t, part);
+              break;
+            case 3:
+              pk.template dot<3>(c, i0, g, t0, t, part);
+              break;
+            case 2:
+              pk.template dot<2>(c, i0, g, t0, t, part);
+              break;
+            default:
+              pk.template dot<1>(c, i0, g, t0, t, part);
+              break;
+          }
+          t += len;
+        }
+      }
+      for (int64_t t = 0; t < nt; ++t) {  // gguf_sum16's halving tree, 8 rows side by side
+        __m256 p[16];
+        for (int l = 0; l < 16; ++l) p[l] = _mm256_load_ps(part + (t * 16 + l) * 8);
+        for (int w = 8; w >= 1; w /= 2)
+          for (int l = 0; l < w; ++l) p[l] = _mm256_add_ps(p[l], p[l + w]);
+        alignas(32) float y[8];
+        _mm256_store_ps(y, p[0]);
+        for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = y[q];
+      }
+    }
+  }
+};
+
 // ---- F16 × f32 ----
 
 struct F16Tile {
@@ -620,7 +767,12 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
   const Ctx c = gguf_simd::make_ctx(a, w, y, ys);
   if constexpr (requires { Tile::kRepackTokens; })
     if constexpr (Tile::kRepackTokens > 0)
-      if (t1 - t0 >= Tile::kRepackTokens) return KRepacked<Tile::kType>::run(c, r0, r1, t0, t1);
+      if (t1 - t0 >= Tile::kRepackTokens) {
+        if constexpr (std::is_same_v<Tile, KTile<Tile::kType>>)
+          return KRepacked<Tile::kType>::run(c, r0, r1, t0, t1);
+        else
+          return B32Repacked<Tile::kType>::run(c, r0, r1, t0, t1);
+      }
   // Rows outer, up to 4 tokens per pass: a row's blocks stay in L1 across the token passes.
   BlockTable<Tile, 4, 1>::drive(c, r0, r1, t0, t1, 4, 1);
 }
