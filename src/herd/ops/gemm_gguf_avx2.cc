@@ -24,11 +24,14 @@
 #include <type_traits>
 
 #include "herd/ops/gemm_gguf_simd.h"
+#include "herd/ops/repack_avx2.h"
 
 #define HERD_GA HERD_GGUF_AVX2
 
 namespace herd::gemm_detail {
 namespace {
+
+using repack_avx2::transpose8;
 
 using gguf_simd::Ctx;
 using gguf_simd::h2f;
@@ -369,25 +372,6 @@ struct KTile {
 
 // ---- Prefill: K-quants repacked, 8 rows at a time ----
 
-// In place: r[i] lane j becomes the old r[j] lane i (an 8 × 8 transpose of 32-bit elements).
-HERD_GA inline void transpose8(__m256i* r) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    r[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
-    r[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
-  }
-}
-
 // Tasks of kRepackTokens or more tokens (prefill) repack 8 rows' superblock as [64 chunks of 4 K]
 // [8 rows][4 bytes] once and reuse it for every token: one vpmaddubsw of a chunk against 4
 // broadcast bytes of x serves 8 rows, and the products of a whole scale sub-block are summed in
@@ -549,31 +533,13 @@ struct KRepacked {
     const int64_t nt = t1 - t0, nb = c.cols / 256;
     float* acc = accb.ensure(size_t(nt * 8));
     // Runs of at most 4 tokens (their accumulators stay in registers), as even as they can be.
-    const int64_t runs = (nt + 3) / 4;
     for (int64_t rb = r0; rb < r1; rb += 8) {
       const int nr = int(std::min<int64_t>(8, r1 - rb));
       std::fill(acc, acc + nt * 8, 0.0f);
       for (int64_t i = 0; i < nb; ++i) {
         pk.pack(c.w + rb * c.rb, c.rb, i, nr);
-        int64_t t = 0;
-        for (int64_t r = 0; r < runs; ++r) {
-          const int64_t len = nt / runs + (r < nt % runs ? 1 : 0);
-          switch (len) {
-            case 4:
-              pk.template dot_tokens<4>(c, i, t0, t, acc);
-              break;
-            case 3:
-              pk.template dot_tokens<3>(c, i, t0, t, acc);
-              break;
-            case 2:
-              pk.template dot_tokens<2>(c, i, t0, t, acc);
-              break;
-            default:
-              pk.template dot_tokens<1>(c, i, t0, t, acc);
-              break;
-          }
-          t += len;
-        }
+        in_token_runs<4>(nt,
+                         [&]<int N>(int64_t t) { pk.template dot_tokens<N>(c, i, t0, t, acc); });
       }
       for (int64_t t = 0; t < nt; ++t)
         for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[8 * t + q];
@@ -684,32 +650,13 @@ struct B32Repacked {
     thread_local AlignedBuffer<float> partb;
     const int64_t nt = t1 - t0, nb = c.cols / 32;
     float* part = partb.ensure(size_t(nt * 16 * 8));
-    const int64_t runs = (nt + 3) / 4;  // runs of at most 4 tokens, as even as they can be
     for (int64_t rb = r0; rb < r1; rb += 8) {
       const int nr = int(std::min<int64_t>(8, r1 - rb));
       std::fill(part, part + nt * 16 * 8, 0.0f);
       for (int64_t i0 = 0; i0 < nb; i0 += 8) {
         const int g = int(std::min<int64_t>(8, nb - i0));
         pk.pack(c.w + rb * c.rb, c.rb, i0, g, nr);
-        int64_t t = 0;
-        for (int64_t r = 0; r < runs; ++r) {
-          const int64_t len = nt / runs + (r < nt % runs ? 1 : 0);
-          switch (len) {
-            case 4:
-              pk.template dot<4>(c, i0, g, t0, t, part);
-              break;
-            case 3:
-              pk.template dot<3>(c, i0, g, t0, t, part);
-              break;
-            case 2:
-              pk.template dot<2>(c, i0, g, t0, t, part);
-              break;
-            default:
-              pk.template dot<1>(c, i0, g, t0, t, part);
-              break;
-          }
-          t += len;
-        }
+        in_token_runs<4>(nt, [&]<int N>(int64_t t) { pk.template dot<N>(c, i0, g, t0, t, part); });
       }
       for (int64_t t = 0; t < nt; ++t) {  // gguf_sum16's halving tree, 8 rows side by side
         __m256 p[16];

@@ -110,39 +110,6 @@ HERD_GV inline void transpose16(__m512i* r) {
   for (int i = 0; i < 16; ++i) r[i] = o[i];
 }
 
-// f.template operator()<N>(t) over a task's nt tokens in runs of at most 6 (the repacked dots
-// keep 6 tokens' accumulators in registers), as even as they can be: each run loads every code
-// chunk once, so 8 tokens go as 4 + 4, not 6 + 2 (a run of 2 pays the loads for 2 tokens).
-template <class F>
-inline void in_token_runs(int64_t nt, F&& f) {
-  const int64_t runs = (nt + 5) / 6;
-  int64_t t = 0;
-  for (int64_t r = 0; r < runs; ++r) {
-    const int64_t len = nt / runs + (r < nt % runs ? 1 : 0);
-    switch (len) {
-      case 6:
-        f.template operator()<6>(t);
-        break;
-      case 5:
-        f.template operator()<5>(t);
-        break;
-      case 4:
-        f.template operator()<4>(t);
-        break;
-      case 3:
-        f.template operator()<3>(t);
-        break;
-      case 2:
-        f.template operator()<2>(t);
-        break;
-      default:
-        f.template operator()<1>(t);
-        break;
-    }
-    t += len;
-  }
-}
-
 template <class Tile>
 void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
                int64_t t1, float* y, int64_t ys) {

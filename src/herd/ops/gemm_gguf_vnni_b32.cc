@@ -375,7 +375,7 @@ HERD_GV void B32Tile<kType>::repacked(const Ctx& c, int64_t r0, int64_t r1, int6
       std::fill(acc, acc + n * 256, 0.0f);
       for (int64_t i0 = 0; i0 < nb; i0 += 8) {
         const int nblk = int(std::min<int64_t>(8, nb - i0));
-        in_token_runs(n, [&]<int N>(int64_t t) {
+        in_token_runs<6>(n, [&]<int N>(int64_t t) {
           b32_repacked_dot<N>(c, pks[size_t(i0 / 8)], i0, nblk, t0 + tc, t, acc);
         });
       }

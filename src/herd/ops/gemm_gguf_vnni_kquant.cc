@@ -606,7 +606,7 @@ HERD_GV void k_repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_
           prefetch_ahead<kKBytes<kType>, true>(
               reinterpret_cast<uintptr_t>(c.w + (rb + q) * c.rb + (i + 1) * kKBytes<kType>));
       pk.pack(c.w + rb * c.rb, c.rb, i, nr);
-      in_token_runs(nt, [&]<int N>(int64_t t) { k_repacked_dot<N>(c, pk, i, t0, t, acc); });
+      in_token_runs<6>(nt, [&]<int N>(int64_t t) { k_repacked_dot<N>(c, pk, i, t0, t, acc); });
     }
     for (int64_t t = 0; t < nt; ++t)
       for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];

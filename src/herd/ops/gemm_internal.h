@@ -75,6 +75,29 @@ inline int32_t weight_bias(DType t) {
 // (0x7f / 0xff, the format's NaN, come out as ±480: checkpoints hold no NaN weights.)
 inline constexpr float kFp8Rebias = 0x1p120f;
 
+// f.template operator()<N>(t) over nt tokens in runs of at most kMax (the repacked prefill dots
+// keep a run's accumulators in registers), as even as they can be: each run loads every code
+// chunk once, so 8 tokens in runs of 6 go as 4 + 4, not 6 + 2.
+template <int N, class F>
+inline void token_run(int64_t len, int64_t t, F& f) {
+  if constexpr (N == 1)
+    f.template operator()<1>(t);
+  else if (len == N)
+    f.template operator()<N>(t);
+  else
+    token_run<N - 1>(len, t, f);
+}
+template <int kMax, class F>
+inline void in_token_runs(int64_t nt, F&& f) {
+  const int64_t runs = (nt + kMax - 1) / kMax;
+  int64_t t = 0;
+  for (int64_t r = 0; r < runs; ++r) {
+    const int64_t len = nt / runs + (r < nt % runs ? 1 : 0);
+    token_run<kMax>(len, t, f);
+    t += len;
+  }
+}
+
 // Register blocks: Tile::run<T, R>(ctx, r, t) computes a T-token × R-row block. BlockTable holds
 // every T ≤ TM, R ≤ RM instantiation so tails use the same code path with smaller blocks.
 template <class Tile, int TM, int RM>
