@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "herd/ops/gemm_internal.h"
 #include "herd/ops/repack_avx2.h"
@@ -190,6 +191,55 @@ struct QTile {
   }
 };
 
+// Q4G's decode tile: its codes stay unsigned (0..15) against x, where the sign trick cost two
+// vpsignb and a bias subtraction per vector; a group's 4 vectors' pairs add up in int16 (4 · 2 ·
+// 15 · 127 ≤ 32767), one vpmaddwd per group, and the bias 8 goes through Σq of the group
+// (q_sum). The same exact totals, then q_group_fma: the QTile's bits.
+struct Q4Tile {
+  using Ctx = QCtx;
+  template <int T, int R>
+  HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
+    float acc[T][R] = {};
+    const __m256i nib = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int64_t g = 0; g < c.groups; ++g) {
+      __m256i d[T][R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* p = c.w + (r0 + r) * c.w_row_bytes + g * 64;
+        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+        // Elements 0-31, 32-63: low nibbles; 64-95, 96-127: high.
+        const __m256i wv[4] = {_mm256_and_si256(b0, nib), _mm256_and_si256(b1, nib),
+                               _mm256_and_si256(_mm256_srli_epi16(b0, 4), nib),
+                               _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib)};
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const int8_t* xp = c.xq + (t0 + t) * c.kpad + g * 128;
+          __m256i a =
+              _mm256_maddubs_epi16(wv[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp)));
+#pragma GCC unroll 4
+          for (int j = 1; j < 4; ++j)
+            a = _mm256_add_epi16(
+                a, _mm256_maddubs_epi16(
+                       wv[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32 * j))));
+          d[t][r] = _mm256_madd_epi16(a, ones);
+        }
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const int32_t bias = 8 * c.q_sum[g * c.n + t0 + t];
+        const float xs = c.x_scale[g * c.n + t0 + t];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+          acc[t][r] = q_group_fma(acc[t][r], hsum8i(d[t][r]) - bias,
+                                  c.w_scale[(r0 + r) * c.groups + g], xs);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) c.y[(t0 + t) * c.ys + r0 + r] = acc[t][r];
+  }
+};
+
 // Prefill (tasks of kRepackTokens or more): 8 rows' group of 128 repacked as [32 chunks of 4 K]
 // [8 rows][4 bytes] once and reused by every token of the task: one vpmaddubsw of a chunk against
 // 4 broadcast bytes of x serves 8 rows, with no horizontal sum per token. Q4G keeps its codes
@@ -323,7 +373,7 @@ void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
   // 1.2 → 0.70–0.84 ms; Q8G, whose sign trick keeps a vpmaddwd per chunk, 8.2–8.7 → 7.1–7.9 ms).
   constexpr int64_t kRepackTokens = kType == DType::Q4G ? 12 : 16;
   if (t1 - t0 >= kRepackTokens) return QRepacked<kType>::run(c, r0, r1, t0, t1);
-  using Table = BlockTable<QTile<kType>, 2, 4>;
+  using Table = BlockTable<std::conditional_t<kType == DType::Q4G, Q4Tile, QTile<kType>>, 2, 4>;
   Table::drive(c, r0, r1, t0, t1, t1 - t0 == 1 ? 1 : 2, t1 - t0 == 1 ? 4 : 2);
 }
 
