@@ -24,14 +24,14 @@
 #include <type_traits>
 
 #include "herd/ops/gemm_gguf_simd.h"
-#include "herd/ops/repack_avx2.h"
+#include "herd/ops/int8_avx2.h"
 
 #define HERD_GA HERD_GGUF_AVX2
 
 namespace herd::gemm_detail {
 namespace {
 
-using repack_avx2::transpose8;
+using int8_avx2::transpose8;
 
 using gguf_simd::Ctx;
 using gguf_simd::h2f;

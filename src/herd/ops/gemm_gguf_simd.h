@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "herd/ops/gemm_gguf.h"
+#include "herd/ops/int8_avx2.h"
 #include "herd/quant/gguf_blocks.h"
 
 #define HERD_GGUF_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -49,15 +50,7 @@ HERD_GGUF_AVX2 inline float h2f(uint16_t h) {
   return _cvtsh_ss(h);
 }
 
-// Lane j = the sum of v[j]'s 8 lanes (exact in int32, any order).
-HERD_GGUF_AVX2 inline __m256i reduce8x8(const __m256i* v) {
-  const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
-  const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
-  const __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
-  // a: v0..v3 partial sums of the low 128 bits, then of the high 128 bits; b: v4..v7.
-  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                          _mm256_permute2x128_si256(a, b, 0x31));
-}
+using int8_avx2::reduce8x8;
 
 // Q4_K / Q5_K: the 12 packed bytes (16 read: the block goes on) as 8 scales (bytes 0..7) and 8
 // mins (8..15), the bit algebra of gguf_scale_min_k4 on 32-bit words u0, u1, u2:
