@@ -198,17 +198,18 @@ struct QTile {
 // (q_sum). The same exact totals, then q_group_fma: the QTile's bits.
 struct Q4Tile {
   using Ctx = QCtx;
-  // One row's group g: the 8 int32 lanes whose sum is Σ u·x (u the unsigned codes).
-  HERD_AVX2 static __m256i group_dot(const Ctx& c, int64_t row, int64_t g, int64_t tok) {
+  // A group's 128 codes at p (64 bytes): elements 0-31, 32-63 in the low nibbles, 64-95, 96-127
+  // in the high ones.
+  HERD_AVX2 static void codes(const uint8_t* p, __m256i* wv) {
     const __m256i nib = _mm256_set1_epi8(0x0F);
-    const uint8_t* p = c.w + row * c.w_row_bytes + g * 64;
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-    // Elements 0-31, 32-63: low nibbles; 64-95, 96-127: high.
-    const __m256i wv[4] = {_mm256_and_si256(b0, nib), _mm256_and_si256(b1, nib),
-                           _mm256_and_si256(_mm256_srli_epi16(b0, 4), nib),
-                           _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib)};
-    const int8_t* xp = c.xq + tok * c.kpad + g * 128;
+    wv[0] = _mm256_and_si256(b0, nib), wv[1] = _mm256_and_si256(b1, nib);
+    wv[2] = _mm256_and_si256(_mm256_srli_epi16(b0, 4), nib);
+    wv[3] = _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib);
+  }
+  // The 8 int32 lanes whose sum is Σ u·x over the group (xp: its 128 activations).
+  HERD_AVX2 static __m256i dot(const __m256i* wv, const int8_t* xp) {
     __m256i a =
         _mm256_maddubs_epi16(wv[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp)));
 #pragma GCC unroll 4
@@ -217,6 +218,11 @@ struct Q4Tile {
           a, _mm256_maddubs_epi16(
                  wv[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32 * j))));
     return _mm256_madd_epi16(a, _mm256_set1_epi16(1));
+  }
+  HERD_AVX2 static __m256i group_dot(const Ctx& c, int64_t row, int64_t g, int64_t tok) {
+    __m256i wv[4];
+    codes(c.w + row * c.w_row_bytes + g * 64, wv);
+    return dot(wv, c.xq + tok * c.kpad + g * 128);
   }
 
   // Decode, 1 token × 4 rows: two groups' 8 dot vectors reduced side by side (vphaddd), where
@@ -259,30 +265,14 @@ struct Q4Tile {
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
     if constexpr (T == 1 && R == 4) return run_pairs(c, r0, t0);
     float acc[T][R] = {};
-    const __m256i nib = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (int64_t g = 0; g < c.groups; ++g) {
       __m256i d[T][R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
-        const uint8_t* p = c.w + (r0 + r) * c.w_row_bytes + g * 64;
-        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-        // Elements 0-31, 32-63: low nibbles; 64-95, 96-127: high.
-        const __m256i wv[4] = {_mm256_and_si256(b0, nib), _mm256_and_si256(b1, nib),
-                               _mm256_and_si256(_mm256_srli_epi16(b0, 4), nib),
-                               _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib)};
+        __m256i wv[4];
+        codes(c.w + (r0 + r) * c.w_row_bytes + g * 64, wv);
 #pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) {
-          const int8_t* xp = c.xq + (t0 + t) * c.kpad + g * 128;
-          __m256i a =
-              _mm256_maddubs_epi16(wv[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp)));
-#pragma GCC unroll 4
-          for (int j = 1; j < 4; ++j)
-            a = _mm256_add_epi16(
-                a, _mm256_maddubs_epi16(
-                       wv[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32 * j))));
-          d[t][r] = _mm256_madd_epi16(a, ones);
-        }
+        for (int t = 0; t < T; ++t) d[t][r] = dot(wv, c.xq + (t0 + t) * c.kpad + g * 128);
       }
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
@@ -323,14 +313,10 @@ struct QRepacked {
         continue;
       }
       const uint8_t* p = c.w + (rb + q) * c.w_row_bytes;
-      if constexpr (k4) {  // elements 0-31, 32-63: low nibbles; 64-95, 96-127: high
-        const __m256i nib = _mm256_set1_epi8(0x0F);
-        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 64));
-        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 64 + 32));
-        v[0][q] = _mm256_and_si256(b0, nib);
-        v[1][q] = _mm256_and_si256(b1, nib);
-        v[2][q] = _mm256_and_si256(_mm256_srli_epi16(b0, 4), nib);
-        v[3][q] = _mm256_and_si256(_mm256_srli_epi16(b1, 4), nib);
+      if constexpr (k4) {
+        __m256i wv[4];
+        Q4Tile::codes(p + g * 64, wv);
+        for (int z = 0; z < 4; ++z) v[z][q] = wv[z];
       } else {  // xor 0x80 = subtract the 128 bias in two's complement
         for (int z = 0; z < 4; ++z)
           v[z][q] = _mm256_xor_si256(
