@@ -139,47 +139,78 @@ HERD_AVX2 inline int32_t hsum8i(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-template <DType kType>
-struct QTile {
+// Decode, 1 token × 4 rows: two groups' 8 dot vectors (Tile::group_dot, whose lanes sum to the
+// group's total before the bias Tile::kBias · Σq) reduced side by side (vphaddd), where a
+// horizontal sum per row and group was 7 of the ~34 instructions a Q4G group took, and the
+// q_group_fma of both groups as 4-lane FMAs, group g before g + 1 in each row's lane.
+template <class Tile>
+HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
+  __m128 acc = _mm_setzero_ps();
+  for (int64_t g = 0; g < c.groups; g += 2) {
+    const bool two = g + 1 < c.groups;
+    __m256i d[8];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      d[r] = Tile::group_dot(c, r0 + r, g, t0);
+      d[4 + r] = two ? Tile::group_dot(c, r0 + r, g + 1, t0) : _mm256_setzero_si256();
+    }
+    const int32_t* qs = c.q_sum + g * c.n + t0;
+    const float* xs = c.x_scale + g * c.n + t0;
+    const float* ws = c.w_scale + r0 * c.groups + g;
+    const int64_t G = c.groups;
+    // Lanes 0..3: group g of rows r0..r0+3; 4..7: group g + 1.
+    const __m256i tot = _mm256_sub_epi32(
+        reduce8x8(d), _mm256_set_m128i(_mm_set1_epi32(two ? Tile::kBias * qs[c.n] : 0),
+                                       _mm_set1_epi32(Tile::kBias * qs[0])));
+    const __m256 f = _mm256_cvtepi32_ps(tot);
+    const __m128 s0 =
+        _mm_mul_ps(_mm_setr_ps(ws[0], ws[G], ws[2 * G], ws[3 * G]), _mm_set1_ps(xs[0]));
+    acc = _mm_fmadd_ps(_mm256_castps256_ps128(f), s0, acc);
+    if (two) {
+      const __m128 s1 = _mm_mul_ps(_mm_setr_ps(ws[1], ws[G + 1], ws[2 * G + 1], ws[3 * G + 1]),
+                                   _mm_set1_ps(xs[c.n]));
+      acc = _mm_fmadd_ps(_mm256_extractf128_ps(f, 1), s1, acc);
+    }
+  }
+  alignas(16) float y[4];
+  _mm_store_ps(y, acc);
+  for (int r = 0; r < 4; ++r) c.y[t0 * c.ys + r0 + r] = y[r];
+}
+
+// Q8G's tile: signed codes (the 128 bias removed by xor), the sign trick.
+// (run_pairs measured no faster here: a Q8G decode streams near the probe's bandwidth already.)
+struct Q8Tile {
   using Ctx = QCtx;
+  // A group's 128 signed codes at p, in x order: 4 vectors of 32 elements.
+  HERD_AVX2 static void codes(const uint8_t* p, __m256i* wv) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j)  // xor 0x80 = subtract the 128 bias in two's complement
+      wv[j] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * j)),
+                               _mm256_set1_epi8(char(0x80)));
+  }
+  HERD_AVX2 static __m256i dot(const __m256i* wv, const int8_t* xp) {
+    __m256i s = dot32(wv[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp)));
+#pragma GCC unroll 4
+    for (int j = 1; j < 4; ++j)
+      s = _mm256_add_epi32(
+          s, dot32(wv[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32 * j))));
+    return s;
+  }
+
   template <int T, int R>
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
     float acc[T][R] = {};
-    const __m256i bias = _mm256_set1_epi8(kType == DType::Q8G ? char(0x80) : 8);
-    const __m256i nib = _mm256_set1_epi8(0x0F);
     for (int64_t g = 0; g < c.groups; ++g) {
       __m256i d[T][R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        // Signed weights in x order: 4 vectors of 32 elements (0-31, 32-63, 64-95, 96-127).
-        __m256i wv[4];
-        const uint8_t* p = c.w + (r0 + r) * c.w_row_bytes;
-        if constexpr (kType == DType::Q8G) {
-#pragma GCC unroll 4
-          for (int j = 0; j < 4; ++j)  // xor 0x80 = subtract the 128 bias in two's complement
-            wv[j] = _mm256_xor_si256(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 128 + 32 * j)), bias);
-        } else {
-          const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 64));
-          const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 64 + 32));
-          wv[0] = _mm256_sub_epi8(_mm256_and_si256(b0, nib), bias);
-          wv[1] = _mm256_sub_epi8(_mm256_and_si256(b1, nib), bias);
-          wv[2] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(b0, 4), nib), bias);
-          wv[3] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(b1, 4), nib), bias);
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) {
-          const int8_t* xp = c.xq + (t0 + t) * c.kpad + g * 128;
-          __m256i s = dot32(wv[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp)));
-#pragma GCC unroll 4
-          for (int j = 1; j < 4; ++j)
-            s = _mm256_add_epi32(
-                s, dot32(wv[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32 * j))));
-          d[t][r] = s;
-        }
-      }
       // Every loop over the vectors of a group is unrolled: at -O2 GCC 12 left the small ones
       // rolled, so wv and d went through the stack by computed addresses.
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        __m256i wv[4];
+        codes(c.w + (r0 + r) * c.w_row_bytes + g * 128, wv);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) d[t][r] = dot(wv, c.xq + (t0 + t) * c.kpad + g * 128);
+      }
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t)
 #pragma GCC unroll 4
@@ -198,6 +229,7 @@ struct QTile {
 // (q_sum). The same exact totals, then q_group_fma: the QTile's bits.
 struct Q4Tile {
   using Ctx = QCtx;
+  static constexpr int32_t kBias = 8;
   // A group's 128 codes at p (64 bytes): elements 0-31, 32-63 in the low nibbles, 64-95, 96-127
   // in the high ones.
   HERD_AVX2 static void codes(const uint8_t* p, __m256i* wv) {
@@ -225,45 +257,9 @@ struct Q4Tile {
     return dot(wv, c.xq + tok * c.kpad + g * 128);
   }
 
-  // Decode, 1 token × 4 rows: two groups' 8 dot vectors reduced side by side (vphaddd), where
-  // a horizontal sum per row and group was 7 instructions of the ~34 a group took, and the
-  // q_group_fma of both groups as 4-lane FMAs, group g before g + 1 in each row's lane.
-  HERD_AVX2 static void run_pairs(const Ctx& c, int64_t r0, int64_t t0) {
-    __m128 acc = _mm_setzero_ps();
-    for (int64_t g = 0; g < c.groups; g += 2) {
-      const bool two = g + 1 < c.groups;
-      __m256i d[8];
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) {
-        d[r] = group_dot(c, r0 + r, g, t0);
-        d[4 + r] = two ? group_dot(c, r0 + r, g + 1, t0) : _mm256_setzero_si256();
-      }
-      const int32_t* qs = c.q_sum + g * c.n + t0;
-      const float* xs = c.x_scale + g * c.n + t0;
-      const float* ws = c.w_scale + r0 * c.groups + g;
-      const int64_t G = c.groups;
-      // Lanes 0..3: group g of rows r0..r0+3; 4..7: group g + 1.
-      const __m256i tot = _mm256_sub_epi32(
-          reduce8x8(d),
-          _mm256_set_m128i(_mm_set1_epi32(two ? 8 * qs[c.n] : 0), _mm_set1_epi32(8 * qs[0])));
-      const __m256 f = _mm256_cvtepi32_ps(tot);
-      const __m128 s0 =
-          _mm_mul_ps(_mm_setr_ps(ws[0], ws[G], ws[2 * G], ws[3 * G]), _mm_set1_ps(xs[0]));
-      acc = _mm_fmadd_ps(_mm256_castps256_ps128(f), s0, acc);
-      if (two) {
-        const __m128 s1 = _mm_mul_ps(_mm_setr_ps(ws[1], ws[G + 1], ws[2 * G + 1], ws[3 * G + 1]),
-                                     _mm_set1_ps(xs[c.n]));
-        acc = _mm_fmadd_ps(_mm256_extractf128_ps(f, 1), s1, acc);
-      }
-    }
-    alignas(16) float y[4];
-    _mm_store_ps(y, acc);
-    for (int r = 0; r < 4; ++r) c.y[t0 * c.ys + r0 + r] = y[r];
-  }
-
   template <int T, int R>
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
-    if constexpr (T == 1 && R == 4) return run_pairs(c, r0, t0);
+    if constexpr (T == 1 && R == 4) return run_pairs<Q4Tile>(c, r0, t0);
     float acc[T][R] = {};
     for (int64_t g = 0; g < c.groups; ++g) {
       __m256i d[T][R];
@@ -317,11 +313,10 @@ struct QRepacked {
         __m256i wv[4];
         Q4Tile::codes(p + g * 64, wv);
         for (int z = 0; z < 4; ++z) v[z][q] = wv[z];
-      } else {  // xor 0x80 = subtract the 128 bias in two's complement
-        for (int z = 0; z < 4; ++z)
-          v[z][q] = _mm256_xor_si256(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + g * 128 + 32 * z)),
-              _mm256_set1_epi8(char(0x80)));
+      } else {
+        __m256i wv[4];
+        Q8Tile::codes(p + g * 128, wv);
+        for (int z = 0; z < 4; ++z) v[z][q] = wv[z];
       }
       ws[q] = c.w_scale[(rb + q) * c.groups + g];
     }
@@ -418,7 +413,7 @@ void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
   // 1.2 → 0.70–0.84 ms; Q8G, whose sign trick keeps a vpmaddwd per chunk, 8.2–8.7 → 7.1–7.9 ms).
   constexpr int64_t kRepackTokens = kType == DType::Q4G ? 12 : 16;
   if (t1 - t0 >= kRepackTokens) return QRepacked<kType>::run(c, r0, r1, t0, t1);
-  using Table = BlockTable<std::conditional_t<kType == DType::Q4G, Q4Tile, QTile<kType>>, 2, 4>;
+  using Table = BlockTable<std::conditional_t<kType == DType::Q4G, Q4Tile, Q8Tile>, 2, 4>;
   Table::drive(c, r0, r1, t0, t1, t1 - t0 == 1 ? 1 : 2, t1 - t0 == 1 ? 4 : 2);
 }
 
