@@ -26,7 +26,8 @@ using int8_avx2::reduce8x8;
 using int8_avx2::transpose8;
 
 struct Ctx {
-  const void* x;
+  const void* x;  // f32 [.., kpad]: token t's row at x + (t − x0) · kpad
+  int64_t x0;
   int64_t kpad, k;
   const uint8_t* w;
   int64_t w_row_bytes;
@@ -44,6 +45,10 @@ HERD_AVX2 inline __m256 fp8_to_f32(__m128i b) {
   const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
   const __m256 f = _mm256_mul_ps(_mm256_castsi256_ps(mag), _mm256_set1_ps(kFp8Rebias));
   return _mm256_or_ps(f, _mm256_castsi256_ps(sign));
+}
+HERD_AVX2 inline void widen_bf16_row(const uint16_t* h, int64_t n, float* f) {  // n: multiple of 8
+  for (int64_t i = 0; i < n; i += 8)
+    _mm256_store_ps(f + i, widen_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(h + i))));
 }
 HERD_AVX2 inline float hsum8(__m256 v) {  // fixed tree: halves, then quarters, then pairs
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -65,32 +70,39 @@ HERD_AVX2 inline __m256 load_w(const uint8_t* row, int64_t i, int64_t n) {
   return fp8_to_f32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 
+// x as f32 rows [t][kpad] (BF16 / F8 weights: the bf16 activations widened once per task, exact),
+// so the tile's FMAs load x as they go: with x widened in the loop (and the K tail's copy in it)
+// GCC 12 kept the accumulators on the stack, one store each per 8 K (perf annotate, Prefill/0).
 template <DType kW>
 struct FTile {
   using Ctx = gemm_detail::Ctx;
+  // 8 K of every (token, row); inlined with n = 8, the tail's copy drops out of the main loop.
+  template <int T, int R>
+  HERD_AVX2 __attribute__((always_inline)) static inline void step(const uint8_t* const* wp,
+                                                                   const float* xf, int64_t kpad,
+                                                                   int64_t i, int64_t n,
+                                                                   __m256 (&acc)[T][R]) {
+    __m256 wv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = load_w<kW>(wp[r], i, n);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t)
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        acc[t][r] = _mm256_fmadd_ps(_mm256_load_ps(xf + t * kpad + i), wv[r], acc[t][r]);
+  }
   template <int T, int R>
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
     __m256 acc[T][R];
     const uint8_t* wp[R];
+    const float* xf = static_cast<const float*>(c.x) + (t0 - c.x0) * c.kpad;
     for (int r = 0; r < R; ++r) wp[r] = c.w + (r0 + r) * c.w_row_bytes;
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < c.k; i += 8) {
-      __m256 wv[R];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) wv[r] = load_w<kW>(wp[r], i, c.k - i);
-#pragma GCC unroll 4
-      for (int t = 0; t < T; ++t) {
-        __m256 xv;
-        if constexpr (kW == DType::F32)
-          xv = _mm256_load_ps(static_cast<const float*>(c.x) + (t0 + t) * c.kpad + i);
-        else
-          xv = widen_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(
-              static_cast<const uint16_t*>(c.x) + (t0 + t) * c.kpad + i)));
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) acc[t][r] = _mm256_fmadd_ps(xv, wv[r], acc[t][r]);
-      }
-    }
+    int64_t i = 0;
+    for (; i + 8 <= c.k; i += 8) step<T, R>(wp, xf, c.kpad, i, 8, acc);
+    // The K tail: weights through a zero-padded copy, x is zero-padded to kpad.
+    if (i < c.k) step<T, R>(wp, xf, c.kpad, i, c.k - i, acc);
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) {
         const float d = hsum8(acc[t][r]);
@@ -102,15 +114,33 @@ struct FTile {
 template <DType kW>
 void float_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
                   int64_t t1, float* y, int64_t ys) {
-  const void* x = kW == DType::F32 ? static_cast<const void*>(a.f32.data())
-                                   : static_cast<const void*>(a.bf16.data());
+  const void* x = a.f32.data();
+  int64_t x0 = 0;
+  if constexpr (kW != DType::F32) {  // the task's bf16 rows widened to f32 once
+    thread_local AlignedBuffer<float> xb;
+    float* xf = xb.ensure(size_t((t1 - t0) * a.kpad));
+    for (int64_t t = t0; t < t1; ++t)
+      widen_bf16_row(a.bf16.data() + t * a.kpad, a.kpad, xf + (t - t0) * a.kpad);
+    x = xf, x0 = t0;
+  }
   const int64_t eb = kW == DType::F32 ? 4 : kW == DType::BF16 ? 2 : 1;
-  const Ctx c{x,           a.kpad,
-              a.k,         static_cast<const uint8_t*>(w.data),
-              w.cols * eb, kW == DType::F8_E4M3 ? w.row_scale : nullptr,
-              y,           ys};
-  using Table = BlockTable<FTile<kW>, 3, 4>;
-  Table::drive(c, r0, r1, t0, t1, t1 - t0 == 1 ? 1 : 3, 4);
+  const Ctx c{x,
+              x0,
+              a.kpad,
+              a.k,
+              static_cast<const uint8_t*>(w.data),
+              w.cols * eb,
+              kW == DType::F8_E4M3 ? w.row_scale : nullptr,
+              y,
+              ys};
+  // Prefill tiles of 4 tokens × 3 rows: 12 accumulators, 3 weight vectors and x fill the 16
+  // registers (3 × 4 needs 17: GCC kept one accumulator on the stack, a store-to-load chain per
+  // 8 K that took 60% of the samples). Decode: 1 token × 4 rows.
+  using Table = BlockTable<FTile<kW>, 4, 4>;
+  if (t1 - t0 == 1)
+    Table::drive(c, r0, r1, t0, t1, 1, 4);
+  else
+    Table::drive(c, r0, r1, t0, t1, 4, 3);
 }
 
 // ---- Q8G / Q4G ----
