@@ -207,10 +207,42 @@ HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
   for (int r = 0; r < 4; ++r) c.y[t0 * c.ys + r0 + r] = y[r];
 }
 
+// T tokens × R rows, group by group: Tile::codes unpacks a row's group (Tile::kGroupBytes),
+// Tile::dot gives 8 int32 lanes summing to its total before the bias Tile::kBias · Σq, and
+// q_group_fma takes each exact total. Every loop over a group's vectors is unrolled: at -O2
+// GCC 12 left the small ones rolled, so the vectors went through the stack by computed addresses.
+template <class Tile, int T, int R>
+HERD_AVX2 void run_groups(const QCtx& c, int64_t r0, int64_t t0) {
+  float acc[T][R] = {};
+  for (int64_t g = 0; g < c.groups; ++g) {
+    __m256i d[T][R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      __m256i wv[4];
+      Tile::codes(c.w + (r0 + r) * c.w_row_bytes + g * Tile::kGroupBytes, wv);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) d[t][r] = Tile::dot(wv, c.xq + (t0 + t) * c.kpad + g * 128);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const int32_t bias = Tile::kBias * c.q_sum[g * c.n + t0 + t];
+      const float xs = c.x_scale[g * c.n + t0 + t];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+        acc[t][r] =
+            q_group_fma(acc[t][r], hsum8i(d[t][r]) - bias, c.w_scale[(r0 + r) * c.groups + g], xs);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) c.y[(t0 + t) * c.ys + r0 + r] = acc[t][r];
+}
+
 // Q8G's tile: signed codes (the 128 bias removed by xor), the sign trick.
 // (run_pairs measured no faster here: a Q8G decode streams near the probe's bandwidth already.)
 struct Q8Tile {
   using Ctx = QCtx;
+  static constexpr int32_t kBias = 0;
+  static constexpr int64_t kGroupBytes = 128;
   // A group's 128 signed codes at p, in x order: 4 vectors of 32 elements.
   HERD_AVX2 static void codes(const uint8_t* p, __m256i* wv) {
 #pragma GCC unroll 4
@@ -229,27 +261,7 @@ struct Q8Tile {
 
   template <int T, int R>
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
-    float acc[T][R] = {};
-    for (int64_t g = 0; g < c.groups; ++g) {
-      __m256i d[T][R];
-      // Every loop over the vectors of a group is unrolled: at -O2 GCC 12 left the small ones
-      // rolled, so wv and d went through the stack by computed addresses.
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        __m256i wv[4];
-        codes(c.w + (r0 + r) * c.w_row_bytes + g * 128, wv);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) d[t][r] = dot(wv, c.xq + (t0 + t) * c.kpad + g * 128);
-      }
-#pragma GCC unroll 4
-      for (int t = 0; t < T; ++t)
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-          acc[t][r] = q_group_fma(acc[t][r], hsum8i(d[t][r]), c.w_scale[(r0 + r) * c.groups + g],
-                                  c.x_scale[g * c.n + t0 + t]);
-    }
-    for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) c.y[(t0 + t) * c.ys + r0 + r] = acc[t][r];
+    run_groups<Q8Tile, T, R>(c, r0, t0);
   }
 };
 
@@ -260,6 +272,7 @@ struct Q8Tile {
 struct Q4Tile {
   using Ctx = QCtx;
   static constexpr int32_t kBias = 8;
+  static constexpr int64_t kGroupBytes = 64;
   // A group's 128 codes at p (64 bytes): elements 0-31, 32-63 in the low nibbles, 64-95, 96-127
   // in the high ones.
   HERD_AVX2 static void codes(const uint8_t* p, __m256i* wv) {
@@ -289,29 +302,10 @@ struct Q4Tile {
 
   template <int T, int R>
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
-    if constexpr (T == 1 && R == 4) return run_pairs<Q4Tile>(c, r0, t0);
-    float acc[T][R] = {};
-    for (int64_t g = 0; g < c.groups; ++g) {
-      __m256i d[T][R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        __m256i wv[4];
-        codes(c.w + (r0 + r) * c.w_row_bytes + g * 64, wv);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) d[t][r] = dot(wv, c.xq + (t0 + t) * c.kpad + g * 128);
-      }
-#pragma GCC unroll 4
-      for (int t = 0; t < T; ++t) {
-        const int32_t bias = 8 * c.q_sum[g * c.n + t0 + t];
-        const float xs = c.x_scale[g * c.n + t0 + t];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-          acc[t][r] = q_group_fma(acc[t][r], hsum8i(d[t][r]) - bias,
-                                  c.w_scale[(r0 + r) * c.groups + g], xs);
-      }
-    }
-    for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) c.y[(t0 + t) * c.ys + r0 + r] = acc[t][r];
+    if constexpr (T == 1 && R == 4)
+      run_pairs<Q4Tile>(c, r0, t0);
+    else
+      run_groups<Q4Tile, T, R>(c, r0, t0);
   }
 };
 
