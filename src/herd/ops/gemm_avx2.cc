@@ -100,6 +100,17 @@ struct FTile {
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
     int64_t i = 0;
+    if constexpr (T == 1) {  // decode: a line of the next tile's rows per line read (prefetch_span)
+      constexpr int64_t eb = kW == DType::F32 ? 4 : kW == DType::BF16 ? 2 : 1, kLine = 64 / eb;
+      const int64_t ahead = R * c.w_row_bytes;
+      const bool near = ahead <= kNearPrefetchBytes;
+      for (; i + kLine <= c.k; i += kLine) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) prefetch_span(wp[r] + ahead + i * eb, 64, near);
+#pragma GCC unroll 8
+        for (int64_t j = 0; j < kLine; j += 8) step<T, R>(wp, xf, c.kpad, i + j, 8, acc);
+      }
+    }
     for (; i + 8 <= c.k; i += 8) step<T, R>(wp, xf, c.kpad, i, 8, acc);
     // The K tail: weights through a zero-padded copy, x is zero-padded to kpad.
     if (i < c.k) step<T, R>(wp, xf, c.kpad, i, c.k - i, acc);
@@ -176,11 +187,15 @@ HERD_AVX2 inline int32_t hsum8i(__m256i v) {
 template <class Tile>
 HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
   __m128 acc = _mm_setzero_ps();
+  // The next tile's rows at the same position, a tile ahead (prefetch_span).
+  const uint8_t* ahead = c.w + (r0 + 4) * c.w_row_bytes;
+  const bool near = 4 * c.w_row_bytes <= kNearPrefetchBytes;
   for (int64_t g = 0; g < c.groups; g += 2) {
     const bool two = g + 1 < c.groups;
     __m256i d[8];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
+      prefetch_span(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, 2 * Tile::kGroupBytes, near);
       d[r] = Tile::group_dot(c, r0 + r, g, t0);
       d[4 + r] = two ? Tile::group_dot(c, r0 + r, g + 1, t0) : _mm256_setzero_si256();
     }
@@ -214,10 +229,16 @@ HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
 template <class Tile, int T, int R>
 HERD_AVX2 void run_groups(const QCtx& c, int64_t r0, int64_t t0) {
   float acc[T][R] = {};
+  // Decode-sized tiles (T ≤ 2: one token, or the expert products' few) prefetch the next tile's
+  // rows (prefetch_span); larger token blocks come back to these rows before the next ones.
+  const uint8_t* ahead = c.w + (r0 + R) * c.w_row_bytes;
+  const bool near = R * c.w_row_bytes <= kNearPrefetchBytes;
   for (int64_t g = 0; g < c.groups; ++g) {
     __m256i d[T][R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
+      if (T <= 2)
+        prefetch_span(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, Tile::kGroupBytes, near);
       __m256i wv[4];
       Tile::codes(c.w + (r0 + r) * c.w_row_bytes + g * Tile::kGroupBytes, wv);
 #pragma GCC unroll 4

@@ -98,6 +98,25 @@ inline void in_token_runs(int64_t nt, F&& f) {
   }
 }
 
+// Decode tiles read their R rows in turns, a few cache lines of each row per step, which the
+// hardware prefetchers follow poorly on short rows: the bench preset's 1024-wide rows are a few
+// hundred bytes, so each row's first lines were demand misses (perf annotate: the samples on the
+// instructions after the weight loads). A tile asks for the next tile's rows at the same position
+// as it goes, into L1 when a tile is at most kNearPrefetchBytes (its prefetches then do not hold
+// L1's miss buffers against what is still to be read), else into L2. An asm statement, because
+// GCC 12's dead-code elimination can drop _mm_prefetch once inlined (attention_tiled_state.h).
+inline constexpr int64_t kNearPrefetchBytes = 4096;
+// Every line that [p, p + bytes) touches.
+inline void prefetch_span(const uint8_t* p, int64_t bytes, bool near) {
+  const int64_t lead = int64_t(reinterpret_cast<uintptr_t>(p) & 63);
+  for (int64_t o = -lead; o < bytes; o += 64) {
+    if (near)
+      asm volatile("prefetcht0 %0" : : "m"(p[o]));
+    else
+      asm volatile("prefetcht1 %0" : : "m"(p[o]));
+  }
+}
+
 // Register blocks: Tile::run<T, R>(ctx, r, t) computes a T-token × R-row block. BlockTable holds
 // every T ≤ TM, R ≤ RM instantiation so tails use the same code path with smaller blocks.
 template <class Tile, int TM, int RM>
