@@ -106,7 +106,7 @@ struct FTile {
       const bool near = ahead <= kNearPrefetchBytes;
       for (; i + kLine <= c.k; i += kLine) {
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) prefetch_span(wp[r] + ahead + i * eb, 64, near);
+        for (int r = 0; r < R; ++r) prefetch_span<64>(wp[r] + ahead + i * eb, near);
 #pragma GCC unroll 8
         for (int64_t j = 0; j < kLine; j += 8) step<T, R>(wp, xf, c.kpad, i + j, 8, acc);
       }
@@ -195,7 +195,7 @@ HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
     __m256i d[8];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      prefetch_span(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, 2 * Tile::kGroupBytes, near);
+      prefetch_span<2 * Tile::kGroupBytes>(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, near);
       d[r] = Tile::group_dot(c, r0 + r, g, t0);
       d[4 + r] = two ? Tile::group_dot(c, r0 + r, g + 1, t0) : _mm256_setzero_si256();
     }
@@ -222,6 +222,42 @@ HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
   for (int r = 0; r < 4; ++r) c.y[t0 * c.ys + r0 + r] = y[r];
 }
 
+// 2 tokens × 4 rows (an expert's few tokens in a batched decode step): each row's group unpacked
+// once for both tokens, the 8 dot vectors reduced together (lanes [token][row]) and one 8-lane
+// q_group_fma per group, where run_groups took a horizontal sum per token, row and group.
+template <class Tile>
+HERD_AVX2 void run_duo(const QCtx& c, int64_t r0, int64_t t0) {
+  __m256 acc = _mm256_setzero_ps();
+  const uint8_t* ahead = c.w + (r0 + 4) * c.w_row_bytes;  // prefetch_span
+  const bool near = 4 * c.w_row_bytes <= kNearPrefetchBytes;
+  const int64_t G = c.groups;
+  for (int64_t g = 0; g < G; ++g) {
+    __m256i d[8];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      prefetch_span<Tile::kGroupBytes>(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, near);
+      __m256i wv[4];
+      Tile::codes(c.w + (r0 + r) * c.w_row_bytes + g * Tile::kGroupBytes, wv);
+      d[r] = Tile::dot(wv, c.xq + t0 * c.kpad + g * 128);
+      d[4 + r] = Tile::dot(wv, c.xq + (t0 + 1) * c.kpad + g * 128);
+    }
+    const int32_t* qs = c.q_sum + g * c.n + t0;
+    const float* xs = c.x_scale + g * c.n + t0;
+    const float* ws = c.w_scale + r0 * G + g;
+    const __m128 w4 = _mm_setr_ps(ws[0], ws[G], ws[2 * G], ws[3 * G]);
+    const __m256i tot = _mm256_sub_epi32(
+        reduce8x8(d),
+        _mm256_set_m128i(_mm_set1_epi32(Tile::kBias * qs[1]), _mm_set1_epi32(Tile::kBias * qs[0])));
+    const __m256 s = _mm256_mul_ps(_mm256_set_m128(w4, w4),
+                                   _mm256_set_m128(_mm_set1_ps(xs[1]), _mm_set1_ps(xs[0])));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), s, acc);
+  }
+  alignas(32) float y[8];
+  _mm256_store_ps(y, acc);
+  for (int t = 0; t < 2; ++t)
+    for (int r = 0; r < 4; ++r) c.y[(t0 + t) * c.ys + r0 + r] = y[4 * t + r];
+}
+
 // T tokens × R rows, group by group: Tile::codes unpacks a row's group (Tile::kGroupBytes),
 // Tile::dot gives 8 int32 lanes summing to its total before the bias Tile::kBias · Σq, and
 // q_group_fma takes each exact total. Every loop over a group's vectors is unrolled: at -O2
@@ -238,7 +274,7 @@ HERD_AVX2 void run_groups(const QCtx& c, int64_t r0, int64_t t0) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       if (T <= 2)
-        prefetch_span(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, Tile::kGroupBytes, near);
+        prefetch_span<Tile::kGroupBytes>(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, near);
       __m256i wv[4];
       Tile::codes(c.w + (r0 + r) * c.w_row_bytes + g * Tile::kGroupBytes, wv);
 #pragma GCC unroll 4
@@ -325,6 +361,8 @@ struct Q4Tile {
   HERD_AVX2 static void run(const Ctx& c, int64_t r0, int64_t t0) {
     if constexpr (T == 1 && R == 4)
       run_pairs<Q4Tile>(c, r0, t0);
+    else if constexpr (T == 2 && R == 4)
+      run_duo<Q4Tile>(c, r0, t0);
     else
       run_groups<Q4Tile, T, R>(c, r0, t0);
   }
@@ -459,7 +497,8 @@ void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
   constexpr int64_t kRepackTokens = kType == DType::Q4G ? 12 : 16;
   if (t1 - t0 >= kRepackTokens) return QRepacked<kType>::run(c, r0, r1, t0, t1);
   using Table = BlockTable<std::conditional_t<kType == DType::Q4G, Q4Tile, Q8Tile>, 2, 4>;
-  Table::drive(c, r0, r1, t0, t1, t1 - t0 == 1 ? 1 : 2, t1 - t0 == 1 ? 4 : 2);
+  Table::drive(c, r0, r1, t0, t1, t1 - t0 == 1 ? 1 : 2,
+               t1 - t0 == 1 || kType == DType::Q4G ? 4 : 2);
 }
 
 }  // namespace
