@@ -140,8 +140,9 @@ float ref_dot(DType t, const uint8_t* row, int64_t k, const Acts& a, int64_t i) 
 std::vector<int64_t> widths(DType t) {
   if (t == DType::F16) return {100, 1000};
   // 3 blocks: an odd last block; 19: a full group of 16 (the decode tile's permuted scales and
-  // 512-bit block totals) then a partial one.
-  if (gguf_block_elems(t) == 32) return {96, 320, 608};
+  // 512-bit block totals) then a partial one; 10: 8 then 2 (AVX2's second half partial); 33: two
+  // full groups of 16, then one block.
+  if (gguf_block_elems(t) == 32) return {96, 320, 608, 1056};
   // 11 superblocks: the decode tile's group of 8, then a partial one (rows of more than one
   // group are read row by row).
   return {256, 768, 2816};
@@ -190,6 +191,8 @@ TEST(GgufBlocks, PreparedActivationsAreTheReferenceQuantization) {
     const int64_t k = t == DType::GGUF_Q8_0 ? 96 : 768, n = 3;
     auto x = rng.vec(size_t(n * k), 5.0f);
     x[7] = 0.0f, x[8] = -5.0f;  // a tie-free extreme and a zero
+    // Q8_K's scale takes the sign of the first x of largest |x|: a tie of opposite signs.
+    if (t == DType::GGUF_Q4_K) x[300] = 6.0f, x[302] = -6.0f;
     PreparedActs pa;
     prepare_acts(x.data(), n, k, k, t, pa);
     const int64_t blk = gguf_act_block(t);

@@ -23,6 +23,8 @@ Kernel gguf_scalar_kernel(DType t);
 Kernel gguf_avx2_kernel(DType t);  // AVX2 + FMA + F16C (gemm_gguf_avx2.cc)
 Kernel gguf_vnni_kernel(DType t);  // AVX-512 BW/VL/DQ + VNNI (gemm_gguf_vnni.cc)
 // quantize_gguf_act_row (quant/gguf_blocks.h) bit for bit, on the same machines.
+void quantize_gguf_act_row_avx2(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
+                                float* d, int16_t* sums, float* s);
 void quantize_gguf_act_row_avx512(const float* x, int64_t k, int64_t kpad, int64_t block, int8_t* q,
                                   float* d, int16_t* sums, float* s);
 

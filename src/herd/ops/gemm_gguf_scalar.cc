@@ -64,8 +64,9 @@ void prepare_gguf_rows(const float* x, int64_t t0, int64_t t1, int64_t x_stride,
   float* d = out.blk_d.data();
   int16_t* s = out.blk_sum.data();
   float* sy = gguf_act_has_s(out.weight_dtype) ? out.blk_s.data() : nullptr;
-  const auto quant =
-      out.isa >= Isa::kAvx512Vnni ? quantize_gguf_act_row_avx512 : quantize_gguf_act_row;
+  const auto quant = out.isa >= Isa::kAvx512Vnni ? quantize_gguf_act_row_avx512
+                     : out.isa >= Isa::kAvx2     ? quantize_gguf_act_row_avx2
+                                                 : quantize_gguf_act_row;
   for (int64_t t = t0; t < t1; ++t)
     quant(x + t * x_stride, k, kp, blk, q + t * kp, d + t * (kp / blk), s + t * (kp / 16),
           sy ? sy + t * (kp / blk) : nullptr);
