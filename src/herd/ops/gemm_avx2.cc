@@ -34,7 +34,8 @@ struct Ctx {
   const float* row_scale;
   float* y;
   int64_t ys;
-  bool stream;  // a task of at most kStreamTokens tokens: its rows are read once, from memory
+  bool stream;      // a task of at most kStreamTokens tokens: its rows are read once, from memory
+  int64_t t_first;  // the task's first token
 };
 constexpr int64_t kStreamTokens = 4;
 
@@ -106,7 +107,9 @@ struct FTile {
     // next tile's rows per line read (prefetch_span). Bench_kernels Decode/0/2048/1024/T/16/1,
     // three rounds: T = 2 5.5–6.0 → 3.6–4.1 ms, T = 4 5.7–6.7 → 4.0–5.1 ms. Not for larger token
     // counts, whose tiles come back to the same rows (hot prefill 1.3–2× slower with it).
-    if (T == 1 || c.stream) {
+    // Larger tasks: the first token block of each row block asks for the next row block, so
+    // the weights' one trip from memory overlaps that block's FMAs.
+    if (T == 1 || c.stream || t0 == c.t_first) {
       constexpr int64_t eb = kW == DType::F32 ? 4 : kW == DType::BF16 ? 2 : 1, kLine = 64 / eb;
       const int64_t ahead = R * c.w_row_bytes;
       const bool near = ahead <= kNearPrefetchBytes;
@@ -150,7 +153,8 @@ void float_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
               kW == DType::F8_E4M3 ? w.row_scale : nullptr,
               y,
               ys,
-              t1 - t0 <= kStreamTokens};
+              t1 - t0 <= kStreamTokens,
+              t0};
   // Prefill tiles of 4 tokens × 3 rows: 12 accumulators, 3 weight vectors and x fill the 16
   // registers (3 × 4 needs 17: GCC kept one accumulator on the stack, a store-to-load chain per
   // 8 K that took 60% of the samples). Decode: 1 token × 4 rows.
