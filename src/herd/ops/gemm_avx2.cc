@@ -105,7 +105,7 @@ struct FTile {
     int64_t i = 0;
     // Decode and a few tokens (an expert's in a batched decode step, c.stream): a line of the
     // next tile's rows per line read (prefetch_span). Bench_kernels Decode/0/2048/1024/T/16/1,
-    // three rounds: T = 2 5.5–6.0 → 3.6–4.1 ms, T = 4 5.7–6.7 → 4.0–5.1 ms. Not for larger token
+    // three rounds: T = 2 5.3–5.9 → 3.9–4.2 ms, T = 4 4.9–6.2 → 4.0–5.3 ms. Not for larger token
     // counts, whose tiles come back to the same rows (hot prefill 1.3–2× slower with it).
     // Larger tasks: the first token block of each row block asks for the next row block, so
     // the weights' one trip from memory overlaps that block's FMAs.
