@@ -73,14 +73,15 @@ WeightRef stack_fp8(const ConvertContext& ctx, const std::vector<WeightRef>& pie
 // On AMX machines bf16 products read 16-row tiles (quant/formats.h BF16T): decode then streams
 // them with vector loads at full bandwidth while matching the tile unit's results bitwise, and
 // prefill feeds them to the tile unit as they are. Slices (experts) must start on a tile.
-// On AVX-512 VNNI machines without AMX, int8 / int4 products read 16 rows interleaved (Q8GI /
-// Q4GI) and bf16 ones the same tiles as AMX (with AVX512_BF16): the vpdpbusd / vdpbf16ps kernels
-// then need no horizontal sums (ops/gemm_vnni_il.cc, gemm_bf16_il.cc). AMX machines keep the
-// row-major codes their int8 tiles read. Slices (experts) must start on a 16-row block.
+// On AVX2 and AVX-512 machines without AMX, int8 / int4 products read 16 rows interleaved (Q8GI /
+// Q4GI), and on AVX512_BF16 ones bf16 products the same tiles as AMX: the vpdpbusd / vpmaddubsw /
+// vdpbf16ps kernels then need no horizontal sums and no repacking per call (ops/gemm_vnni_il.cc,
+// gemm_avx2_il.cc, gemm_bf16_il.cc). AMX machines keep the row-major codes their int8 tiles
+// read. Slices (experts) must start on a 16-row block.
 DType run_layout(DType to, int64_t slice_rows) {
   const Isa isa = active_isa();
   if (slice_rows % kTileRows != 0) return to;
-  if (is_packed(to) && isa == Isa::kAvx512Vnni) return interleaved_format(to);
+  if (is_packed(to) && interleaves_int_weights(isa)) return interleaved_format(to);
   const bool tiles = isa == Isa::kAmx || (isa == Isa::kAvx512Vnni && cpu_features().avx512bf16);
   return to == DType::BF16 && tiles ? DType::BF16T : to;
 }

@@ -64,10 +64,10 @@ KernelSet kernels_for(Isa isa) {
     case Isa::kScalar:
       break;
     case Isa::kAvx2:
-      k.overlay(avx2_kernels());
+      k.overlay(avx2_kernels()).overlay(avx2_il_kernels());
       break;
     case Isa::kAvx512:  // int8 without VNNI: AVX2's
-      k.overlay(avx2_kernels()).overlay(avx512_kernels());
+      k.overlay(avx2_kernels()).overlay(avx2_il_kernels()).overlay(avx512_kernels());
       break;
     case Isa::kAvx512Vnni:
       k.overlay(cpu_features().avx512bf16 ? avx512_bf16_kernels() : avx512_kernels())

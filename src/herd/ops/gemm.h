@@ -36,6 +36,11 @@ Isa active_isa();    // what prepare_acts/gemm use: detected, lowered by HERD_IS
 void force_isa(Isa isa);
 // Parses "scalar|avx2|avx512|avx512vnni|amx"; false if unknown.
 bool parse_isa(const char* name, Isa* out);
+// Whether Q8G / Q4G weights run 16 rows interleaved (Q8GI / Q4GI, quant/formats.h) on this
+// target: every vector target but AMX, whose int8 tiles read the row-major codes.
+inline bool interleaves_int_weights(Isa isa) {
+  return isa >= Isa::kAvx2 && isa <= Isa::kAvx512Vnni;
+}
 
 // A growable 64-byte aligned array (AVX-512 loads, AMX tile rows). Never shrinks, so a buffer
 // that has seen the largest batch allocates nothing in steady decode.

@@ -167,18 +167,6 @@ void float_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
 
 // ---- Q8G / Q4G ----
 
-struct QCtx {
-  const int8_t* xq;
-  int64_t kpad, n, groups;
-  const float* x_scale;  // [groups, n]
-  const int32_t* q_sum;  // [groups, n]
-  const uint8_t* w;
-  int64_t w_row_bytes;
-  const float* w_scale;
-  float* y;
-  int64_t ys;
-};
-
 HERD_AVX2 inline __m256i dot32(__m256i w_signed, __m256i x) {
   const __m256i p =
       _mm256_maddubs_epi16(_mm256_sign_epi8(w_signed, w_signed), _mm256_sign_epi8(x, w_signed));
@@ -196,21 +184,21 @@ HERD_AVX2 inline int32_t hsum8i(__m256i v) {
 // horizontal sum per row and group was 7 of the ~34 instructions a Q4G group took, and the
 // q_group_fma of both groups as 4-lane FMAs, group g before g + 1 in each row's lane.
 template <class Tile>
-HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
+HERD_AVX2 void run_pairs(const Int8Ctx& c, int64_t r0, int64_t t0) {
   __m128 acc = _mm_setzero_ps();
   // The next tile's rows at the same position, a tile ahead (prefetch_span).
-  const uint8_t* ahead = c.w + (r0 + 4) * c.w_row_bytes;
-  const bool near = 4 * c.w_row_bytes <= kNearPrefetchBytes;
+  const uint8_t* ahead = c.w + (r0 + 4) * c.w_stride;
+  const bool near = 4 * c.w_stride <= kNearPrefetchBytes;
   for (int64_t g = 0; g < c.groups; g += 2) {
     const bool two = g + 1 < c.groups;
     __m256i d[8];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      prefetch_span<2 * Tile::kGroupBytes>(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, near);
+      prefetch_span<2 * Tile::kGroupBytes>(ahead + r * c.w_stride + g * Tile::kGroupBytes, near);
       d[r] = Tile::group_dot(c, r0 + r, g, t0);
       d[4 + r] = two ? Tile::group_dot(c, r0 + r, g + 1, t0) : _mm256_setzero_si256();
     }
-    const int32_t* qs = c.q_sum + g * c.n + t0;
+    const int32_t* qs = c.x_sum + g * c.n + t0;
     const float* xs = c.x_scale + g * c.n + t0;
     const float* ws = c.w_scale + r0 * c.groups + g;
     const int64_t G = c.groups;
@@ -237,22 +225,22 @@ HERD_AVX2 void run_pairs(const QCtx& c, int64_t r0, int64_t t0) {
 // once for both tokens, the 8 dot vectors reduced together (lanes [token][row]) and one 8-lane
 // q_group_fma per group, where run_groups took a horizontal sum per token, row and group.
 template <class Tile>
-HERD_AVX2 void run_duo(const QCtx& c, int64_t r0, int64_t t0) {
+HERD_AVX2 void run_duo(const Int8Ctx& c, int64_t r0, int64_t t0) {
   __m256 acc = _mm256_setzero_ps();
-  const uint8_t* ahead = c.w + (r0 + 4) * c.w_row_bytes;  // prefetch_span
-  const bool near = 4 * c.w_row_bytes <= kNearPrefetchBytes;
+  const uint8_t* ahead = c.w + (r0 + 4) * c.w_stride;  // prefetch_span
+  const bool near = 4 * c.w_stride <= kNearPrefetchBytes;
   const int64_t G = c.groups;
   for (int64_t g = 0; g < G; ++g) {
     __m256i d[8];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      prefetch_span<Tile::kGroupBytes>(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, near);
+      prefetch_span<Tile::kGroupBytes>(ahead + r * c.w_stride + g * Tile::kGroupBytes, near);
       __m256i wv[4];
-      Tile::codes(c.w + (r0 + r) * c.w_row_bytes + g * Tile::kGroupBytes, wv);
+      Tile::codes(c.w + (r0 + r) * c.w_stride + g * Tile::kGroupBytes, wv);
       d[r] = Tile::dot(wv, c.xq + t0 * c.kpad + g * 128);
       d[4 + r] = Tile::dot(wv, c.xq + (t0 + 1) * c.kpad + g * 128);
     }
-    const int32_t* qs = c.q_sum + g * c.n + t0;
+    const int32_t* qs = c.x_sum + g * c.n + t0;
     const float* xs = c.x_scale + g * c.n + t0;
     const float* ws = c.w_scale + r0 * G + g;
     const __m128 w4 = _mm_setr_ps(ws[0], ws[G], ws[2 * G], ws[3 * G]);
@@ -274,26 +262,26 @@ HERD_AVX2 void run_duo(const QCtx& c, int64_t r0, int64_t t0) {
 // q_group_fma takes each exact total. Every loop over a group's vectors is unrolled: at -O2
 // GCC 12 left the small ones rolled, so the vectors went through the stack by computed addresses.
 template <class Tile, int T, int R>
-HERD_AVX2 void run_groups(const QCtx& c, int64_t r0, int64_t t0) {
+HERD_AVX2 void run_groups(const Int8Ctx& c, int64_t r0, int64_t t0) {
   float acc[T][R] = {};
   // Decode-sized tiles (T ≤ 2: one token, or the expert products' few) prefetch the next tile's
   // rows (prefetch_span); larger token blocks come back to these rows before the next ones.
-  const uint8_t* ahead = c.w + (r0 + R) * c.w_row_bytes;
-  const bool near = R * c.w_row_bytes <= kNearPrefetchBytes;
+  const uint8_t* ahead = c.w + (r0 + R) * c.w_stride;
+  const bool near = R * c.w_stride <= kNearPrefetchBytes;
   for (int64_t g = 0; g < c.groups; ++g) {
     __m256i d[T][R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       if (T <= 2)
-        prefetch_span<Tile::kGroupBytes>(ahead + r * c.w_row_bytes + g * Tile::kGroupBytes, near);
+        prefetch_span<Tile::kGroupBytes>(ahead + r * c.w_stride + g * Tile::kGroupBytes, near);
       __m256i wv[4];
-      Tile::codes(c.w + (r0 + r) * c.w_row_bytes + g * Tile::kGroupBytes, wv);
+      Tile::codes(c.w + (r0 + r) * c.w_stride + g * Tile::kGroupBytes, wv);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) d[t][r] = Tile::dot(wv, c.xq + (t0 + t) * c.kpad + g * 128);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
-      const int32_t bias = Tile::kBias * c.q_sum[g * c.n + t0 + t];
+      const int32_t bias = Tile::kBias * c.x_sum[g * c.n + t0 + t];
       const float xs = c.x_scale[g * c.n + t0 + t];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r)
@@ -308,7 +296,7 @@ HERD_AVX2 void run_groups(const QCtx& c, int64_t r0, int64_t t0) {
 // Q8G's tile: signed codes (the 128 bias removed by xor), the sign trick.
 // (run_pairs measured no faster here: a Q8G decode streams near the probe's bandwidth already.)
 struct Q8Tile {
-  using Ctx = QCtx;
+  using Ctx = Int8Ctx;
   static constexpr int32_t kBias = 0;
   static constexpr int64_t kGroupBytes = 128;
   // A group's 128 signed codes at p, in x order: 4 vectors of 32 elements.
@@ -336,9 +324,9 @@ struct Q8Tile {
 // Q4G's decode tile: its codes stay unsigned (0..15) against x, where the sign trick cost two
 // vpsignb and a bias subtraction per vector; a group's 4 vectors' pairs add up in int16 (4 · 2 ·
 // 15 · 127 ≤ 32767), one vpmaddwd per group, and the bias 8 goes through Σq of the group
-// (q_sum). The same exact totals, then q_group_fma: the QTile's bits.
+// (x_sum). The same exact totals, then q_group_fma: the QTile's bits.
 struct Q4Tile {
-  using Ctx = QCtx;
+  using Ctx = Int8Ctx;
   static constexpr int32_t kBias = 8;
   static constexpr int64_t kGroupBytes = 64;
   // A group's 128 codes at p (64 bytes): elements 0-31, 32-63 in the low nibbles, 64-95, 96-127
@@ -364,7 +352,7 @@ struct Q4Tile {
   }
   HERD_AVX2 static __m256i group_dot(const Ctx& c, int64_t row, int64_t g, int64_t tok) {
     __m256i wv[4];
-    codes(c.w + row * c.w_row_bytes + g * 64, wv);
+    codes(c.w + row * c.w_stride + g * 64, wv);
     return dot(wv, c.xq + tok * c.kpad + g * 128);
   }
 
@@ -383,7 +371,7 @@ struct Q4Tile {
 // [8 rows][4 bytes] once and reused by every token of the task: one vpmaddubsw of a chunk against
 // 4 broadcast bytes of x serves 8 rows, with no horizontal sum per token. Q4G keeps its codes
 // unsigned (0..15): 8 chunks' pairs add up in int16 exactly (8 · 2 · 15 · 127 ≤ 32767) and the
-// bias goes through Σq of the group (8 · q_sum). Q8G takes |w| against x with w's sign (a pair
+// bias goes through Σq of the group (8 · x_sum). Q8G takes |w| against x with w's sign (a pair
 // reaches 2 · 128 · 127), one vpmaddwd per chunk. Each group's exact total then takes
 // q_group_fma, 8 rows side by side: the tile's bits.
 template <DType kType>
@@ -394,7 +382,7 @@ struct QRepacked {
   alignas(32) int8_t sgn[k4 ? 1 : 32][32];   // Q8G: the signed codes, for vpsignb
   alignas(32) float ws[8];
 
-  HERD_AVX2 void pack(const QCtx& c, int64_t rb, int64_t g, int nr) {
+  HERD_AVX2 void pack(const Int8Ctx& c, int64_t rb, int64_t g, int nr) {
     __m256i v[4][8];  // [vector of 32 codes][row]
     for (int q = 0; q < 8; ++q) {
       if (q >= nr) {
@@ -402,7 +390,7 @@ struct QRepacked {
         ws[q] = 0;
         continue;
       }
-      const uint8_t* p = c.w + (rb + q) * c.w_row_bytes;
+      const uint8_t* p = c.w + (rb + q) * c.w_stride;
       if constexpr (k4) {
         __m256i wv[4];
         Q4Tile::codes(p + g * 64, wv);
@@ -429,7 +417,7 @@ struct QRepacked {
 
   // acc: [tokens][8 rows]; group g for N tokens from token t of the task.
   template <int N>
-  HERD_AVX2 void dot(const QCtx& c, int64_t g, int64_t t0, int64_t t, float* acc) const {
+  HERD_AVX2 void dot(const Int8Ctx& c, int64_t g, int64_t t0, int64_t t, float* acc) const {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i tot[N];
 #pragma GCC unroll 8
@@ -461,7 +449,7 @@ struct QRepacked {
     for (int n = 0; n < N; ++n) {
       const int64_t tok = t0 + t + n;
       if constexpr (k4)  // the codes' bias 8 times Σq of the group
-        tot[n] = _mm256_sub_epi32(tot[n], _mm256_set1_epi32(8 * c.q_sum[g * c.n + tok]));
+        tot[n] = _mm256_sub_epi32(tot[n], _mm256_set1_epi32(8 * c.x_sum[g * c.n + tok]));
       float* pa = acc + (t + n) * 8;
       _mm256_store_ps(pa,
                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot[n]),
@@ -470,7 +458,7 @@ struct QRepacked {
     }
   }
 
-  HERD_AVX2 static void run(const QCtx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  HERD_AVX2 static void run(const Int8Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     thread_local QRepacked pk;
     thread_local AlignedBuffer<float> accb;
     const int64_t nt = t1 - t0;
@@ -491,17 +479,7 @@ struct QRepacked {
 template <DType kType>
 void quant_kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
                   int64_t t1, float* y, int64_t ys) {
-  const QCtx c{a.q.data(),
-               a.kpad,
-               a.n,
-               a.groups(),
-               a.q_scale.data(),
-               a.q_sum.data(),
-               static_cast<const uint8_t*>(w.data),
-               packed_row_bytes(kType, w.cols),
-               w.group_scale,
-               y,
-               ys};
+  const Int8Ctx c = int8_ctx(a, w, packed_row_bytes(kType, w.cols), r1, y, ys);
   // From this many tokens the repack pays (bench_kernels Prefill and Decode, same run, Zen 3: at
   // 8 tokens 1.2–1.9× the tiles' time; Q4G 1024² × 512 9.6 → 5.3–6.4 ms, [2048, 1024] × 32
   // 1.2 → 0.70–0.84 ms; Q8G, whose sign trick keeps a vpmaddwd per chunk, 8.2–8.7 → 7.1–7.9 ms).

@@ -41,6 +41,7 @@ class KernelSet {
 // One set per ISA file (a file's functions carry that ISA's target attribute).
 KernelSet scalar_kernels();        // every herd format: the portable fallback of every target
 KernelSet avx2_kernels();          // F32, BF16, F8_E4M3, Q8G, Q4G
+KernelSet avx2_il_kernels();       // Q8GI / Q4GI with vpmaddubsw (gemm_avx2_il.cc)
 KernelSet avx512_kernels();        // float formats with AVX-512F
 KernelSet avx512_bf16_kernels();   // the same, bf16 / fp8 with vdpbf16ps
 KernelSet vnni_kernels();          // Q8G / Q4G with vpdpbusd
@@ -59,6 +60,36 @@ void amx_bf16_vec(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t
 // The VNNI int8 kernels, for AMX's small batches (bitwise the same results).
 Kernel vnni_q8_kernel();
 Kernel vnni_q4_kernel();
+
+// One int8 product's operands as the Q8G / Q4G kernels read them, row-major (gemm_avx2.cc,
+// gemm_vnni.cc) or 16 rows interleaved (gemm_avx2_il.cc, gemm_vnni_il.cc).
+struct Int8Ctx {
+  const int8_t* xq;
+  int64_t kpad, n, groups;
+  const float* x_scale;  // [groups, n]
+  const int32_t* x_sum;  // [groups, n]
+  const uint8_t* w;      // the slice's first row (block)
+  int64_t w_stride;      // bytes per row, or per 16-row block when interleaved
+  const float* w_scale;  // [rows, groups]; null when interleaved (the scales are inside)
+  int64_t r_end;         // the task's end: interleaved tiles store no rows past it
+  float* y;
+  int64_t ys;
+};
+inline Int8Ctx int8_ctx(const PreparedActs& a, const WeightRef& w, int64_t w_stride, int64_t r_end,
+                        float* y, int64_t ys) {
+  return {a.q.data(),
+          a.kpad,
+          a.n,
+          a.groups(),
+          a.q_scale.data(),
+          a.q_sum.data(),
+          static_cast<const uint8_t*>(w.data),
+          w_stride,
+          w.group_scale,
+          r_end,
+          y,
+          ys};
+}
 
 // The one rule every Q8G / Q4G path follows, so all of them agree bitwise: a group's integer dot
 // (exact) minus the weight bias times Σq_x (exact) is converted to f32 and added with one FMA,

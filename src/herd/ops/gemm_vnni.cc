@@ -19,18 +19,6 @@ namespace herd::gemm_detail {
 
 namespace {
 
-struct Ctx {
-  const int8_t* xq;
-  int64_t kpad, n, groups;
-  const float* x_scale;  // [groups, n]
-  const int32_t* x_sum;  // [groups, n]
-  const uint8_t* w;
-  int64_t w_row_bytes;
-  const float* w_scale;  // [rows, groups]
-  float* y;
-  int64_t ys;
-};
-
 // out lane i = Σ lanes of v[i] (int32, exact in any order). Halves, then quarters, are folded
 // pairwise across vectors so 16 vectors take 46 instructions instead of 16 full reductions.
 HERD_VNNI inline __m512i reduce16(const __m512i* v) {
@@ -52,7 +40,7 @@ HERD_VNNI inline __m512i reduce16(const __m512i* v) {
 
 template <DType kType>
 struct QTile {
-  using Ctx = gemm_detail::Ctx;
+  using Ctx = Int8Ctx;
   static constexpr int kShift = kType == DType::Q8G ? 7 : 3;  // log2 of the weight bias
 
   template <int T, int R>
@@ -69,13 +57,13 @@ struct QTile {
       const float* ws = c.w_scale + r0 * c.groups;
       const uint8_t* wp[R];
       const int8_t* xp[T];
-      for (int r = 0; r < R; ++r) wp[r] = c.w + (r0 + r) * c.w_row_bytes;
+      for (int r = 0; r < R; ++r) wp[r] = c.w + (r0 + r) * c.w_stride;
       for (int t = 0; t < T; ++t) xp[t] = c.xq + (t0 + t) * c.kpad;
       // Decode: the block's R rows are one contiguous region read 64 bytes per row per group;
       // rows are short (a few KiB), so prefetching within a row leaves each row's first lines as
       // demand misses. Prefetching the same position of the next block (into L2) keeps a whole
       // block of requests in flight instead.
-      const int64_t ahead = R * c.w_row_bytes;
+      const int64_t ahead = R * c.w_stride;
       __m512 acc = _mm512_setzero_ps();
       for (int64_t g = 0; g < c.groups; ++g) {
         __m512i x0[T], x1[T], d[16];
@@ -130,17 +118,7 @@ struct QTile {
 template <DType kType>
 void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
             int64_t t1, float* y, int64_t ys) {
-  const Ctx c{a.q.data(),
-              a.kpad,
-              a.n,
-              a.groups(),
-              a.q_scale.data(),
-              a.q_sum.data(),
-              static_cast<const uint8_t*>(w.data),
-              packed_row_bytes(kType, w.cols),
-              w.group_scale,
-              y,
-              ys};
+  const Int8Ctx c = int8_ctx(a, w, packed_row_bytes(kType, w.cols), r1, y, ys);
   using Table = BlockTable<QTile<kType>, 4, 16>;
   if (t1 - t0 == 1)
     Table::drive(c, r0, r1, t0, t1, 1, 16);

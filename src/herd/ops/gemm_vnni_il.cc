@@ -27,18 +27,6 @@ namespace herd::gemm_detail {
 
 namespace {
 
-struct IlCtx {
-  const int8_t* xq;
-  int64_t kpad, n, groups;
-  const float* x_scale;  // [groups, n]
-  const int32_t* x_sum;  // [groups, n]
-  const uint8_t* w;      // the slice's first block
-  int64_t block_bytes;   // groups · record bytes
-  int64_t r_end;         // rows past this (block padding) are not stored
-  float* y;
-  int64_t ys;
-};
-
 inline int32_t load_i32(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -47,7 +35,7 @@ inline int32_t load_i32(const int8_t* p) {
 
 template <DType kType>
 struct IlTile {
-  using Ctx = IlCtx;
+  using Ctx = Int8Ctx;
   static constexpr int kShift = kType == DType::Q8GI ? 7 : 3;     // log2 of the weight bias
   static constexpr int kChunks = kType == DType::Q8GI ? 32 : 16;  // 64-byte vectors per group
   static constexpr int64_t kCodeBytes = kChunks * 64;
@@ -59,7 +47,7 @@ struct IlTile {
     constexpr int A = T * NB == 1 ? 4 : T * NB == 2 ? 2 : 1;  // accumulators per (token, block)
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const uint8_t* wb[NB];
-    for (int b = 0; b < NB; ++b) wb[b] = c.w + (r0 / 16 + b) * c.block_bytes;
+    for (int b = 0; b < NB; ++b) wb[b] = c.w + (r0 / 16 + b) * c.w_stride;
     const int8_t* xp[T];
     for (int t = 0; t < T; ++t) xp[t] = c.xq + (t0 + t) * c.kpad;
     __m512 facc[NB][T];
@@ -127,17 +115,7 @@ template <DType kType>
 void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, int64_t t0,
             int64_t t1, float* y, int64_t ys) {
   assert(r0 % 16 == 0);
-  const IlCtx c{a.q.data(),
-                a.kpad,
-                a.n,
-                a.groups(),
-                a.q_scale.data(),
-                a.q_sum.data(),
-                static_cast<const uint8_t*>(w.data),
-                a.groups() * IlTile<kType>::kRecord,
-                r1,
-                y,
-                ys};
+  const Int8Ctx c = int8_ctx(a, w, a.groups() * IlTile<kType>::kRecord, r1, y, ys);
   using Table = BlockTable<IlTile<kType>, 6, 2>;
   const int64_t n = t1 - t0;
   // Decode (T ≤ 4): every row block streams once, all tokens at a time; one block at a time for

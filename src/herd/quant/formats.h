@@ -18,8 +18,9 @@
 //       unit bit for bit (ops/gemm_amx.cc). "Row bytes" = kp * 2, so row_slice works at
 //       multiples of 16 rows. No scales.
 //
-//  Q8GI / Q4GI  Q8G / Q4G codes and scales (same values) with 16 rows interleaved, for AVX-512
-//       VNNI machines (ops/gemm_vnni_il.cc): one vpdpbusd of a 64-byte vector against 4 bytes of x
+//  Q8GI / Q4GI  Q8G / Q4G codes and scales (same values) with 16 rows interleaved, for vector
+//       machines without AMX (ops/gemm_vnni_il.cc, gemm_avx2_il.cc, which takes each 64-byte
+//       vector as two halves of 8 rows): one vpdpbusd of a 64-byte vector against 4 bytes of x
 //       broadcast adds 4 products to each of 16 rows' lanes, so each row's exact group dot builds
 //       up in its own lane with no horizontal sum. Rows come in blocks of 16 (the last padded
 //       with code 0, scale 0). A block is n_groups records, each the group's codes then its 16
