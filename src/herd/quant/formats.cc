@@ -100,7 +100,6 @@ void interleave_rows(const uint8_t* codes, const float* scales, int64_t n, int64
   const int64_t G = quant_groups(cols), rb = packed_row_bytes(ct, cols);
   const int64_t rec = il_record_bytes(t), cb = il_code_bytes(t);
   const int64_t end = std::min(il_rows(rows), il_rows(r0 + n));  // whole blocks touched
-  uint8_t u[kQuantGroup];                                        // one group's codes, element order
   for (int64_t r = r0; r < end; ++r) {
     const bool pad = r >= r0 + n;
     const uint8_t* row = codes + (r - r0) * rb;
@@ -115,14 +114,21 @@ void interleave_rows(const uint8_t* codes, const float* scales, int64_t n, int64
             std::memcpy(d + c * 64, src + 4 * c, 4);
         }
       } else {
-        const uint8_t* src = row + g * (kQuantGroup / 2);
-        for (int64_t j = 0; j < kQuantGroup / 2; ++j) {
-          u[j] = pad ? 8 : src[j] & 15;
-          u[j + kQuantGroup / 2] = pad ? 8 : src[j] >> 4;
+        // The group's codes in element order as 32-bit words of 4 (source byte j holds elements
+        // j and j + 64), then chunk c's 4 bytes = elements 8c..8c+3 | (8c+4..8c+7) << 4, i.e.
+        // word 2c | word 2c+1 << 4 (codes ≤ 15: no bit crosses into the next byte). Word by
+        // word, where a byte loop was a third of an int4 load's time.
+        constexpr uint32_t kNib = 0x0F0F0F0Fu;
+        uint32_t s[kQuantGroup / 8], w[kQuantGroup / 4];
+        std::memcpy(s, row + g * (kQuantGroup / 2), sizeof s);
+        for (int64_t i = 0; i < kQuantGroup / 8; ++i) {
+          w[i] = pad ? 0x08080808u : s[i] & kNib;
+          w[i + kQuantGroup / 8] = pad ? 0x08080808u : (s[i] >> 4) & kNib;
         }
-        for (int64_t c = 0; c < 16; ++c)
-          for (int64_t j = 0; j < 4; ++j)
-            d[c * 64 + j] = uint8_t(u[8 * c + j] | (u[8 * c + 4 + j] << 4));
+        for (int64_t c = 0; c < 16; ++c) {
+          const uint32_t v = w[2 * c] | (w[2 * c + 1] << 4);
+          std::memcpy(d + c * 64, &v, 4);
+        }
       }
       const float sc = pad ? 0.0f : scales[(r - r0) * G + g];
       std::memcpy(dst + ((r / 16) * G + g) * rec + cb + (r % 16) * 4, &sc, 4);
