@@ -11,6 +11,7 @@
 
 #include "herd/model/run_weights.h"
 #include "herd/model/run_weights_internal.h"
+#include "herd/ops/transpose.h"
 #include "herd/quant/formats.h"
 #include "herd/quant/quantize.h"
 
@@ -83,25 +84,6 @@ MatrixSource linear_source(const WeightRef& w) {
   return s;
 }
 
-namespace {
-// Transposes columns [o0, o0 + len) of the K source rows starting at `row0` (stride N elements)
-// into len output rows of K: out[j * K + i] = convert(src[(row0 + i) * N + o0 + j]). Tiles of
-// kTile source rows keep both the reads and the writes in cache lines.
-template <typename Out, typename Conv>
-void transpose_block(const uint16_t* src, int64_t N, int64_t K, int64_t o0, int64_t len, Out* out,
-                     Conv conv) {
-  constexpr int64_t kTile = 16;
-  for (int64_t i0 = 0; i0 < K; i0 += kTile) {
-    const int64_t ni = std::min(kTile, K - i0);
-    for (int64_t j = 0; j < len; ++j) {
-      Out* o = out + j * K + i0;
-      const uint16_t* s = src + i0 * N + o0 + j;
-      for (int64_t i = 0; i < ni; ++i) o[i] = conv(s[i * N]);
-    }
-  }
-}
-}  // namespace
-
 MatrixSource in_major_experts_source(const WeightRef& w, int64_t experts) {
   const int64_t K = w.rows / experts, N = w.cols;
   MatrixSource s;
@@ -120,13 +102,12 @@ MatrixSource in_major_experts_source(const WeightRef& w, int64_t experts) {
     const auto* base = static_cast<const uint16_t*>(w.data);
     s.fetch_bf16 = [=](int64_t r0, int64_t n, uint16_t* out) {
       for_parts(r0, n, [&](int64_t row0, int64_t o0, int64_t len, int64_t at) {
-        transpose_block(base + row0 * N, N, K, o0, len, out + at * K, [](uint16_t v) { return v; });
+        transpose_bf16(base + row0 * N + o0, N, K, len, out + at * K, K);
       });
     };
     s.fetch = [=](int64_t r0, int64_t n, float* out) {
       for_parts(r0, n, [&](int64_t row0, int64_t o0, int64_t len, int64_t at) {
-        transpose_block(base + row0 * N, N, K, o0, len, out + at * K,
-                        [](uint16_t v) { return bf16_to_f32(v); });
+        transpose_bf16_f32(base + row0 * N + o0, N, K, len, out + at * K, K);
       });
     };
   } else {
