@@ -119,8 +119,8 @@ void interleave_rows(const uint8_t* codes, const float* scales, int64_t n, int64
         // word 2c | word 2c+1 << 4 (codes ≤ 15: no bit crosses into the next byte). Word by
         // word, where a byte loop was a third of an int4 load's time.
         constexpr uint32_t kNib = 0x0F0F0F0Fu;
-        uint32_t s[kQuantGroup / 8], w[kQuantGroup / 4];
-        std::memcpy(s, row + g * (kQuantGroup / 2), sizeof s);
+        uint32_t s[kQuantGroup / 8] = {}, w[kQuantGroup / 4];
+        if (!pad) std::memcpy(s, row + g * (kQuantGroup / 2), sizeof s);  // padding: no source row
         for (int64_t i = 0; i < kQuantGroup / 8; ++i) {
           w[i] = pad ? 0x08080808u : s[i] & kNib;
           w[i + kQuantGroup / 8] = pad ? 0x08080808u : (s[i] >> 4) & kNib;
