@@ -389,8 +389,8 @@ struct AttentionCase {
         return kv_type_scaled(type) ? reinterpret_cast<float*>(p + off) + slot * s.n_kv_heads
                                     : nullptr;
       };
-      kv_store_row(type, k.data(), s.n_kv_heads, s.head_dim,
-                   p + layout.k_off(0) + size_t(slot * kvd) * e, scales(layout.ks_off(0)));
+      kv_store_row(type, k.data(), s.n_kv_heads, s.head_dim, p + layout.k_row_off(0, slot),
+                   scales(layout.ks_off(0)), kKvKeyBlock);
       kv_store_row(type, v.data(), s.n_kv_heads, s.head_dim,
                    p + layout.v_off(0) + size_t(slot * kvd) * e, scales(layout.vs_off(0)));
       reinterpret_cast<int64_t*>(p)[slot] = j;

@@ -39,7 +39,8 @@ struct TestKv {
   void poison(int64_t r, int64_t p) {
     const int64_t s = r % layout.page_rows, e = int64_t(kv_type_bytes(layout.type));
     uint8_t* pg = page(r);
-    std::memset(pg + layout.k_off(layer) + s * layout.kv_dim * e, 0xFF, size_t(layout.kv_dim * e));
+    for (int64_t c = 0; c < layout.kv_dim; ++c)  // a K row's elements are kKvKeyBlock apart
+      std::memset(pg + layout.k_row_off(layer, s) + c * kKvKeyBlock * e, 0xFF, size_t(e));
     std::memset(pg + layout.v_off(layer) + s * layout.kv_dim * e, 0xFF, size_t(layout.kv_dim * e));
     if (kv_type_scaled(layout.type)) {
       std::memset(pg + layout.ks_off(layer) + s * layout.n_kv_heads * 4, 0xFF,
@@ -94,11 +95,11 @@ inline TestKv make_test_kv(const KvPageLayout& layout, int64_t layer,
     const bool sc = kv_type_scaled(layout.type);
     auto* ks = sc ? reinterpret_cast<float*>(pg + layout.ks_off(layer)) + s * nkv : nullptr;
     auto* vs = sc ? reinterpret_cast<float*>(pg + layout.vs_off(layer)) + s * nkv : nullptr;
-    uint8_t* kd = pg + layout.k_off(layer) + s * kvd * e;
+    uint8_t* kd = pg + layout.k_row_off(layer, s);
     uint8_t* vd = pg + layout.v_off(layer) + s * kvd * e;
-    kv_store_row(layout.type, &tok_k[size_t(p * kvd)], nkv, hd, kd, ks);
+    kv_store_row(layout.type, &tok_k[size_t(p * kvd)], nkv, hd, kd, ks, kKvKeyBlock);
     kv_store_row(layout.type, &tok_v[size_t(p * kvd)], nkv, hd, vd, vs);
-    kv_load_row(layout.type, kd, ks, nkv, hd, &t.k[size_t(r * kvd)]);
+    kv_load_row(layout.type, kd, ks, nkv, hd, &t.k[size_t(r * kvd)], kKvKeyBlock);
     kv_load_row(layout.type, vd, vs, nkv, hd, &t.v[size_t(r * kvd)]);
   }
   return t;

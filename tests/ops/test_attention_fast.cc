@@ -249,7 +249,8 @@ TEST(AttentionGroupFast, SingleKeyDecodesEveryStoredCodeExactly) {
       const KvPageLayout& L = kv.layout;
       const size_t e = kv_type_bytes(type);
       reinterpret_cast<int64_t*>(pg)[3] = 0;  // slot 3 holds position 0
-      std::memset(pg + L.k_off(1) + 3 * hd * e, 0, hd * e);
+      for (int64_t c = 0; c < hd; ++c)        // slot 3's K row, its elements kKvKeyBlock apart
+        std::memset(pg + L.k_row_off(1, 3) + c * kKvKeyBlock * e, 0, e);
       uint8_t* v = pg + L.v_off(1) + 3 * hd * e;
       for (int64_t i = 0; i < hd; ++i) {
         if (type == KvType::kBF16) {  // sign, every exponent, varied mantissas; no NaN/inf

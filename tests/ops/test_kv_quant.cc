@@ -162,6 +162,38 @@ TEST(KvQuant, LoadOneHeadMatchesWholeRow) {
   }
 }
 
+// A K row in the cache has its elements kKvKeyBlock apart (ops/kv_view.h): storing and loading
+// with that stride gives the contiguous row's bytes and values, element i at i * stride, and
+// leaves the bytes between untouched. head_dim 300 takes the fp8 store's staging in pieces.
+TEST(KvQuant, StridedRowMatchesContiguous) {
+  for (KvType t : kTypes) {
+    for (int64_t hd : {20, 300}) {
+      const Row r(t, test_values(3, hd, 9), 3, hd);
+      const int64_t n = 3 * hd, e = int64_t(kv_type_bytes(t)), st = kKvKeyBlock;
+      std::vector<uint8_t> strided(size_t(n * st * e), 0xA5);
+      std::vector<float> scales(3, -1.0f), back(static_cast<size_t>(n)),
+          head(static_cast<size_t>(hd));
+      float* sc = kv_type_scaled(t) ? scales.data() : nullptr;
+      kv_store_row(t, r.x.data(), 3, hd, strided.data(), sc, st);
+      for (int64_t i = 0; i < n * st; ++i)
+        for (int64_t b = 0; b < e; ++b) {
+          const uint8_t got = strided[size_t(i * e + b)];
+          const uint8_t want = i % st == 0 ? r.bytes[size_t(i / st * e + b)] : uint8_t(0xA5);
+          ASSERT_EQ(got, want) << kv_type_name(t) << " element slot " << i;
+        }
+      if (sc) {
+        EXPECT_EQ(scales, r.scales) << kv_type_name(t);
+      }
+      kv_load_row(t, strided.data(), sc, 3, hd, back.data(), st);
+      EXPECT_EQ(0, std::memcmp(back.data(), r.back.data(), size_t(n) * 4)) << kv_type_name(t);
+      kv_load_row(t, strided.data() + size_t(2 * hd * st * e), sc ? sc + 2 : nullptr, 1, hd,
+                  head.data(), st);  // one head, as the reference attention reads a K head
+      EXPECT_EQ(0, std::memcmp(head.data(), &r.back[size_t(2 * hd)], size_t(hd) * 4))
+          << kv_type_name(t);
+    }
+  }
+}
+
 // NaN and infinity must not crash; finite neighbours of a NaN keep a finite scale.
 TEST(KvQuant, NonFiniteInputDoesNotCrash) {
   const float nan = std::numeric_limits<float>::quiet_NaN();

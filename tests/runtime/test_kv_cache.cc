@@ -87,7 +87,8 @@ class FullKvCache final : public KvCache {
   void store(int layer, int64_t pos, const float* k, const float* v) override {
     uint8_t* base = ptr_[size_t(layer)];
     reinterpret_cast<int64_t*>(base)[pos] = pos;
-    std::memcpy(base + lay_.k_off(0) + size_t(pos * lay_.kv_dim) * 4, k, size_t(lay_.kv_dim) * 4);
+    kv_store_row(KvType::kF32, k, lay_.n_kv_heads, lay_.head_dim, base + lay_.k_row_off(0, pos),
+                 nullptr, kKvKeyBlock);
     std::memcpy(base + lay_.v_off(0) + size_t(pos * lay_.kv_dim) * 4, v, size_t(lay_.kv_dim) * 4);
   }
   KvView view(int layer) const override {

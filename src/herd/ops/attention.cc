@@ -24,10 +24,11 @@ void attention(const AttentionShape& s, const float* q, int64_t q_pos, const KvV
   const KvType type = kv.layout.type;
   const size_t elem = kv_type_bytes(type);
   float* row = scratch + n_rows;  // one dequantized head row of K or V
-  // Head `kvh` of row r, dequantized into `row`.
-  auto load = [&](const void* raw, const float* scales, int64_t kvh) {
-    kv_load_row(type, static_cast<const uint8_t*>(raw) + size_t(kvh * hd) * elem,
-                scales ? scales + kvh : nullptr, 1, hd, row);
+  // Head `kvh` of row r, dequantized into `row`: a V row's elements are adjacent, a K row's
+  // kKvKeyBlock apart (its key block is stored transposed, ops/kv_view.h).
+  auto load = [&](const void* raw, const float* scales, int64_t kvh, int64_t stride) {
+    kv_load_row(type, static_cast<const uint8_t*>(raw) + size_t(kvh * hd * stride) * elem,
+                scales ? scales + kvh : nullptr, 1, hd, row, stride);
   };
   // GQA: consecutive groups of n_heads / n_kv_heads query heads share one kv head (spec §3 7).
   const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
@@ -49,7 +50,7 @@ void attention(const AttentionShape& s, const float* q, int64_t q_pos, const KvV
     bool any = false;
     for (int64_t r = 0; r < n_rows; ++r) {
       if (!allowed(r)) continue;
-      load(kv.k_row(r), kv.k_scales(r), kvh);
+      load(kv.k_row(r), kv.k_scales(r), kvh, kKvKeyBlock);
       const float sc = dot_f32(qh, row, hd) * s.scale;
       scratch[r] = sc;
       mx = any ? std::max(mx, sc) : sc;
@@ -62,7 +63,7 @@ void attention(const AttentionShape& s, const float* q, int64_t q_pos, const KvV
       if (!allowed(r)) continue;
       const float p = std::exp(scratch[r] - mx);
       sum += p;
-      load(kv.v_row(r), kv.v_scales(r), kvh);
+      load(kv.v_row(r), kv.v_scales(r), kvh, 1);
       for (int64_t d = 0; d < hd; ++d) oh[d] += p * row[d];
     }
     const float inv = 1.0f / sum;

@@ -3,16 +3,17 @@
 //
 // Keys and values are converted from their stored type while they are read (load16): bf16 by a
 // shift, int8 and fp8 e4m3 by an integer widen, a convert and the row's head scale, which gives
-// the same f32 values as kv_load_row. Per block of keys the K rows of the group's kv head are
-// converted and transposed once into [head_dim][16] (the 16 rows' scales folded in), so
-// one query head's 16 scores are vertical FMAs over head_dim (no horizontal sums), and every query
-// head of every query of the call reuses that copy. Softmax is online (running max m, sum l,
-// output o per query head), in steps of exactly 16 ALLOWED keys: each query compacts the allowed
-// lanes of its blocks into a pending list and steps when 16 have gathered (and once more at the
-// end). Which masked rows exist, and where, therefore never changes the steps a query takes, and
-// each query's arithmetic is the same for any batch or paging: bitwise batch invariance. A masked
-// row's K (and scale) only ever reaches score lanes that are discarded, never m, l or o, and its
-// V is never loaded (pv_tile reads the rows of a step's pending list only).
+// the same f32 values as kv_load_row. The cache keeps each block of 16 keys transposed,
+// [head_dim][16] per kv head (ops/kv_view.h); per block the group's kv head is converted once into
+// f32 in that shape (the 16 rows' scales folded in), so one query head's 16 scores are vertical
+// FMAs over head_dim (no horizontal sums), and every query head of every query of the call reuses
+// that copy. Softmax is online (running max m, sum l, output o per query head), in steps of
+// exactly 16 ALLOWED keys: each query compacts the allowed lanes of its blocks into a pending
+// list and steps when 16 have gathered (and once more at the end). Which masked rows exist, and
+// where, therefore never changes the steps a query takes, and each query's arithmetic is the
+// same for any batch or paging: bitwise batch invariance. A masked row's K (and scale) only ever
+// reaches score lanes that are discarded, never m, l or o, and its V is never loaded (pv_tile
+// reads the rows of a step's pending list only).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -79,54 +80,22 @@ HERD_AVX512 inline __m512 load16(const uint8_t* p, __mmask16 m) {
   }
 }
 
-// kt[d*16 + j] = element d of the row at k + j*stride (bytes) times scale[j*scale_stride]
-// (no scale when `scale` is null), for d < hd, j < 16.
+// kt[d*16 + j] = element [d][j] of a key block (ops/kv_view.h: [hd][16] at k) times
+// scale[j*scale_stride] (no scale when unscaled), for d < hd, j < 16.
 template <KvType T>
-HERD_AVX512 void transpose_block(const uint8_t* k, int64_t stride, const float* scale,
-                                 int64_t scale_stride, int64_t hd, float* kt) {
+HERD_AVX512 void widen_block(const uint8_t* k, const float* scale, int64_t scale_stride, int64_t hd,
+                             float* kt) {
   __m512 sv = _mm512_set1_ps(1.0f);
   if constexpr (kScaled<T>) {
     const __m512i j = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     sv = _mm512_i32gather_ps(_mm512_mullo_epi32(j, _mm512_set1_epi32(int32_t(scale_stride))), scale,
                              4);
   }
-  for (int64_t d0 = 0; d0 < hd; d0 += 16) {
-    const __mmask16 m = lanes(hd - d0);
-    __m512 r[16], t[16];
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; ++j) r[j] = load16<T>(k + j * stride + d0 * kBytes<T>, m);
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; j += 2) {  // 2x2 blocks of floats
-      t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
-      t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
-    }
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; j += 4) {  // 4x4 blocks within each 128-bit lane
-      const __m512d a = _mm512_castps_pd(t[j]), b = _mm512_castps_pd(t[j + 1]);
-      const __m512d c = _mm512_castps_pd(t[j + 2]), d = _mm512_castps_pd(t[j + 3]);
-      r[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-      r[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-      r[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-      r[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-#pragma GCC unroll 16
-    for (int j = 0; j < 16; j += 8)  // 128-bit lanes across row groups of 4
-#pragma GCC unroll 16
-      for (int c = 0; c < 4; ++c) {
-        t[j + c] = _mm512_shuffle_f32x4(r[j + c], r[j + c + 4], 0x88);
-        t[j + c + 4] = _mm512_shuffle_f32x4(r[j + c], r[j + c + 4], 0xdd);
-      }
-#pragma GCC unroll 16
-    for (int c = 0; c < 8; ++c) {
-      r[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
-      r[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xdd);
-    }
-    const int64_t w = std::min<int64_t>(16, hd - d0);
-#pragma GCC unroll 16
-    for (int c = 0; c < 16; ++c) {
-      if constexpr (kScaled<T>) r[c] = _mm512_mul_ps(r[c], sv);
-      if (c < w) _mm512_store_ps(kt + (d0 + c) * 16, r[c]);
-    }
+#pragma GCC unroll 4
+  for (int64_t d = 0; d < hd; ++d) {
+    __m512 r = load16<T>(k + d * 16 * kBytes<T>, __mmask16(0xFFFF));
+    if constexpr (kScaled<T>) r = _mm512_mul_ps(r, sv);
+    _mm512_store_ps(kt + d * 16, r);
   }
 }
 

@@ -86,50 +86,27 @@ HERD_AVX2 inline __m256 load8_n(const uint8_t* p, int64_t n) {
   return n >= 8 ? load8<T>(p) : load8_part<T>(p, n);
 }
 
-HERD_AVX2 inline void transpose8(__m256 r[8]) {
-  __m256 t[8], s[8];
-#pragma GCC unroll 4
-  for (int j = 0; j < 8; j += 2) {
-    t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
-    t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
-  }
-#pragma GCC unroll 2
-  for (int j = 0; j < 8; j += 4) {
-    s[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
-    s[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
-    s[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
-    s[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm256_permute2f128_ps(s[c], s[c + 4], 0x20);
-    r[c + 4] = _mm256_permute2f128_ps(s[c], s[c + 4], 0x31);
-  }
-}
-
-// kt[d*16 + j] = element d of the row at k + j*stride (bytes) times scale[j*scale_stride]
-// (no scale when `scale` is null), for d < hd, j < 16; rows 0-7 and 8-15 as two 8x8 transposes.
+// kt[d*16 + j] = element [d][j] of a key block (ops/kv_view.h: [hd][16] at k) times
+// scale[j*scale_stride] (no scale when unscaled), for d < hd, j < 16.
 template <KvType T>
-HERD_AVX2 void transpose_block(const uint8_t* k, int64_t stride, const float* scale,
-                               int64_t scale_stride, int64_t hd, float* kt) {
-  alignas(32) float sc[16];
-  if constexpr (kScaled<T>)
+HERD_AVX2 void widen_block(const uint8_t* k, const float* scale, int64_t scale_stride, int64_t hd,
+                           float* kt) {
+  __m256 s0 = _mm256_set1_ps(1.0f), s1 = s0;
+  if constexpr (kScaled<T>) {
+    alignas(32) float sc[16];
     for (int j = 0; j < 16; ++j) sc[j] = scale[j * scale_stride];
-  for (int64_t d0 = 0; d0 < hd; d0 += 8) {
-    const int64_t w = std::min<int64_t>(8, hd - d0);
-#pragma GCC unroll 2
-    for (int half = 0; half < 2; ++half) {
-      __m256 r[8];
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j)
-        r[j] = load8_n<T>(k + (half * 8 + j) * stride + d0 * kBytes<T>, w);
-      transpose8(r);
-#pragma GCC unroll 8
-      for (int c = 0; c < 8; ++c) {
-        if constexpr (kScaled<T>) r[c] = _mm256_mul_ps(r[c], _mm256_load_ps(sc + half * 8));
-        if (c < w) _mm256_store_ps(kt + (d0 + c) * 16 + half * 8, r[c]);
-      }
+    s0 = _mm256_load_ps(sc);
+    s1 = _mm256_load_ps(sc + 8);
+  }
+#pragma GCC unroll 4
+  for (int64_t d = 0; d < hd; ++d) {
+    __m256 r0 = load8<T>(k + d * 16 * kBytes<T>), r1 = load8<T>(k + (d * 16 + 8) * kBytes<T>);
+    if constexpr (kScaled<T>) {
+      r0 = _mm256_mul_ps(r0, s0);
+      r1 = _mm256_mul_ps(r1, s1);
     }
+    _mm256_store_ps(kt + d * 16, r0);
+    _mm256_store_ps(kt + d * 16 + 8, r1);
   }
 }
 

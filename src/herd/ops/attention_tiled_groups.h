@@ -1,7 +1,7 @@
 // The fast attention's per-call driver, compiled once per instruction set: attention_tiled.cc
 // (AVX-512) and attention_tiled_avx2.cc (AVX2) each include it inside their own namespace, after
 // defining with that ISA's target attribute HERD_ATTN_TARGET, the type Mask16 (16 lane bits) and
-// the kernels it calls: block_mask, transpose_block<T>, score_rows<NB>, consume<T>,
+// the kernels it calls: block_mask, widen_block<T>, score_rows<NB>, consume<T>,
 // softmax_step<T> and reduce_add16. The driver is the same text for both, so both keep the same
 // steps of exactly 16 allowed keys and hence attention_fast.h's batch invariance; only the
 // kernels' registers differ. Internal to ops/; no include guard on purpose.
@@ -60,7 +60,8 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
   int32_t* mask = shared.mask;
 
   const KvPageLayout& L = kv.layout;
-  const int64_t k_stride = L.kv_dim * kBytes<T>;  // bytes between K rows of a page
+  static_assert(kBlock == kKvKeyBlock, "a key block is one block of the cache's K layout");
+  const int64_t v_stride = L.kv_dim * kBytes<T>;  // bytes between V rows of a page
   // Keys of the segment only: positions [seg_lo, seg_hi] (the whole range when unsegmented).
   const int64_t seg_lo = seg.lo(), seg_hi = seg.hi();
   auto chunk_lo = [&](int64_t t) {
@@ -83,12 +84,14 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
     }
     return b;
   };
-  // Block b's K rows of kv head g, converted, scaled and transposed into kt.
-  auto transpose = [&](int64_t b, int64_t g, float* kt) {
+  // Block b's keys of kv head g ([hd][16] in the page, ops/kv_view.h), converted and scaled
+  // into kt.
+  const int64_t head_block = hd * kBlock * kBytes<T>;  // bytes of one kv head's key block
+  auto widen = [&](int64_t b, int64_t g, float* kt) {
     const int64_t r = b * kBlock;
-    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g * hd * kBytes<T>;
+    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g * head_block;
     const float* ks = kScaled<T> ? kv.k_scales(r) + g : nullptr;
-    transpose_block<T>(k, k_stride, ks, L.n_kv_heads, hd, kt);
+    widen_block<T>(k, ks, L.n_kv_heads, hd, kt);
   };
 
   // Block b's K and V rows of the call's kv heads, asked for ahead of use. Without this a
@@ -103,14 +106,14 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
   auto prefetch = [&](int64_t b) {
     if (b >= n_blocks) return;
     const int64_t r = b * kBlock;
-    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g0 * head_bytes;
+    const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g0 * head_block;
     const uint8_t* v = static_cast<const uint8_t*>(kv.v_row(r)) + g0 * head_bytes;
     if (near) {
-      prefetch_rows<true>(k, k_stride, span);
-      prefetch_rows<true>(v, k_stride, span);
+      prefetch_span<true>(k, kBlock * span);
+      prefetch_rows<true>(v, v_stride, span);
     } else {
-      prefetch_rows<false>(k, k_stride, span);
-      prefetch_rows<false>(v, k_stride, span);
+      prefetch_span<false>(k, kBlock * span);
+      prefetch_rows<false>(v, v_stride, span);
     }
   };
 
@@ -127,8 +130,8 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
     }
     for (int64_t i = 0; i < ng; ++i) {
       State& x = st[i];
-      transpose(b0, x.g, x.kt);
-      if (nb == 2) transpose(b1, x.g, x.kt + hdp * 16);
+      widen(b0, x.g, x.kt);
+      if (nb == 2) widen(b1, x.g, x.kt + hdp * 16);
       int64_t nr = 0;
       for (int64_t t = 0; t < n; ++t) {
         if (!(mask[t] | (nb == 2 ? mask[n + t] : 0))) continue;

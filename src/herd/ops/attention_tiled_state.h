@@ -37,6 +37,17 @@ inline void prefetch_rows(const uint8_t* p, int64_t stride, int64_t bytes) {
     }
 }
 
+// The same for `bytes` contiguous bytes at p (a key block, stored [head_dim][16]).
+template <bool kL1>
+inline void prefetch_span(const uint8_t* p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) {
+    if constexpr (kL1)
+      asm volatile("prefetcht0 %0" : : "m"(p[o]));
+    else
+      asm volatile("prefetcht1 %0" : : "m"(p[o]));
+  }
+}
+
 // Scratch carved for one call. Per query head (row t*G + h): softmax state m, l (the running sum
 // kept as 16 lanes, lane j summing the j-th key of every step, reduced once at the end), o, and
 // the compacted scores waiting for a step. Per query: the pending rows' key indices and count.

@@ -61,15 +61,20 @@ const float* fp8_values() {
 }  // namespace
 
 void kv_store_row(KvType t, const float* x, int64_t n_kv_heads, int64_t head_dim, void* dst,
-                  float* scales) {
+                  float* scales, int64_t stride) {
   const int64_t n = n_kv_heads * head_dim;
   switch (t) {
-    case KvType::kF32:
-      std::memcpy(dst, x, size_t(n) * sizeof(float));
+    case KvType::kF32: {
+      auto* d = static_cast<float*>(dst);
+      if (stride == 1)
+        std::memcpy(d, x, size_t(n) * sizeof(float));
+      else
+        for (int64_t i = 0; i < n; ++i) d[i * stride] = x[i];
       return;
+    }
     case KvType::kBF16: {
       auto* d = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(x[i]);
+      for (int64_t i = 0; i < n; ++i) d[i * stride] = f32_to_bf16(x[i]);
       return;
     }
     case KvType::kInt8:
@@ -80,10 +85,21 @@ void kv_store_row(KvType t, const float* x, int64_t n_kv_heads, int64_t head_dim
         const float scale = head_max(xh, head_dim) / qmax;
         scales[h] = scale;
         if (t == KvType::kInt8) {
-          int8_t* d = static_cast<int8_t*>(dst) + h * head_dim;
-          for (int64_t i = 0; i < head_dim; ++i) d[i] = scale > 0 ? int8_code(xh[i], scale) : 0;
+          int8_t* d = static_cast<int8_t*>(dst) + h * head_dim * stride;
+          for (int64_t i = 0; i < head_dim; ++i)
+            d[i * stride] = scale > 0 ? int8_code(xh[i], scale) : 0;
         } else {
-          quantize_row_fp8(xh, head_dim, scale, static_cast<uint8_t*>(dst) + h * head_dim);
+          uint8_t* d = static_cast<uint8_t*>(dst) + h * head_dim * stride;
+          if (stride == 1) {
+            quantize_row_fp8(xh, head_dim, scale, d);
+            continue;
+          }
+          uint8_t codes[256];  // element-wise codes, so a piece at a time (no allocation)
+          for (int64_t i0 = 0; i0 < head_dim; i0 += 256) {
+            const int64_t m = std::min<int64_t>(256, head_dim - i0);
+            quantize_row_fp8(xh + i0, m, scale, codes);
+            for (int64_t i = 0; i < m; ++i) d[(i0 + i) * stride] = codes[i];
+          }
         }
       }
       return;
@@ -92,26 +108,31 @@ void kv_store_row(KvType t, const float* x, int64_t n_kv_heads, int64_t head_dim
 }
 
 void kv_load_row(KvType t, const void* src, const float* scales, int64_t n_kv_heads,
-                 int64_t head_dim, float* out) {
+                 int64_t head_dim, float* out, int64_t stride) {
   const int64_t n = n_kv_heads * head_dim;
   switch (t) {
-    case KvType::kF32:
-      std::memcpy(out, src, size_t(n) * sizeof(float));
+    case KvType::kF32: {
+      const auto* s = static_cast<const float*>(src);
+      if (stride == 1)
+        std::memcpy(out, s, size_t(n) * sizeof(float));
+      else
+        for (int64_t i = 0; i < n; ++i) out[i] = s[i * stride];
       return;
+    }
     case KvType::kBF16: {
       const auto* s = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i * stride]);
       return;
     }
     case KvType::kInt8: {
       const auto* s = static_cast<const int8_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = float(s[i]) * scales[i / head_dim];
+      for (int64_t i = 0; i < n; ++i) out[i] = float(s[i * stride]) * scales[i / head_dim];
       return;
     }
     case KvType::kFp8E4M3: {
       const auto* s = static_cast<const uint8_t*>(src);
       const float* lut = fp8_values();
-      for (int64_t i = 0; i < n; ++i) out[i] = lut[s[i]] * scales[i / head_dim];
+      for (int64_t i = 0; i < n; ++i) out[i] = lut[s[i * stride]] * scales[i / head_dim];
       return;
     }
   }

@@ -253,7 +253,7 @@ void SequenceKv::store(int layer, int64_t pos, const float* k, const float* v) {
   float* vs = kv_type_scaled(L.type)
                   ? reinterpret_cast<float*>(base + L.vs_off(j)) + slot * L.n_kv_heads
                   : nullptr;
-  kv_store_row(L.type, k, L.n_kv_heads, L.head_dim, base + L.k_off(j) + row, ks);
+  kv_store_row(L.type, k, L.n_kv_heads, L.head_dim, base + L.k_row_off(j, slot), ks, kKvKeyBlock);
   kv_store_row(L.type, v, L.n_kv_heads, L.head_dim, base + L.v_off(j) + row, vs);
 }
 
