@@ -236,12 +236,8 @@ HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32
     st.alpha[h] = alpha;
     st.m[row] = m_new;
   }
-  // Where each key's V row (kv head g) lives: its page, found once per step for all heads.
-  const KvView& kv = *st.kv;
-  for (int j = 0; j < cnt; ++j) {
-    st.vrow[j] = static_cast<const uint8_t*>(kv.v_row(idx[j])) + st.g * st.hd * kBytes<T>;
-    if constexpr (kScaled<T>) st.vscale[j] = kv.v_scales(idx[j])[st.g];
-  }
+  // Where each key's V row (kv head g) lives, found once per step for all heads.
+  find_v_rows<T>(st, idx, cnt);
   float* o = st.o + t * G * st.hdp;
   for (int64_t h = 0; h < G; h += 4) {  // heads share the V loads
     float* oh = o + h * st.hdp;

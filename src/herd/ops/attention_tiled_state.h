@@ -68,7 +68,34 @@ struct State {
   int32_t* step_idx;        // [16]
   const uint8_t* vrow[16];  // V of kv head g of the rows of one step, and their scales
   float vscale[16];
+  // find_v_rows' last key block: its number, and where its first row's V (head g) and V scales
+  // are.
+  int64_t v_block = -1;
+  const uint8_t* v_base = nullptr;
+  const float* vs_base = nullptr;
 };
+
+// Fills st.vrow / st.vscale for the rows idx[0..cnt) of one softmax step. A page lookup (a
+// division by page_rows) per key was a visible part of a prefill's attention, where every query
+// walks the same blocks; rows of one block of 16 are consecutive slots of one page
+// (page_rows % 16 == 0), so the lookup is done once per block, and kept across steps and
+// queries.
+template <KvType T>
+inline void find_v_rows(State& st, const int32_t* idx, int cnt) {
+  const KvView& kv = *st.kv;
+  const int64_t v_stride = kv.layout.kv_dim * kBytes<T>, n_kv = kv.layout.n_kv_heads;
+  for (int j = 0; j < cnt; ++j) {
+    const uint64_t r = uint32_t(idx[j]);  // rows are non-negative
+    const int64_t b = int64_t(r / kKvKeyBlock), i = int64_t(r % kKvKeyBlock);
+    if (b != st.v_block) {
+      st.v_block = b;
+      st.v_base = static_cast<const uint8_t*>(kv.v_row(b * kKvKeyBlock)) + st.g * st.hd * kBytes<T>;
+      if constexpr (kScaled<T>) st.vs_base = kv.v_scales(b * kKvKeyBlock) + st.g;
+    }
+    st.vrow[j] = st.v_base + i * v_stride;
+    if constexpr (kScaled<T>) st.vscale[j] = st.vs_base[i * n_kv];
+  }
+}
 
 // attention_groups_partial's kernel on AVX2 + FMA (attention_tiled_avx2.cc): the groups
 // [g0, g1), g1 - g0 <= kMaxGroups, of one segment.
