@@ -56,6 +56,48 @@ TEST(Sampler, GreedyPicksArgmaxFirstOnTies) {
   EXPECT_EQ(s.sample(r.data(), 5000, {}), best);
 }
 
+// Plain greedy decoding searches the logits directly; a zero logit bias takes the general path
+// (the candidate list). Both must pick the same id on every shape: NaN ranking last, -inf, ties
+// (first index), the maximum in the tail that does not fill a 16-lane block, vocabularies
+// shorter than one block, and nothing above -inf (id 0).
+TEST(Sampler, GreedyFastPathMatchesCandidateList) {
+  SamplingParams general;
+  general.logit_bias = {{0, 0.0f}};
+  Sampler fast(SamplingParams{}), slow(general);
+  const float nan = std::nanf(""), inf = INFINITY;
+  std::vector<std::vector<float>> cases = {
+      {nan, 1.0f, 2.0f},      {nan, nan, nan},    {-inf, -inf},
+      {nan, -inf, -inf, nan}, {2.0f, 2.0f, 1.0f}, {1.0f},
+      {-1.0f, nan, -0.5f},    {inf, 1.0f, inf},   {0.0f, -0.0f, -1.0f}};
+  for (int64_t n : {15, 16, 17, 33, 1000, 32768, 202048}) {
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+      std::vector<float> l = pseudo_random_logits(n, seed * 131 + uint64_t(n));
+      if (seed == 2) l[size_t(n - 1)] = 9.0f;  // the maximum in the last (partial) block
+      if (seed == 3) {                         // ties across blocks, NaN before them
+        l[size_t(n / 3)] = nan;
+        l[size_t(n / 2)] = l[size_t(n - 1)] = 8.0f;
+      }
+      cases.push_back(l);
+    }
+  }
+  for (const std::vector<float>& l : cases) {
+    const int64_t n = int64_t(l.size());
+    const int32_t want = slow.sample(l.data(), n, {});
+    EXPECT_EQ(fast.sample(l.data(), n, {}), want) << "vocab " << n;
+    // Penalties that do not apply (nothing recent or generated) keep the fast path.
+    SamplingParams rp;
+    rp.repetition_penalty = 1.3f;
+    rp.presence_penalty = 0.5f;
+    EXPECT_EQ(Sampler(rp).sample(l.data(), n, {}, {}), want) << "vocab " << n;
+  }
+  // A penalty that applies leaves the fast path: the penalised top token loses to the next.
+  SamplingParams rp;
+  rp.repetition_penalty = 4.0f;
+  const std::vector<float> l = {1.0f, 3.0f, 2.0f};
+  const int32_t recent[] = {1};
+  EXPECT_EQ(Sampler(rp).sample(l.data(), 3, recent), 2);
+}
+
 TEST(Sampler, SameSeedSameSequenceDifferentSeedsDiffer) {
   const std::vector<float> l = pseudo_random_logits(1000, 8);
   SamplingParams p;

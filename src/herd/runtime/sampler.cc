@@ -203,9 +203,41 @@ int32_t Sampler::draw(int64_t n) {
   return cand_[0].id;
 }
 
+namespace {
+
+// The first index of the largest logit, NaN ranking last (as apply_penalty's candidates);
+// index 0 when no logit is above -inf. Two passes: a lane-wise max the compiler vectorizes, then
+// the first index holding it. Used for plain greedy decoding, where building the candidate list
+// of a 202k vocabulary cost more than the search.
+int32_t argmax_first(const float* logits, int64_t vocab) {
+  constexpr int kLanes = 16;
+  float lane[kLanes];
+  std::fill_n(lane, kLanes, -INFINITY);
+  int64_t i = 0;
+  for (; i + kLanes <= vocab; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float v = logits[i + j];
+      lane[j] = v > lane[j] ? v : lane[j];  // false for NaN: it never becomes the max
+    }
+  float best = -INFINITY;
+  for (; i < vocab; ++i) best = logits[i] > best ? logits[i] : best;
+  for (float v : lane) best = v > best ? v : best;
+  if (best == -INFINITY) return 0;
+  for (int64_t k = 0; k < vocab; ++k)
+    if (logits[k] == best) return int32_t(k);
+  return 0;  // not reached: best is one of the logits
+}
+
+}  // namespace
+
 int32_t Sampler::sample(const float* logits, int64_t vocab, std::span<const int32_t> recent,
                         std::span<const int32_t> generated) {
   if (vocab <= 0) return -1;
+  const bool greedy = !(params_.temperature > 0.0f);
+  const bool penalties = (params_.repetition_penalty != 1.0f && !recent.empty()) ||
+                         ((params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) &&
+                          !generated.empty());
+  if (greedy && !penalties && params_.logit_bias.empty()) return argmax_first(logits, vocab);
   apply_penalty(logits, vocab, recent, generated);
   if (!(params_.temperature > 0.0f)) {  // greedy, first index on ties
     int64_t best = 0;
