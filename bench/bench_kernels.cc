@@ -23,6 +23,7 @@
 #include "herd/ops/kv_quant.h"
 #include "herd/quant/formats.h"
 #include "herd/quant/gguf_blocks.h"
+#include "herd/runtime/sampler.h"
 
 namespace herd {
 namespace {
@@ -331,6 +332,43 @@ void BM_PoolSection(benchmark::State& state) {
   state.SetLabel("threads=" + std::to_string(pool().size()));
 }
 BENCHMARK(BM_PoolSection)->Name("PoolSection")->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---- choosing one token from a vocabulary's logits (runtime/sampler), per token and sequence ----
+// Modes: 0 plain greedy (the direct search), 1 greedy through the candidate list (a zero logit
+// bias takes it), 2 temperature 0.6 with top-p 0.9 (Llama 4's generation_config), 3 temperature 1.
+
+void BM_Sampler(benchmark::State& state) {
+  const int64_t vocab = state.range(0);
+  herd::SamplingParams p;
+  const char* names[] = {"greedy", "greedy, candidate list", "temperature 0.6, top-p 0.9",
+                         "temperature 1"};
+  switch (state.range(1)) {
+    case 1:
+      p.logit_bias = {{0, 0.0f}};
+      break;
+    case 2:
+      p.temperature = 0.6f, p.top_p = 0.9f;
+      break;
+    case 3:
+      p.temperature = 1.0f;
+      break;
+    default:
+      break;
+  }
+  herd::Xoshiro256 rng(1);
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  for (float& x : logits) x = float(rng.uniform() * 16.0 - 8.0);
+  herd::Sampler s(p);
+  int64_t sink = 0;
+  for (auto _ : state) sink += s.sample(logits.data(), vocab, {});
+  benchmark::DoNotOptimize(sink);
+  state.SetLabel(names[state.range(1)]);
+}
+BENCHMARK(BM_Sampler)
+    ->Name("Sampler")
+    ->ArgNames({"vocab", "mode"})
+    ->ArgsProduct({{32768, 202048}, {0, 1, 2, 3}})
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- attention: the decoder's shape (head_dim 128, 8 query heads on 2 kv heads, chunk 8192) ----
 
