@@ -340,34 +340,49 @@ BENCHMARK(BM_PoolSection)->Name("PoolSection")->UseRealTime()->Unit(benchmark::k
 void BM_Sampler(benchmark::State& state) {
   const int64_t vocab = state.range(0);
   herd::SamplingParams p;
-  const char* names[] = {"greedy", "greedy, candidate list", "temperature 0.6, top-p 0.9",
-                         "temperature 1"};
-  switch (state.range(1)) {
+  const char* names[] = {"greedy",
+                         "greedy, candidate list",
+                         "temperature 0.6, top-p 0.9",
+                         "temperature 1",
+                         "temperature 0.6, top-p 0.9, Zipf logits",
+                         "top-k 40, top-p 0.95, min-p 0.05, temperature 0.8, Zipf logits"};
+  const int mode = int(state.range(1));
+  switch (mode) {
     case 1:
       p.logit_bias = {{0, 0.0f}};
       break;
     case 2:
+    case 4:
       p.temperature = 0.6f, p.top_p = 0.9f;
       break;
     case 3:
       p.temperature = 1.0f;
+      break;
+    case 5:  // llama.cpp's default chain
+      p.temperature = 0.8f, p.top_k = 40, p.top_p = 0.95f, p.min_p = 0.05f;
       break;
     default:
       break;
   }
   herd::Xoshiro256 rng(1);
   std::vector<float> logits(static_cast<size_t>(vocab));
-  for (float& x : logits) x = float(rng.uniform() * 16.0 - 8.0);
+  if (mode < 4) {  // flat: uniform in [-8, 8] (a random-weight model's)
+    for (float& x : logits) x = float(rng.uniform() * 16.0 - 8.0);
+  } else {  // peaked like a trained model's: p ∝ rank^-1.5, ranks shuffled over the ids
+    for (int64_t i = 0; i < vocab; ++i) logits[size_t(i)] = float(-1.5 * std::log(double(i + 1)));
+    for (int64_t i = vocab - 1; i > 0; --i)
+      std::swap(logits[size_t(i)], logits[size_t(rng.next() % uint64_t(i + 1))]);
+  }
   herd::Sampler s(p);
   int64_t sink = 0;
   for (auto _ : state) sink += s.sample(logits.data(), vocab, {});
   benchmark::DoNotOptimize(sink);
-  state.SetLabel(names[state.range(1)]);
+  state.SetLabel(names[mode]);
 }
 BENCHMARK(BM_Sampler)
     ->Name("Sampler")
     ->ArgNames({"vocab", "mode"})
-    ->ArgsProduct({{32768, 202048}, {0, 1, 2, 3}})
+    ->ArgsProduct({{32768, 202048}, {0, 1, 2, 3, 4, 5}})
     ->Unit(benchmark::kMicrosecond);
 
 // ---- attention: the decoder's shape (head_dim 128, 8 query heads on 2 kv heads, chunk 8192) ----

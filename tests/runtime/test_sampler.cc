@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <vector>
+
+#include "herd/ops/gemm.h"
 
 namespace herd {
 namespace {
@@ -57,9 +60,9 @@ TEST(Sampler, GreedyPicksArgmaxFirstOnTies) {
 }
 
 // Plain greedy decoding searches the logits directly; a zero logit bias takes the general path
-// (the candidate list). Both must pick the same id on every shape: NaN ranking last, -inf, ties
-// (first index), the maximum in the tail that does not fill a 16-lane block, vocabularies
-// shorter than one block, and nothing above -inf (id 0).
+// (the cleaned copy the filters read, where NaN became -inf). Both must pick the same id on every
+// shape: NaN ranking last, -inf, ties (first index), the maximum in the tail that does not fill a
+// 16-lane block, vocabularies shorter than one block, and nothing above -inf (id 0).
 TEST(Sampler, GreedyFastPathMatchesCandidateList) {
   SamplingParams general;
   general.logit_bias = {{0, 0.0f}};
@@ -282,6 +285,162 @@ TEST(Sampler, LogitBiasIsAddedFirst) {
   p.seed = 5;
   Sampler s(p);
   for (int i = 0; i < 200; ++i) EXPECT_NE(s.sample(l.data(), 3, {}), 0);
+}
+
+// The filter chain of sampler.h transcribed plainly: every id sorted by (logit desc, id asc),
+// NaN as -inf; top-k; top-p over the softmax of what is left (untempered); min-p; then
+// softmax(logit / T). All in double. Returns (id, probability) in id order.
+std::vector<std::pair<int32_t, double>> sorted_reference(const std::vector<float>& logits,
+                                                         const SamplingParams& p) {
+  const int64_t V = int64_t(logits.size());
+  std::vector<double> l(logits.size());
+  for (size_t i = 0; i < l.size(); ++i) l[i] = std::isnan(logits[i]) ? -INFINITY : logits[i];
+  std::vector<int32_t> order(l.size());
+  for (int64_t i = 0; i < V; ++i) order[size_t(i)] = int32_t(i);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b);
+  });
+  const double mx = l[size_t(order[0])];
+  int64_t n = p.top_k > 0 && p.top_k < V ? p.top_k : V;
+  if (p.top_p < 1.0f) {
+    double total = 0, cum = 0;
+    for (int64_t i = 0; i < n; ++i) total += std::exp(l[size_t(order[size_t(i)])] - mx);
+    for (int64_t i = 0; i < n; ++i)
+      if ((cum += std::exp(l[size_t(order[size_t(i)])] - mx)) >= double(p.top_p) * total) {
+        n = i + 1;
+        break;
+      }
+  }
+  if (p.min_p > 0.0f) {
+    const double floor = mx + std::log(double(p.min_p));
+    int64_t m = 0;
+    while (m < n && l[size_t(order[size_t(m)])] >= floor) ++m;
+    n = std::max<int64_t>(m, 1);
+  }
+  std::vector<std::pair<int32_t, double>> out;
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double w = std::exp((l[size_t(order[size_t(i)])] - mx) / double(p.temperature));
+    if (w > 0) out.emplace_back(order[size_t(i)], w), total += w;
+  }
+  for (auto& [id, q] : out) q /= total;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+enum class Shape { kFlat, kZipf, kGrid };
+
+// Flat: uniform in [-8, 8] (a random-weight model's); Zipf: p ∝ rank^-1.5 over shuffled ids (a
+// trained model's); grid: 33 levels, so cuts fall inside runs of ties. A few NaN and -inf.
+std::vector<float> shaped_logits(int64_t V, Shape shape, uint64_t seed) {
+  Xoshiro256 rng(seed);
+  std::vector<float> l(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; ++i) {
+    const double u = rng.uniform();
+    l[size_t(i)] = shape == Shape::kZipf   ? float(-1.5 * std::log(double(i + 1)))
+                   : shape == Shape::kGrid ? float(std::round(u * 32.0) / 4.0 - 4.0)
+                                           : float(u * 16.0 - 8.0);
+  }
+  if (shape == Shape::kZipf)
+    for (int64_t i = V - 1; i > 0; --i)
+      std::swap(l[size_t(i)], l[size_t(rng.next() % uint64_t(i + 1))]);
+  l[size_t(V / 7)] = std::nanf("");
+  l[size_t(V / 5)] = -INFINITY;
+  return l;
+}
+
+std::vector<SamplingParams> chains() {
+  std::vector<SamplingParams> out;
+  auto add = [&](float t, int k, float top_p, float min_p) {
+    SamplingParams p;
+    p.temperature = t, p.top_k = k, p.top_p = top_p, p.min_p = min_p, p.seed = out.size() + 1;
+    out.push_back(p);
+  };
+  add(1.0f, 0, 1.0f, 0.0f);     // plain temperature over the whole vocabulary
+  add(0.6f, 0, 0.9f, 0.0f);     // Llama 4's generation_config.json
+  add(0.8f, 40, 0.95f, 0.05f);  // llama.cpp's defaults
+  add(1.5f, 0, 1.0f, 0.1f);     // min-p alone
+  add(0.7f, 0, 0.5f, 0.02f);    // top-p then min-p
+  add(1.0f, 1000, 1.0f, 0.0f);  // a large top-k
+  add(1.0f, 0, 0.999f, 0.0f);   // a nucleus of most of a flat vocabulary
+  return out;
+}
+
+// What the sampler draws from equals the sorted transcription: the same ids, each probability
+// within 1e-5 relative (the weights are float exps within 2 ulp; sums are in double).
+TEST(Sampler, DistributionMatchesSortedReference) {
+  for (int64_t V : {1000, 50000, 202048})
+    for (Shape shape : {Shape::kFlat, Shape::kZipf, Shape::kGrid})
+      for (const SamplingParams& p : chains()) {
+        const std::vector<float> l = shaped_logits(V, shape, uint64_t(V) + uint64_t(shape));
+        const auto want = sorted_reference(l, p);
+        auto got = Sampler(p).distribution(l.data(), V, {});
+        std::sort(got.begin(), got.end());
+        const std::string what = "V " + std::to_string(V) + " shape " + std::to_string(int(shape)) +
+                                 " chain " + std::to_string(p.seed);
+        ASSERT_EQ(got.size(), want.size()) << what;
+        double sum = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+          ASSERT_EQ(got[i].first, want[i].first) << what;
+          ASSERT_NEAR(got[i].second, want[i].second, 1e-5 * want[i].second + 1e-15) << what;
+          sum += got[i].second;
+        }
+        EXPECT_NEAR(sum, 1.0, 1e-9) << what;
+      }
+}
+
+// Seeded draws are the same tokens on every ISA the machine has (the weights and their sums
+// have the same bits everywhere).
+TEST(Sampler, SameDrawsOnEveryIsa) {
+  for (Shape shape : {Shape::kFlat, Shape::kZipf}) {
+    const std::vector<float> l = shaped_logits(50000, shape, 21);
+    for (const SamplingParams& p : chains()) {
+      force_isa(Isa::kScalar);
+      const std::vector<int32_t> want = draw_many(p, l, 40);
+      for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+        if (isa > detected_isa()) continue;
+        force_isa(isa);
+        EXPECT_EQ(draw_many(p, l, 40), want) << isa_name(isa) << " chain " << p.seed;
+      }
+    }
+  }
+  force_isa(detected_isa());
+}
+
+// The draw follows distribution(): 100,000 draws over 5,000 ids (40 blocks of 128), grouped by
+// id range and by id mod 16 (the lanes the draw walks within a block), each within a chi-square
+// bound of 6 sigma; and never an id of probability 0. Seeded, so deterministic.
+TEST(Sampler, DrawsFollowTheDistribution) {
+  const int64_t V = 5000;
+  std::vector<float> l = pseudo_random_logits(V, 99);
+  for (float& x : l) x *= 0.5f;
+  for (int64_t i = 0; i < V; i += 97) l[size_t(i)] = -INFINITY;
+  for (const SamplingParams& p : {chains()[0], chains()[4], chains()[6]}) {
+    Sampler s(p);
+    const auto dist = s.distribution(l.data(), V, {});
+    std::map<int32_t, double> prob(dist.begin(), dist.end());
+    const int n = 40000;
+    std::vector<double> by_range(50), by_lane(16), want_range(50), want_lane(16);
+    for (const auto& [id, q] : dist) {
+      want_range[size_t(id / 100)] += q * n;
+      want_lane[size_t(id % 16)] += q * n;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int32_t t = s.sample(l.data(), V, {});
+      ASSERT_GT(prob[t], 0.0) << "drew id " << t << " of probability 0";
+      by_range[size_t(t / 100)] += 1;
+      by_lane[size_t(t % 16)] += 1;
+    }
+    auto chi2 = [](const std::vector<double>& got, const std::vector<double>& want) {
+      double c = 0;
+      int dof = -1;
+      for (size_t i = 0; i < got.size(); ++i)
+        if (want[i] > 0) c += (got[i] - want[i]) * (got[i] - want[i]) / want[i], ++dof;
+      return c - dof - 6 * std::sqrt(2.0 * dof);  // > 0: beyond 6 sigma
+    };
+    EXPECT_LT(chi2(by_range, want_range), 0) << "chain " << p.seed;
+    EXPECT_LT(chi2(by_lane, want_lane), 0) << "chain " << p.seed;
+  }
 }
 
 }  // namespace
