@@ -15,13 +15,13 @@ namespace herd {
 enum class Stage : uint8_t {
   kForward,      // a whole forward() step: the total the others are shares of
   kEmbed,        // embedding rows and the step's RoPE cos / sin
-  kNorm,         // RMSNorm before attention and MLP, and the final norm
+  kNorm,         // RMSNorm before attention and MLP (with the residual add before it), final norm
   kQkv,          // q / k / v activation preparation and products
   kRopeQkNorm,   // RoPE, QK-norm and the temperature of NoPE layers
   kKvStore,      // K / V rows into the cache
   kAttention,    // the attention kernel over the cache
   kWo,           // the output projection
-  kResidual,     // the two residual additions
+  kResidual,     // the last layer's residual addition (the others run with the next norm)
   kMoe,          // the feed-forward block: router, experts, shared expert (dense MLP too)
   kMoeProducts,  // inside kMoe: the experts' and shared expert's products
   kLmHead,       // logits

@@ -115,19 +115,27 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
   });
   embed.stop();
 
-  for (int i = 0; i < int(cfg_.num_hidden_layers); ++i) {
+  // The residual add and the norm after it run as one pass per row, while the row is in L1: a
+  // prefill's activations (tokens × H floats) outgrow the L2, so separate passes went to L3.
+  // Each row is computed as the separate passes did, so results are the same bits.
+  auto residual_then_norm = [&](const std::vector<float>& gain) {
+    StageScope st(Stage::kNorm);
+    per_token(n, [&](int64_t t) {
+      float* h = &h_[t * H];
+      const float* d = &ffn_out_[t * H];
+      for (int64_t j = 0; j < H; ++j) h[j] += d[j];
+      norm(h, gain.data(), &xn_[t * H], H, eps);
+    });
+  };
+  const int n_layers = int(cfg_.num_hidden_layers);
+  if (n_layers > 0) {
+    StageScope st(Stage::kNorm);
+    per_token(
+        n, [&](int64_t t) { norm(&h_[t * H], w.layers[0].attn_norm.data(), &xn_[t * H], H, eps); });
+  }
+  for (int i = 0; i < n_layers; ++i) {
     const LayerWeights& lw = w.layers[size_t(i)];
-    // 2.1-2.8 attention block with pre-norm and residual.
-    auto add_residual = [&] {
-      StageScope st(Stage::kResidual);
-      per_token(n, [&](int64_t t) {
-        for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
-      });
-    };
-    {
-      StageScope st(Stage::kNorm);
-      per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.attn_norm.data(), &xn_[t * H], H, eps); });
-    }
+    // 2.1-2.8 attention block with pre-norm (xn_ holds it) and residual.
     emit("attn_norm", i, xn_.data(), H);
     attention(i, batch, caches);
     {
@@ -135,12 +143,8 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
       linear(attn_.data(), n, cfg_.q_dim(), lw.wo, ffn_out_.data(), H);
     }
     emit("attn_out", i, ffn_out_.data(), H);
-    add_residual();
     // 2.9-2.11 feed-forward block.
-    {
-      StageScope st(Stage::kNorm);
-      per_token(n, [&](int64_t t) { norm(&h_[t * H], lw.ffn_norm.data(), &xn_[t * H], H, eps); });
-    }
+    residual_then_norm(lw.ffn_norm);
     emit("ffn_norm", i, xn_.data(), H);
     {
       StageScope st(Stage::kMoe);
@@ -154,7 +158,14 @@ Status TextDecoder::forward(std::span<const BatchToken> batch, std::span<KvCache
       return moe_status_;
     }
     emit("ffn_out", i, ffn_out_.data(), H);
-    add_residual();
+    if (i + 1 < n_layers) {  // the next layer's attention norm with this residual
+      residual_then_norm(w.layers[size_t(i + 1)].attn_norm);
+    } else {
+      StageScope st(Stage::kResidual);
+      per_token(n, [&](int64_t t) {
+        for (int64_t j = t * H; j < (t + 1) * H; ++j) h_[size_t(j)] += ffn_out_[size_t(j)];
+      });
+    }
     emit("l_out", i, h_.data(), H);
   }
 
