@@ -85,7 +85,9 @@ class Batching : public ::testing::TestWithParam<std::string> {};
 // 16 sequences of different prompt lengths (one longer than a slice, several crossing the chunk
 // of 16), joining at different steps and finishing at different steps, on one scheduler: each
 // one's logits (prompt rows asked for, and every decode step) and tokens are bitwise those of
-// running it alone.
+// running it alone. Half of them sample (temperature, top-p, a repetition penalty, own seeds):
+// the scheduler draws all sequences' tokens of a step in parallel, and they must be the draws
+// of the sequence alone.
 TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
   const ModelCase c{"tiny", 16, GetParam()};
   LoadedModel& m = testutil::runtime_model(c, test_pool());
@@ -105,6 +107,12 @@ TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
     for (int64_t p = 0; p + 1 < specs[size_t(i)].prompt; p += 5) w.push_back(p);
     return w;
   };
+  auto sampling = [](int i) {
+    SamplingParams sp;
+    if (i % 2 == 1) sp.temperature = 0.8f, sp.top_p = 0.9f, sp.seed = uint64_t(i);
+    if (i % 4 == 1) sp.repetition_penalty = 1.1f;
+    return sp;
+  };
 
   std::vector<SeqRun> together(16);
   Scheduler sched(dec, options(c, 16, slice));
@@ -114,6 +122,7 @@ TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
       if (specs[size_t(i)].join_step == step) {
         Request r = traced(prompt_of(i), specs[size_t(i)].max_tokens, V, together[size_t(i)]);
         r.logits_positions = wanted(i);
+        r.sampling = sampling(i);
         ASSERT_TRUE(sched.submit(std::move(r)).is_ok());
         ++joined;
       }
@@ -128,6 +137,7 @@ TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
     Scheduler one(dec, options(c, 1, 512));
     Request r = traced(prompt_of(i), specs[size_t(i)].max_tokens, V, alone);
     r.logits_positions = wanted(i);
+    r.sampling = sampling(i);
     ASSERT_TRUE(one.submit(std::move(r)).is_ok());
     ASSERT_TRUE(one.run_until_idle().is_ok());
     EXPECT_EQ(alone.done.reason, together[size_t(i)].done.reason);

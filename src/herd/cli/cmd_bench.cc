@@ -27,6 +27,9 @@ namespace {
 
 struct Options {
   EngineFlags engine;
+  // Decode samples greedily unless these are given (llama-bench does not sample; a user's
+  // generation with a temperature does, and at Llama 4's vocabulary that is measurable).
+  SamplingFlags sampling;
   int64_t prompt_tokens = 512, gen_tokens = 128, depth = 0;
   bool ubatch_given = false;
   int repeats = 3;
@@ -217,6 +220,8 @@ int run_bench(const Options& o) {
         Request req;
         req.prompt = at_depth(1);
         req.max_tokens = o.gen_tokens;
+        o.sampling.apply(req.sampling);
+        req.sampling.seed += uint64_t(i);  // each sequence its own draws
         req.reuse_prefix = o.depth > 0;
         req.on_finish = [&](const Completion& c) {
           evaluated += c.prompt_tokens - c.reused_tokens + c.decode_steps;
@@ -273,6 +278,7 @@ CommandRegistrar reg(
     "bench", "Measure prefill and decode speed", [](CLI::App& app, std::function<int()>& run) {
       auto o = std::make_shared<Options>();
       o->engine.add_to(app, /*model_required=*/false);
+      o->sampling.add_to(app);
       app.add_flag("--probe", o->probe, "Measure the memory read bandwidth instead (roofline)");
       app.add_option("-p,--prompt-tokens", o->prompt_tokens, "Prefill test length (0 = skip)")
           ->check(int_in(0, 1 << 20, "0 = skip"));

@@ -58,6 +58,7 @@ class TextDecoder {
 
   const Llama4TextConfig& config() const { return cfg_; }
   int64_t vocab_size() const { return cfg_.vocab_size; }
+  ThreadPool& pool() const { return pool_; }
 
  private:
   void attention(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches);

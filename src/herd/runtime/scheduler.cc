@@ -41,6 +41,10 @@ struct Scheduler::Seq {
   int64_t total = 0;             // prompt + max_tokens: the pages reserved for
   int64_t held_global = 0;       // pages counted against outstanding_global_
   bool cancelled = false, done = false;
+  // This step's draw, made in parallel with the other sequences' (Scheduler::presample), and
+  // whether its logits row was finite: -1 when not made.
+  int32_t presampled = -1;
+  int8_t finite = -1;
   Completion c;
   Clock::time_point t_submit, t_start, t_first;
 };
@@ -207,8 +211,11 @@ void Scheduler::finish(Seq& s, FinishReason r, Status error) {
 // Hands a logits row to the caller and, for the row that ends the prompt or a decode step,
 // samples the next token.
 void Scheduler::deliver(Seq& s, const float* row, int64_t pos, bool sample) {
+  // The presampled draw belongs to the row that samples (a prompt's earlier rows come first).
+  const int32_t presampled = sample ? std::exchange(s.presampled, -1) : -1;
+  const int8_t finite = sample ? std::exchange(s.finite, int8_t(-1)) : int8_t(-1);
   if (s.done) return;
-  if (!all_finite(row, decoder_.vocab_size())) {
+  if (!(finite >= 0 ? finite == 1 : all_finite(row, decoder_.vocab_size()))) {
     std::string msg =
         fmt::format("request {}: the logits at position {} are not finite", s.id, pos);
     if (diagnose_) {
@@ -245,7 +252,8 @@ void Scheduler::deliver(Seq& s, const float* row, int64_t pos, bool sample) {
     row = constrained_row_.data();
   }
   const auto generated = std::span<const int32_t>(s.history).subspan(s.req.prompt.size());
-  const int32_t tok = s.sampler->sample(row, vocab, s.history, generated);
+  const int32_t tok =
+      presampled >= 0 ? presampled : s.sampler->sample(row, vocab, s.history, generated);
   if (constraint) constraint->accept(tok);
   if (std::find(s.req.stop_ids.begin(), s.req.stop_ids.end(), tok) != s.req.stop_ids.end()) {
     finish(s, FinishReason::kStop);
@@ -263,6 +271,40 @@ void Scheduler::deliver(Seq& s, const float* row, int64_t pos, bool sample) {
     return;
   }
   s.pending = tok;
+}
+
+// The rows of this step that deliver() will sample from, sampled on the pool: at Llama 4's
+// vocabulary a draw with a temperature reads 202k logits, 16 sequences' in a row a few ms on one
+// thread. Each sequence owns its sampler and deliver() has not touched its history yet, so a
+// draw here is the one deliver() would make. Rows deliver() may not sample from (a constrained
+// request, one at max_tokens, a finished one) are left to it; a draw made for a sequence that
+// deliver() then finishes (non-finite logits) is never used.
+void Scheduler::presample(const std::vector<Part>& parts) {
+  const int64_t V = decoder_.vocab_size();
+  draws_.clear();
+  int64_t row = 0;
+  for (const Part& p : parts) {
+    Seq& s = *p.s;
+    const int64_t n_prompt = int64_t(s.req.prompt.size());
+    for (int64_t t = p.t0; t < p.t0 + p.n; ++t) {
+      const BatchToken& b = batch_[size_t(t)];
+      if (!b.logits) continue;
+      const int64_t r = row++;
+      const bool sample = !p.prompt || (b.pos == n_prompt - 1 && s.req.max_tokens > 0);
+      if (sample && !s.done && !s.req.constraint && s.c.generated < s.req.max_tokens)
+        draws_.push_back({&s, r});
+    }
+  }
+  if (draws_.size() < 2) return;
+  decoder_.pool().parallel_for(draws_.size(), 1, [&](size_t b, size_t e, int) {
+    for (size_t i = b; i < e; ++i) {
+      Seq& s = *draws_[i].s;
+      const float* r = &logits_[size_t(draws_[i].row * V)];
+      const auto generated = std::span<const int32_t>(s.history).subspan(s.req.prompt.size());
+      s.finite = all_finite(r, V) ? 1 : 0;
+      s.presampled = s.sampler->sample(r, V, s.history, generated);
+    }
+  });
 }
 
 Result<bool> Scheduler::step() {
@@ -364,6 +406,7 @@ Result<bool> Scheduler::step() {
     return st;
   }
 
+  presample(parts);
   // 5. Advance every sequence, then hand out logits and sampled tokens in batch order.
   int64_t row = 0;
   for (const Part& p : parts) {

@@ -131,6 +131,8 @@ class Scheduler {
   bool waits_for_shared_prefill(const Seq& q) const;
   void finish(Seq& s, FinishReason r, Status error = Status::ok());
   void deliver(Seq& s, const float* logits_row, int64_t pos, bool sample);
+  struct Part;
+  void presample(const std::vector<Part>& parts);
 
   TextDecoder& decoder_;
   SchedulerOptions opt_;
@@ -149,6 +151,11 @@ class Scheduler {
     bool prompt;
   };
   std::vector<Part> parts_;
+  struct Draw {
+    Seq* s;
+    int64_t row;  // into logits_
+  };
+  std::vector<Draw> draws_;
   std::vector<BatchToken> batch_;
   std::vector<KvCache*> caches_;
   std::vector<float> logits_;
