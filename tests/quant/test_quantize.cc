@@ -150,5 +150,28 @@ TEST(EncodeRow, Bf16IsRoundToNearestEven) {
   EXPECT_EQ(bf16_to_f32(v[2]), -3.5f);
 }
 
+// tile_rows_bf16 puts every element where tiled_index (the BF16T layout's definition) says, and
+// zeros in the K padding, for widths even, odd, under one pair of tiles and not a multiple of 32;
+// written at a row offset into a larger matrix, leaving the other blocks alone.
+TEST(Bf16Tiles, TileRowsFollowsTiledIndex) {
+  for (int64_t cols : {1, 2, 31, 32, 33, 64, 100, 257}) {
+    const int64_t rows = 48, r0 = 16, n = 32, kp = tiled_kpad(cols);
+    std::vector<uint16_t> src(size_t(n * cols));
+    for (size_t i = 0; i < src.size(); ++i) src[i] = uint16_t(1 + (i * 7919) % 65000);
+    std::vector<uint16_t> dst(size_t(rows * kp), 0xBEEF);
+    tile_rows_bf16(src.data(), n, cols, r0, dst.data());
+    std::vector<bool> seen(dst.size(), false);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < kp; ++c) {
+        const size_t at = size_t(tiled_index(r0 + r, c, cols));
+        ASSERT_EQ(dst[at], c < cols ? src[size_t(r * cols + c)] : 0)
+            << cols << " " << r << " " << c;
+        seen[at] = true;
+      }
+    for (size_t i = 0; i < dst.size(); ++i)
+      if (!seen[i]) ASSERT_EQ(dst[i], 0xBEEF) << "cols " << cols << ": wrote outside rows 16..47";
+  }
+}
+
 }  // namespace
 }  // namespace herd
