@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <map>
+#include <string>
 
 #include "herd/model/run_weights.h"
+#include "herd/model/run_weights_internal.h"
 #include "herd/model/text.h"
 #include "herd/runtime/kv_cache.h"
 #include "herd/runtime/sequence.h"
@@ -215,6 +220,51 @@ TEST(RunWeightsDecoder, Bf16FastPathTracksReference) {
     // Logits have std ≈ 2 (synth.h); bf16 activations over 4 layers move them by ~1e-2.
     EXPECT_LT(max_diff, 0.05 * max_abs) << preset;
   }
+}
+
+// Owned buffers: small ones from malloc (64-byte aligned), large ones their own 2 MiB aligned
+// mapping advised for huge pages ("hg" in its smaps VmFlags); every byte writable and kept, and
+// the mappings gone with the model.
+std::string vm_flags_at(const void* addr) {  // "" when no mapping holds addr
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < 17)
+      inside = a >= lo && a < hi;
+    else if (inside && line.rfind("VmFlags:", 0) == 0)
+      return line;
+  }
+  return "";
+}
+
+TEST(RunWeightsOwned, LargeBuffersAreHugePageAlignedMappings) {
+  std::vector<uint8_t*> large;
+  {
+    LoadedModel m;
+    const size_t sizes[] = {100, size_t(1) << 20, (size_t(8) << 20) + 12345, size_t(40) << 20};
+    std::vector<uint8_t*> ptrs;
+    for (size_t n : sizes) {
+      uint8_t* p = run_internal::alloc_owned(m, n);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+      for (size_t i = 0; i < n; i += 4093) p[i] = uint8_t(i * 31);
+      p[n - 1] = 0x5A;
+      ptrs.push_back(p);
+      if (n < (size_t(8) << 20)) continue;
+      large.push_back(p);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t(2) << 20), 0u);
+      const std::string flags = vm_flags_at(p);
+      EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+      EXPECT_NE(vm_flags_at(p + n - 1), "");  // the last byte is mapped
+    }
+    for (size_t k = 0; k < ptrs.size(); ++k) {
+      for (size_t i = 0; i < sizes[k] - 1; i += 4093) ASSERT_EQ(ptrs[k][i], uint8_t(i * 31));
+      EXPECT_EQ(ptrs[k][sizes[k] - 1], 0x5A);
+      EXPECT_EQ(m.owned[k].bytes, sizes[k]);
+    }
+  }
+  for (uint8_t* p : large) EXPECT_EQ(vm_flags_at(p), "") << "still mapped after the model";
 }
 
 }  // namespace

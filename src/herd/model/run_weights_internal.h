@@ -15,7 +15,8 @@
 
 namespace herd::run_internal {
 
-// 64-byte aligned memory owned by the model (m.owned).
+// 64-byte aligned memory owned by the model (m.owned); from 8 MiB on, its own mapping, 2 MiB
+// aligned and advised for transparent huge pages (run_weights_convert.cc).
 uint8_t* alloc_owned(LoadedModel& m, size_t bytes);
 float* alloc_owned_f32(LoadedModel& m, size_t count);
 

@@ -52,6 +52,9 @@ struct TextWeights {
 struct OwnedBuffer {
   std::unique_ptr<uint8_t, void (*)(void*)> data{nullptr, nullptr};
   size_t bytes = 0;
+  // Large buffers are their own mapping (2 MiB aligned, for transparent huge pages); this
+  // unmaps it, and `data` then frees nothing.
+  std::shared_ptr<void> mapping;
 };
 
 struct LoadedModel {
