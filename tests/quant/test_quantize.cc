@@ -168,8 +168,11 @@ TEST(Bf16Tiles, TileRowsFollowsTiledIndex) {
             << cols << " " << r << " " << c;
         seen[at] = true;
       }
-    for (size_t i = 0; i < dst.size(); ++i)
-      if (!seen[i]) ASSERT_EQ(dst[i], 0xBEEF) << "cols " << cols << ": wrote outside rows 16..47";
+    for (size_t i = 0; i < dst.size(); ++i) {
+      if (!seen[i]) {
+        ASSERT_EQ(dst[i], 0xBEEF) << "cols " << cols << ": wrote outside rows 16..47";
+      }
+    }
   }
 }
 
