@@ -251,6 +251,11 @@ void hot_args(benchmark::internal::Benchmark* b) {
   // Multi-token decode (continuous batching) from cache: the tile's compute ceiling.
   for (int64_t f : {5, 6, 7})
     for (int64_t n : {2, 3, 4}) b->Args({f, 1024, 1024, n, 1, 0});
+  // A 16-sequence step's dense products: [1024, 1024] from cache, the lm_head from memory.
+  for (int64_t f : {5, 6, 7}) {
+    b->Args({f, 1024, 1024, 16, 1, 0});
+    b->Args({f, 32768, 1024, 16, 1, 1});
+  }
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < 8; ++f) b->Args({f, 4096, 4096, 512, 1, 0});
@@ -259,6 +264,9 @@ void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t f : {0, 1, 2, 5, 6, 7}) {
     b->Args({f, 1024, 1024, 512, 1, 0});
     b->Args({f, 2048, 1024, 32, 1, 0});
+    // The same from memory: the projection, and all 16 experts with their 32 tokens each.
+    b->Args({f, 1024, 1024, 512, 1, 1});
+    b->Args({f, 2048, 1024, 32, 16, 1});
   }
 }
 // GGUF block formats and F16 (formats 8..15, gemm_gguf_vnni.cc): the same shapes under their

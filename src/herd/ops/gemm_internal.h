@@ -181,6 +181,19 @@ struct BlockTable {
       for (int64_t t = t0; t < t1; t += tb) get(t1 - t < tb ? t1 - t : tb, k)(c, r0 + 16 * b, t);
     }
   }
+  // drive_blocks with each block's first token tile taken from PfTable: the same tile that also
+  // prefetches the blocks after its own, which memory then delivers while the block's other
+  // token tiles compute (or, with one token tile, while this one does).
+  template <class PfTable>
+  static void drive_blocks_prefetching(const typename Tile::Ctx& c, int64_t r0, int64_t r1,
+                                       int64_t t0, int64_t t1, int64_t tb, int64_t nb) {
+    const int64_t blocks = (r1 - r0 + 15) / 16;
+    for (int64_t b = 0; b < blocks; b += nb) {
+      const int64_t k = blocks - b < nb ? blocks - b : nb, r = r0 + 16 * b;
+      PfTable::get(t1 - t0 < tb ? t1 - t0 : tb, k)(c, r, t0);
+      for (int64_t t = t0 + tb; t < t1; t += tb) get(t1 - t < tb ? t1 - t : tb, k)(c, r, t);
+    }
+  }
 };
 
 }  // namespace herd::gemm_detail

@@ -10,7 +10,8 @@
 // reuse the weights from registers. Small tiles (decode) split the K chunks over A independent
 // accumulators so vpdpbusd's latency does not bound a single-row-block stream. A task's blocks
 // are one contiguous stream, which the hardware prefetcher follows: software prefetches 4, 8 or
-// 16 records ahead were 10-20% slower on Zen 4 (BENCHMARKS.md, issue 11).
+// 16 records ahead were 10-20% slower on Zen 4 (BENCHMARKS.md, issue 11) for one token. Tiles of
+// 3 tokens and more do prefetch the blocks after theirs (kernel() says why).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -33,7 +34,9 @@ inline int32_t load_i32(const int8_t* p) {
   return v;
 }
 
-template <DType kType>
+// kPrefetch: while the tile reads its blocks, prefetch into L2 the same bytes of the blocks that
+// follow them (the next tile's) within the task, one line per weight vector loaded.
+template <DType kType, bool kPrefetch = false>
 struct IlTile {
   using Ctx = Int8Ctx;
   static constexpr int kShift = kType == DType::Q8GI ? 7 : 3;     // log2 of the weight bias
@@ -48,6 +51,10 @@ struct IlTile {
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const uint8_t* wb[NB];
     for (int b = 0; b < NB; ++b) wb[b] = c.w + (r0 / 16 + b) * c.w_stride;
+    // The next tile's blocks, or (past the task's end) these blocks again: a line already in L1.
+    const uint8_t* pf[NB];
+    for (int b = 0; b < NB; ++b)
+      pf[b] = r0 + 16 * (b + NB) < c.r_end ? wb[b] + NB * c.w_stride : wb[b];
     const int8_t* xp[T];
     for (int t = 0; t < T; ++t) xp[t] = c.xq + (t0 + t) * c.kpad;
     __m512 facc[NB][T];
@@ -66,6 +73,12 @@ struct IlTile {
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b) {
           const uint8_t* p = wb[b] + g * kRecord + ch * 64;
+          if constexpr (kPrefetch) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf[b] + g * kRecord + ch * 64), _MM_HINT_T1);
+            if (ch == 0)
+              _mm_prefetch(reinterpret_cast<const char*>(pf[b] + g * kRecord + kCodeBytes),
+                           _MM_HINT_T1);
+          }
           if constexpr (kType == DType::Q8GI) {
             const __m512i w = _mm512_loadu_si512(p);
 #pragma GCC unroll 8
@@ -117,13 +130,20 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
   assert(r0 % 16 == 0);
   const Int8Ctx c = int8_ctx(a, w, a.groups() * IlTile<kType>::kRecord, r1, y, ys);
   using Table = BlockTable<IlTile<kType>, 6, 2>;
+  using PfTable = BlockTable<IlTile<kType, true>, 6, 2>;
   const int64_t n = t1 - t0;
   // Decode (T ≤ 4): every row block streams once, all tokens at a time; one block at a time for
   // one or two tokens (a single stream from memory, several accumulators per row: measured
   // faster on the Zen 5 with continuous batching's 1-3 tokens per expert). Prefill: 2 blocks
   // (32 rows) × 6 tokens, the panel staying in L1 across the task's token blocks.
   const int64_t tb = n <= 4 ? n : 6, nb = n <= 2 ? 1 : 2;
-  Table::drive_blocks(c, r0, r1, t0, t1, tb, nb);
+  // From 3 tokens on (two row blocks a tile) the next blocks are prefetched: without it, each
+  // block of an expert with 4 tokens or of a 16-token step waited on memory (bench_kernels,
+  // cold, 2 threads: Decode/6/2048/1024/4/16 840 → 530 µs, /8/16 1030 → 720 µs,
+  // DecodeHot/6/32768/1024/16/1/1 1290 → 1170 µs). One or two tokens stream one block at a
+  // time, which the hardware prefetcher follows alone.
+  if (n <= 2) return Table::drive_blocks(c, r0, r1, t0, t1, tb, nb);
+  Table::template drive_blocks_prefetching<PfTable>(c, r0, r1, t0, t1, tb, nb);
 }
 
 }  // namespace
