@@ -304,6 +304,40 @@ TEST(Scheduler, PrefixReuseFitsATightGlobalPool) {
   expect_same_as_cold(dec, c, more, 4, {}, second, "reused on a tight pool vs cold");
 }
 
+// cache_prompt = false: the request still reuses cached pages, but publishes none of its own;
+// they return to the free list (taken first by the next request, already resident) and a
+// later identical request finds only what was cached before.
+TEST(Scheduler, UncachedRequestReusesThePrefixButPublishesNothing) {
+  const ModelCase c{"tiny", 256, "bf16"};
+  LoadedModel& m = testutil::runtime_model(c, test_pool());
+  TextDecoder dec(m, test_pool(), Precision::kAuto);
+  const int64_t V = dec.vocab_size();
+  Scheduler sched(dec, options(c, 1, 64));
+  const std::vector<int32_t> base = testutil::lcg_tokens(128, V, 7);
+  SeqRun first, second, third;
+  ASSERT_TRUE(sched.submit(traced(base, 0, V, first)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  const int64_t cached0 = sched.global_pool().cached(), free0 = sched.global_pool().free_pages();
+  EXPECT_EQ(cached0, 8);  // 128 tokens of 16-row pages
+
+  std::vector<int32_t> more = base;
+  const auto tail = testutil::lcg_tokens(64, V, 8);
+  more.insert(more.end(), tail.begin(), tail.end());
+  Request r = traced(more, 5, V, second);
+  r.cache_prompt = false;
+  ASSERT_TRUE(sched.submit(std::move(r)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(second.done.reused_tokens, 128);
+  expect_same_as_cold(dec, c, more, 5, {}, second, "uncached request vs cold");
+  EXPECT_EQ(sched.global_pool().in_use(), 0);
+  EXPECT_EQ(sched.global_pool().cached(), cached0);
+  EXPECT_EQ(sched.global_pool().free_pages(), free0);
+
+  ASSERT_TRUE(sched.submit(traced(more, 0, V, third)).is_ok());
+  ASSERT_TRUE(sched.run_until_idle().is_ok());
+  EXPECT_EQ(third.done.reused_tokens, 128);  // the tail's pages were not published
+}
+
 // n choices of one prompt submitted together: the first prefills it, the others wait for its
 // pages and reuse them, and every choice equals its own cold run.
 TEST(Scheduler, ChoicesOfOnePromptPrefillItOnce) {

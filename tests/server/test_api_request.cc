@@ -33,7 +33,7 @@ TEST(ApiRequest, AllFields) {
       "logprobs":true,"top_logprobs":2,"stream":true,"stream_options":{"include_usage":true},
       "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
       "tool_choice":{"type":"function","function":{"name":"f"}},"user":"x",
-      "response_format":{"type":"text"})");
+      "response_format":{"type":"text"},"cache_prompt":false)");
   ASSERT_TRUE(r) << r.status().message();
   EXPECT_EQ(*r->max_tokens, 7);
   EXPECT_FLOAT_EQ(*r->sampling.temperature, 0.5f);
@@ -46,6 +46,8 @@ TEST(ApiRequest, AllFields) {
   EXPECT_TRUE(r->stream && r->include_usage);
   EXPECT_EQ(r->tool_choice, ToolChoice::kNamed);
   EXPECT_EQ(r->tool_name, "f");
+  EXPECT_FALSE(r->cache_prompt);
+  EXPECT_TRUE(chat("")->cache_prompt);
 }
 
 TEST(ApiRequest, ContentPartsAndRoles) {
@@ -88,6 +90,7 @@ TEST(ApiRequest, ErrorsNameTheField) {
       {R"(,"logit_bias":{"7":101})", "logit_bias.7: got 101, expected a number in [-100, 100]"},
       {R"(,"logit_bias":{"7":"a"})", "logit_bias.7: got \"a\""},
       {R"(,"stream":1)", "stream: got an integer"},
+      {R"(,"cache_prompt":"no")", "cache_prompt: got a string"},
       {R"(,"stream_options":{"include_usage":true})", "stream_options: only allowed"},
       {R"(,"response_format":{"type":"json_object"})", "response_format.type: \"json_object\""},
       {R"(,"response_format":{"type":"json_schema","json_schema":{}})",

@@ -202,6 +202,7 @@ int run_bench(const Options& o) {
       req.prompt = at_depth(o.prompt_tokens);
       req.logits_positions = {int64_t(req.prompt.size()) - 1};
       req.reuse_prefix = o.depth > 0;
+      req.cache_prompt = false;  // random tokens: later rounds reuse these pages, resident
       auto t1 = std::chrono::steady_clock::now();
       auto done = e.run(std::move(req));
       if (!done) return report(done.status());
@@ -223,6 +224,7 @@ int run_bench(const Options& o) {
         o.sampling.apply(req.sampling);
         req.sampling.seed += uint64_t(i);  // each sequence its own draws
         req.reuse_prefix = o.depth > 0;
+        req.cache_prompt = false;
         req.on_finish = [&](const Completion& c) {
           evaluated += c.prompt_tokens - c.reused_tokens + c.decode_steps;
           if (c.reason == FinishReason::kError)

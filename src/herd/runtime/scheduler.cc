@@ -159,6 +159,8 @@ bool Scheduler::admit(Seq& s) {
     return false;
   if (chunked_ && reserved_chunked_ + need_c > chunked_->capacity()) return false;
   kv->adopt(m, r.prompt);
+  // Not cached: only the pages taken from the cache stay published.
+  if (!r.cache_prompt) kv->set_no_publish_from(int64_t(m.keys.size()) * spec_.page_rows());
   outstanding_global_ += need_g;
   reserved_chunked_ += need_c;
   s.held_global = kv->global_pages_held();

@@ -54,6 +54,11 @@ struct Request {
   std::shared_ptr<TokenConstraint> constraint;
   std::vector<int64_t> logits_positions;  // prompt indices whose logits go to on_logits
   bool reuse_prefix = true;
+  // Publish this request's full pages (prompt and generated) for later requests to reuse (as
+  // llama.cpp's `cache_prompt`). False: its pages go back to the free list when it ends, and the
+  // next request takes them first, already resident, instead of cached pages' untouched
+  // neighbours (bench's random prompts, one-off logits runs).
+  bool cache_prompt = true;
   // Called on the engine thread. on_token: false stops the sequence (finish reason kStop).
   // on_logits(position, row): every logits row computed for the sequence (the prompt indices
   // asked for, the last prompt token, every decode step's token), by absolute position.

@@ -438,6 +438,9 @@ Status parse_body(const ojson& b, ApiRequest& r, const ImageSettings& images) {
   if (has(b, "stream")) {
     HERD_ASSIGN_OR_RETURN(r.stream, get_bool(b, "stream"));
   }
+  if (has(b, "cache_prompt")) {
+    HERD_ASSIGN_OR_RETURN(r.cache_prompt, get_bool(b, "cache_prompt"));
+  }
   if (has(b, "stream_options")) {
     const ojson& so = b["stream_options"];
     if (!so.is_object()) return wrong_type("stream_options", so, "an object");

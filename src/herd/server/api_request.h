@@ -68,6 +68,8 @@ struct ApiRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool echo = false;           // completions: not supported (rejected when true)
+  // llama.cpp server's extension: false keeps this request's KV out of the prefix cache.
+  bool cache_prompt = true;
 };
 
 inline constexpr int kMaxChoices = 8;

@@ -131,6 +131,7 @@ void EngineWorker::submit(const std::shared_ptr<Job>& job) {
     r.sampling = spec.sampling;
     r.sampling.seed = spec.sampling.seed + uint64_t(i);
     r.stop_ids = engine_.stop_ids();
+    r.cache_prompt = spec.cache_prompt;
     if (spec.constraint) r.constraint = spec.constraint->clone();
     if (spec.logprobs) {
       const int top = spec.top_logprobs;

@@ -61,6 +61,7 @@ struct JobSpec {
   // Special tokens in the output: kept as their names (tool calls need <|python_start|>) or
   // dropped from the text.
   bool keep_special = false;
+  bool cache_prompt = true;  // Request::cache_prompt
   // Forced tool calls: each choice decodes under its own clone of this (null: unconstrained).
   std::shared_ptr<const TokenConstraint> constraint;
   // Chat images (server/image_prompt.h): their preprocessed tiles and, per image, the prompt

@@ -222,6 +222,7 @@ Result<std::shared_ptr<Job>> HttpServer::Impl::prepare(ApiRequest& r, int& statu
   spec.n = r.n;
   spec.stop = r.stop;
   spec.logprobs = r.logprobs;
+  spec.cache_prompt = r.cache_prompt;
   spec.top_logprobs = r.top_logprobs;
   status = 200;
   return job;
