@@ -126,11 +126,15 @@ def main():
         assert status == 200, events
         pieces = [c["delta"].get("content", "") for e in events for c in e.get("choices", [])]
         usage = [e["usage"] for e in events if e.get("usage")]
-        assert len(pieces) >= 2 and usage, events[:3]
+        assert len(pieces) >= 1 and usage, events[:3]
         # Each image item renders one <|image|>, which its layout (727, 582 tokens) replaces.
         want = base + 727 + 582
         assert usage[-1]["prompt_tokens"] == want, (usage[-1], want)
-        assert usage[-1]["completion_tokens"] == 8, usage[-1]
+        # 8 tokens unless the sampled text hit a stop token first (random weights, random seed).
+        finish = [c.get("finish_reason") for e in events for c in e.get("choices", [])
+                  if c.get("finish_reason")]
+        done = usage[-1]["completion_tokens"]
+        assert done == 8 or (finish == ["stop"] and 1 <= done < 8), (usage[-1], finish)
         print(f"ok: two images streamed {len(pieces)} chunks, prompt_tokens "
               f"{usage[-1]['prompt_tokens']} = {base} + 727 + 582")
     finally:
