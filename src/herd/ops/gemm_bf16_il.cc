@@ -33,6 +33,9 @@ struct Bf16IlCtx {
   int64_t ys;
 };
 
+// kPrefetch: also prefetch into L2 the blocks after the tile's own (the next tile's), a line per
+// weight vector loaded.
+template <bool kPrefetch = false>
 struct Bf16IlTile {
   using Ctx = Bf16IlCtx;
 
@@ -40,6 +43,10 @@ struct Bf16IlTile {
   HERD_BF16IL static void run(const Ctx& c, int64_t r0, int64_t t0) {
     const uint8_t* wb[NB];
     for (int b = 0; b < NB; ++b) wb[b] = c.w + (r0 / 16 + b) * c.block_bytes;
+    // The next tile's blocks, or (past the task's end) these blocks again: a line already in L1.
+    const uint8_t* pf[NB];
+    for (int b = 0; b < NB; ++b)
+      pf[b] = r0 + 16 * (b + NB) < c.r_end ? wb[b] + NB * c.block_bytes : wb[b];
     const uint16_t* xp[T];
     for (int t = 0; t < T; ++t) xp[t] = c.x + (t0 + t) * c.kpad;
     __m512 acc[NB][T][2];
@@ -54,6 +61,8 @@ struct Bf16IlTile {
         for (int b = 0; b < NB; ++b) {
           const uint8_t* wp = wb[b] + p * 64;
           if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(wp + 2048), _MM_HINT_T0);
+          if constexpr (kPrefetch)
+            _mm_prefetch(reinterpret_cast<const char*>(pf[b] + p * 64), _MM_HINT_T1);
           const __m512bh w = (__m512bh)_mm512_loadu_si512(wp);
 #pragma GCC unroll 8
           for (int t = 0; t < T; ++t) {
@@ -81,12 +90,15 @@ void kernel(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1, i
   assert(r0 % 16 == 0 && a.kpad == tiled_kpad(w.cols));
   const Bf16IlCtx c{
       a.bf16.data(), a.kpad, static_cast<const uint8_t*>(w.data), a.kpad / 2 * 64, r1, y, ys};
-  using Table = BlockTable<Bf16IlTile, 6, 2>;
+  using Table = BlockTable<Bf16IlTile<>, 6, 2>;
+  using PfTable = BlockTable<Bf16IlTile<true>, 6, 2>;
   const int64_t n = t1 - t0;
   // Decode (T ≤ 4): each row block streams once for all tokens. Prefill: 32 rows × 6 tokens
   // (24 accumulators), the panel staying in L1 across the task's token blocks.
   const int64_t tb = n <= 4 ? n : 6, nb = n <= 2 ? 1 : 2;
-  Table::drive_blocks(c, r0, r1, t0, t1, tb, nb);
+  // From 3 tokens on, the next blocks are prefetched (as the VNNI tiles, gemm_vnni_il.cc).
+  if (n <= 2) return Table::drive_blocks(c, r0, r1, t0, t1, tb, nb);
+  Table::template drive_blocks_prefetching<PfTable>(c, r0, r1, t0, t1, tb, nb);
 }
 
 }  // namespace
