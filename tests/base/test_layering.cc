@@ -50,10 +50,11 @@ TEST(Layering, NoIncludeFromALowerLayerIntoAHigherOne) {
       std::smatch mt;
       if (!std::regex_search(line, mt, inc)) continue;
       ++includes;
-      if (rule != forbidden().end())
+      if (rule != forbidden().end()) {
         EXPECT_FALSE(rule->second.count(mt[1].str()))
             << e.path().string() << ":" << n << ": " << folder << "/ includes " << mt[1].str()
             << "/ (" << line << ")";
+      }
     }
   }
   // The walk saw the tree (a wrong root would pass vacuously).
