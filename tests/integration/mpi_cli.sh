@@ -119,13 +119,19 @@ body = json.dumps({"prompt": "Once upon a time", "max_tokens": 50000}).encode()
 req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
                              headers={"Content-Type": "application/json"})
 open(os.environ.get("HERD_MPI_SENT", "/dev/null"), "w").close()
-try:
-    r = urllib.request.urlopen(req, timeout=100)
-    print("status", r.status, r.read().decode()[:300])
-except urllib.error.HTTPError as e:
-    print("status", e.code, e.read().decode()[:300])
-except Exception as e:
-    print("failed", repr(e))
+# Random weights with a random seed can sample a stop token early, ending the request before
+# rank 1 is killed: then send another, until one is in flight when it dies.
+t0 = time.time()
+while time.time() - t0 < 100:
+    try:
+        r = urllib.request.urlopen(req, timeout=100)
+        print("finished", r.status, r.read().decode()[:300])
+    except urllib.error.HTTPError as e:
+        print("status", e.code, e.read().decode()[:300])
+        break
+    except Exception as e:
+        print("failed", repr(e))
+        break
 PY
 client=$!
 killed=""
