@@ -57,7 +57,7 @@ struct Request {
   // Publish this request's full pages (prompt and generated) for later requests to reuse (as
   // llama.cpp's `cache_prompt`). False: its pages go back to the free list when it ends, and the
   // next request takes them first, already resident, instead of cached pages' untouched
-  // neighbours (bench's random prompts, one-off logits runs).
+  // neighbours (herd bench's random prompts).
   bool cache_prompt = true;
   // Called on the engine thread. on_token: false stops the sequence (finish reason kStop).
   // on_logits(position, row): every logits row computed for the sequence (the prompt indices
