@@ -66,6 +66,11 @@ struct AttentionScratch {
 // attention_tiled_avx2.cc: the same steps, so each is batch invariant, but not bitwise the same as
 // the other); otherwise attention() per query (also batch-invariant). scratch: one per thread.
 //
+// Rounding: with a bf16 cache, head_dim % 32 == 0 and AVX512_BF16 (active_isa() >= avx512vnni),
+// the AVX-512 path multiplies in bf16 pairs (vdpbf16ps, attention_tiled_pairs.h): each query is
+// rounded to bf16 once, and each step's probabilities too (l sums the rounded ones).
+// attention_bf16_products says when; tests/ops/test_attention_fast.cc bounds the difference.
+//
 // Long KV (flash-decoding): keys are taken in segments of s.segment POSITIONS, each giving a
 // partial softmax (max m, sum l, unnormalized output o per query head) that is folded into the
 // result in segment order. Segments are fixed by position, not by batch, paging or thread
@@ -78,6 +83,8 @@ void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQue
 // The partial-softmax path exists on this ISA for this view (else attention_group_fast falls
 // back to the reference and the functions below must not be called).
 bool attention_partials_supported(const KvView& kv);
+// attention_group_fast rounds queries and probabilities to bf16 for this view (see Rounding).
+bool attention_bf16_products(const KvView& kv);
 // The segments of `kv` holding positions in [min_pos, max_pos], in order; segments without such
 // a key are left out (a query at q attends to [attention_min_key(s, q), q] at most).
 void kv_segments(const KvView& kv, int64_t segment, int64_t min_pos, int64_t max_pos,

@@ -20,9 +20,11 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "herd/ops/attention_fast.h"
 #include "herd/ops/attention_tiled_state.h"
+#include "herd/ops/cpu_features.h"
 #include "herd/ops/exp_avx512.h"
 #include "herd/ops/gemm.h"
 
@@ -133,24 +135,9 @@ HERD_AVX512 void score_rows(const float* const* q, float* const* s, int64_t rows
                             int64_t kt_block, int64_t hd, float scale) {
   // 8 independent FMA chains cover the FMA latency; NB + R loads per R*NB FMAs.
   constexpr int kR = NB == 2 ? 4 : 8;
-  int64_t r = 0;
-  for (; r + kR <= rows; r += kR) score_tile<kR, NB>(q + r, s + r, kt, kt_block, hd, scale);
-  switch (rows - r) {
-#define HERD_CASE(n)                                          \
-  case n:                                                     \
-    score_tile<n, NB>(q + r, s + r, kt, kt_block, hd, scale); \
-    break;
-    HERD_CASE(1)
-    HERD_CASE(2)
-    HERD_CASE(3)
-    HERD_CASE(4)
-    HERD_CASE(5)
-    HERD_CASE(6)
-    HERD_CASE(7)
-#undef HERD_CASE
-    default:
-      break;
-  }
+  row_tiles<kR>(rows, [&](auto R, int64_t r) HERD_AVX512 {
+    score_tile<decltype(R)::value, NB>(q + r, s + r, kt, kt_block, hd, scale);
+  });
 }
 
 // o[h][d0 + ...] = o * alpha[h] + sum over j < cnt (in order) of p[h][j] * v_j, for H heads and
@@ -214,6 +201,24 @@ HERD_AVX512 void pv_heads(float* o, int64_t o_stride, const float* p, const floa
   }
 }
 
+// The online-softmax update of query head `row` for one step (scores at sc, lanes `valid`):
+// the running max moves to m_new, *alpha = exp(m_old - m_new) is the rescale of what came
+// before, and the step's probabilities exp(s - m_new) (zero off `valid`) are returned; the
+// caller adds them to l.
+HERD_AVX512 inline __m512 step_probs(State& st, int64_t row, const float* sc, __mmask16 valid,
+                                     float* alpha) {
+  const __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), valid, sc);
+  const float m_old = st.m[row];
+  const float m_new = std::max(m_old, _mm512_reduce_max_ps(s));
+  // alpha = exp(m_old - m_new), exactly 1 when the max holds (x * 1 == x, so skipping the
+  // rescale or doing it agree bitwise) and when nothing was accumulated yet (o = l = 0).
+  *alpha = 1.0f;
+  if (m_new > m_old && m_old != -INFINITY)
+    *alpha = _mm512_cvtss_f32(exp512(_mm512_set1_ps(m_old - m_new)));
+  st.m[row] = m_new;
+  return _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
+}
+
 // One online-softmax step of query t over cnt (<= 16) keys: scores sc[h*32 + j], rows idx[j].
 template <KvType T>
 HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32_t* idx, int cnt) {
@@ -221,47 +226,25 @@ HERD_AVX512 void softmax_step(State& st, int64_t t, const float* sc, const int32
   const __mmask16 valid = lanes(cnt);
   for (int64_t h = 0; h < G; ++h) {
     const int64_t row = t * G + h;
-    const __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), valid, sc + h * 32);
-    const float m_old = st.m[row];
-    const float m_new = std::max(m_old, _mm512_reduce_max_ps(s));
-    // alpha = exp(m_old - m_new), exactly 1 when the max holds (x * 1 == x, so skipping the
-    // rescale or doing it agree bitwise) and when nothing was accumulated yet (o = l = 0).
-    float alpha = 1.0f;
-    if (m_new > m_old && m_old != -INFINITY)
-      alpha = _mm512_cvtss_f32(exp512(_mm512_set1_ps(m_old - m_new)));
-    const __m512 p = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
+    const __m512 p = step_probs(st, row, sc + h * 32, valid, &st.alpha[h]);
     float* l = st.l + row * 16;
-    _mm512_store_ps(l, _mm512_fmadd_ps(_mm512_load_ps(l), _mm512_set1_ps(alpha), p));
+    _mm512_store_ps(l, _mm512_fmadd_ps(_mm512_load_ps(l), _mm512_set1_ps(st.alpha[h]), p));
     _mm512_store_ps(st.p + h * 16, p);
-    st.alpha[h] = alpha;
-    st.m[row] = m_new;
   }
   // Where each key's V row (kv head g) lives, found once per step for all heads.
   find_v_rows<T>(st, idx, cnt);
   float* o = st.o + t * G * st.hdp;
-  for (int64_t h = 0; h < G; h += 4) {  // heads share the V loads
-    float* oh = o + h * st.hdp;
-    const float *ph = st.p + h * 16, *ah = st.alpha + h;
-    switch (std::min<int64_t>(4, G - h)) {
-      case 1:
-        pv_heads<T, 1>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
-        break;
-      case 2:
-        pv_heads<T, 2>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
-        break;
-      case 3:
-        pv_heads<T, 3>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
-        break;
-      default:
-        pv_heads<T, 4>(oh, st.hdp, ph, ah, st.vrow, st.vscale, cnt, st.hd);
-        break;
-    }
-  }
+  row_tiles<4>(G, [&](auto H, int64_t h) HERD_AVX512 {  // heads share the V loads
+    pv_heads<T, decltype(H)::value>(o + h * st.hdp, st.hdp, st.p + h * 16, st.alpha + h, st.vrow,
+                                    st.vscale, cnt, st.hd);
+  });
 }
 
+#include "herd/ops/attention_tiled_pairs.h"
+
 // Feeds query t's allowed lanes `mask` of one block (scores sc[h*32 + j], rows base + j) to its
-// pending list, stepping when 16 have gathered.
-template <KvType T>
+// pending list, stepping when 16 have gathered (with softmax_step_pairs when kPairs).
+template <KvType T, bool kPairs = false>
 HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, int32_t base) {
   if (!mask) return;
   const int64_t G = st.G;
@@ -271,7 +254,10 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   int c = st.cnt[t];
   if (c == 0 && mask == 0xFFFF) {  // the common case; compacting would copy it unchanged
     _mm512_storeu_si512(st.step_idx, rows);
-    softmax_step<T>(st, t, sc, st.step_idx, 16);
+    if constexpr (kPairs)
+      softmax_step_pairs(st, t, sc, st.step_idx, 16);
+    else
+      softmax_step<T>(st, t, sc, st.step_idx, 16);
     return;
   }
   float* pend = st.pend + t * G * 32;
@@ -282,7 +268,10 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
   _mm512_storeu_si512(pidx + c, _mm512_maskz_compress_epi32(mask, rows));
   c += std::popcount(unsigned(mask));
   if (c >= 16) {
-    softmax_step<T>(st, t, pend, pidx, 16);
+    if constexpr (kPairs)
+      softmax_step_pairs(st, t, pend, pidx, 16);
+    else
+      softmax_step<T>(st, t, pend, pidx, 16);
     for (int64_t h = 0; h < G; ++h)
       _mm512_storeu_ps(pend + h * 32, _mm512_loadu_ps(pend + h * 32 + 16));
     _mm512_storeu_si512(pidx, _mm512_loadu_si512(pidx + 16));
@@ -294,6 +283,27 @@ HERD_AVX512 void consume(State& st, int64_t t, const float* sc, __mmask16 mask, 
 HERD_AVX512 inline float reduce_add16(const float* l) {
   return _mm512_reduce_add_ps(_mm512_load_ps(l));
 }
+
+// The groups driver's hooks for the bf16 pair kernels (attention_tiled_pairs.h).
+struct Bf16Pairs {
+  static constexpr bool kOn = true;
+  static void queries(const float* const* q, int64_t rows, int64_t hd, float* qb) {
+    queries_to_pairs(q, rows, hd, qb);
+  }
+  static void widen(const uint8_t* k, int64_t hd, float* kt) { widen_pairs(k, hd, kt); }
+  template <int NB>
+  static void score(const float* const* q, float* const* s, int64_t rows, const float* kt,
+                    int64_t kt_block, int64_t hd, float scale) {
+    score_rows_pairs<NB>(q, s, rows, kt, kt_block, hd, scale);
+  }
+  static void consume(State& st, int64_t t, const float* sc, __mmask16 mask, int32_t base) {
+    herd::consume<KvType::kBF16, true>(st, t, sc, mask, base);
+  }
+  static void step(State& st, int64_t t, const float* sc, const int32_t* idx, int cnt) {
+    softmax_step_pairs(st, t, sc, idx, cnt);
+  }
+  static void out(const float* o, int64_t hd, float* dst) { pairs_to_elements(o, hd, dst); }
+};
 
 #define HERD_ATTN_TARGET HERD_AVX512
 #include "herd/ops/attention_tiled_groups.h"
@@ -334,6 +344,10 @@ bool fast_path(const KvView& kv) {
 
 bool attention_partials_supported(const KvView& kv) {
   return fast_path(kv);
+}
+
+bool attention_bf16_products(const KvView& kv) {
+  return fast_path(kv) && pairs_path(kv);
 }
 
 void kv_segments(const KvView& kv, int64_t segment, int64_t min_pos, int64_t max_pos,
@@ -383,7 +397,10 @@ void attention_groups_partial(const AttentionShape& s, int64_t g0, int64_t g1,
         groups<KvType::kF32>(s, a, b, qs, kv, seg, p, part_stride, scratch);
         break;
       case KvType::kBF16:
-        groups<KvType::kBF16>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        if (pairs_path(kv))
+          groups<KvType::kBF16, Bf16Pairs>(s, a, b, qs, kv, seg, p, part_stride, scratch);
+        else
+          groups<KvType::kBF16>(s, a, b, qs, kv, seg, p, part_stride, scratch);
         break;
       case KvType::kInt8:
         groups<KvType::kInt8>(s, a, b, qs, kv, seg, p, part_stride, scratch);
@@ -429,8 +446,20 @@ void attention_fold_init(int64_t rows, int64_t head_dim, float* acc) {
   for (int64_t r = 0; r < rows; ++r) acc[r * (head_dim + 2)] = -INFINITY;
 }
 
+namespace {
+// out[d] = a[d] * inv for d < n, as the scalar loop rounds (one multiply each).
+HERD_AVX512 void scale_row_avx512(const float* a, float inv, float* out, int64_t n) {
+  const __m512 v = _mm512_set1_ps(inv);
+  for (int64_t d = 0; d < n; d += 16) {
+    const __mmask16 m = lanes(n - d);
+    _mm512_mask_storeu_ps(out + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + d), v));
+  }
+}
+}  // namespace
+
 void attention_finish(const AttentionShape& s, int64_t g, const float* acc,
                       const AttentionQueries& qs) {
+  const bool avx512 = active_isa() >= Isa::kAvx512;
   const int64_t group = s.n_kv_heads > 0 ? std::max<int64_t>(1, s.n_heads / s.n_kv_heads) : 1;
   const int64_t h0 = g * group, G = std::min(s.n_heads, h0 + group) - h0;
   const int64_t hd = s.head_dim, ps = hd + 2;
@@ -443,7 +472,10 @@ void attention_finish(const AttentionShape& s, int64_t g, const float* acc,
         continue;
       }
       const float inv = 1.0f / a[1];
-      for (int64_t d = 0; d < hd; ++d) out[d] = a[2 + d] * inv;
+      if (avx512)
+        scale_row_avx512(a + 2, inv, out, hd);
+      else
+        for (int64_t d = 0; d < hd; ++d) out[d] = a[2 + d] * inv;
     }
 }
 
@@ -465,6 +497,11 @@ void attention_group_fast(const AttentionShape& s, int64_t g, const AttentionQue
     kv_segments(kv, s.segment, min_pos, max_pos, scratch.segments);
     const int64_t rows = qs.n * G, floats = rows * (s.head_dim + 2);
     float* part = scratch.parts.ensure(size_t(2 * floats));
+    if (scratch.segments.size() == 1) {  // a fold into an empty result would copy it
+      attention_group_partial(s, g, qs, kv, scratch.segments[0], part, scratch);
+      attention_finish(s, g, part, qs);
+      return;
+    }
     float* acc = part + floats;
     attention_fold_init(rows, s.head_dim, acc);
     for (const KvSegment& seg : scratch.segments) {

@@ -146,21 +146,9 @@ HERD_AVX2 void score_rows(const float* const* q, float* const* s, int64_t rows, 
                           int64_t kt_block, int64_t hd, float scale) {
   // 8 accumulators (of 16 ymm registers) leave room for the key halves and the broadcast.
   constexpr int kR = NB == 2 ? 2 : 4;
-  int64_t r = 0;
-  for (; r + kR <= rows; r += kR) score_tile<kR, NB>(q + r, s + r, kt, kt_block, hd, scale);
-  switch (rows - r) {
-    case 1:
-      score_tile<1, NB>(q + r, s + r, kt, kt_block, hd, scale);
-      break;
-    case 2:
-      score_tile<2, NB>(q + r, s + r, kt, kt_block, hd, scale);
-      break;
-    case 3:
-      score_tile<3, NB>(q + r, s + r, kt, kt_block, hd, scale);
-      break;
-    default:
-      break;
-  }
+  row_tiles<kR>(rows, [&](auto R, int64_t r) HERD_AVX2 {
+    score_tile<decltype(R)::value, NB>(q + r, s + r, kt, kt_block, hd, scale);
+  });
 }
 
 // o[h][d0 + ...] = o * alpha[h] + sum over j < cnt (in order) of p[h][j] * v_j, for H heads and

@@ -12,7 +12,15 @@
 // and the unnormalized output o, as attention_fast.h's KvPartial describes. The groups take each
 // block pair in turn, so one call reads every head's part of a K or V row while it is in cache
 // and the rows stream in address order; each group's arithmetic is that of a call for it alone.
-template <KvType T>
+//
+// P::kOn swaps in another set of kernels with their own data layout (attention_tiled.cc's
+// Bf16Pairs: queries and key blocks as bf16 pairs, pair-ordered outputs): P::queries,
+// P::widen, P::score<NB>, P::consume, P::step and P::out replace the conversion, widen_block,
+// score_rows, consume, softmax_step and the output copy.
+struct NoPairs {
+  static constexpr bool kOn = false;
+};
+template <KvType T, class P = NoPairs>
 HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
                              const AttentionQueries& qs, const KvView& kv, const KvSegment& seg,
                              float* part, int64_t part_stride, AttentionScratch& scratch) {
@@ -21,7 +29,9 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
   const int64_t rows = n * group;  // query heads of one group (the most any group has)
   const int64_t m_floats = (rows + 15) / 16 * 16, G16 = (group + 15) / 16 * 16;
   const int64_t per_group = rows * (32 + hdp + 16) + m_floats;
-  float* f = scratch.f.ensure(size_t(2 * hdp * 16 + rows * 32 + group * 16 + G16 + ng * per_group));
+  const int64_t q_floats = P::kOn ? ng * rows * hd / 2 : 0;  // the queries as bf16 pairs
+  float* f = scratch.f.ensure(
+      size_t(2 * hdp * 16 + rows * 32 + group * 16 + G16 + ng * per_group + q_floats));
   // Shared by the groups (each uses them and is done before the next): key blocks, scores,
   // one step's probabilities, rescales, the block pair's masks and one step's rows.
   State shared;
@@ -57,6 +67,17 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
   }
   const float** qrow = scratch.q_rows.data();
   float** srow = scratch.s_rows.data();
+  // Query head h of group i of query t is row (t * ng + i) * group + h of qb.
+  float* qb = f;
+  if constexpr (P::kOn) {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < ng; ++i) {
+        const int64_t nr = (t * ng + i) * group;
+        for (int64_t h = 0; h < st[i].G; ++h)
+          qrow[h] = qs.q + t * qs.q_stride + (st[i].g * group + h) * hd;
+        P::queries(qrow, st[i].G, hd, qb + nr * hd / 2);
+      }
+  }
   int32_t* mask = shared.mask;
 
   const KvPageLayout& L = kv.layout;
@@ -90,8 +111,12 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
   auto widen = [&](int64_t b, int64_t g, float* kt) {
     const int64_t r = b * kBlock;
     const uint8_t* k = static_cast<const uint8_t*>(kv.k_row(r)) + g * head_block;
-    const float* ks = kScaled<T> ? kv.k_scales(r) + g : nullptr;
-    widen_block<T>(k, ks, L.n_kv_heads, hd, kt);
+    if constexpr (P::kOn) {
+      P::widen(k, hd, kt);
+    } else {
+      const float* ks = kScaled<T> ? kv.k_scales(r) + g : nullptr;
+      widen_block<T>(k, ks, L.n_kv_heads, hd, kt);
+    }
   };
 
   // Block b's K and V rows of the call's kv heads, asked for ahead of use. Without this a
@@ -136,18 +161,32 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
       for (int64_t t = 0; t < n; ++t) {
         if (!(mask[t] | (nb == 2 ? mask[n + t] : 0))) continue;
         for (int64_t h = 0; h < x.G; ++h, ++nr) {
-          qrow[nr] = qs.q + t * qs.q_stride + (x.g * group + h) * hd;
+          qrow[nr] = P::kOn ? qb + ((t * ng + i) * group + h) * hd / 2
+                            : qs.q + t * qs.q_stride + (x.g * group + h) * hd;
           srow[nr] = x.s + (t * x.G + h) * 32;
         }
       }
-      if (nb == 2)
-        score_rows<2>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
-      else
-        score_rows<1>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+      if constexpr (P::kOn) {
+        if (nb == 2)
+          P::template score<2>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+        else
+          P::template score<1>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+      } else {
+        if (nb == 2)
+          score_rows<2>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+        else
+          score_rows<1>(qrow, srow, nr, x.kt, hdp * 16, hd, sh.scale);
+      }
       for (int64_t t = 0; t < n; ++t) {
         const float* sc = x.s + t * x.G * 32;
-        consume<T>(x, t, sc, Mask16(mask[t]), int32_t(b0 * kBlock));
-        if (nb == 2) consume<T>(x, t, sc + 16, Mask16(mask[n + t]), int32_t(b1 * kBlock));
+        for (int k = 0; k < nb; ++k) {
+          const Mask16 m = Mask16(mask[k * n + t]);
+          const int32_t base = int32_t((k == 0 ? b0 : b1) * kBlock);
+          if constexpr (P::kOn)
+            P::consume(x, t, sc + 16 * k, m, base);
+          else
+            consume<T>(x, t, sc + 16 * k, m, base);
+        }
       }
     }
   }
@@ -157,13 +196,21 @@ HERD_ATTN_TARGET void groups(const AttentionShape& sh, int64_t g0, int64_t g1,
     State& x = st[i];
     float* pg = part + i * part_stride;
     for (int64_t t = 0; t < n; ++t) {
-      if (x.cnt[t] > 0) softmax_step<T>(x, t, x.pend + t * x.G * 32, x.pidx + t * 32, x.cnt[t]);
+      if (x.cnt[t] > 0) {
+        if constexpr (P::kOn)
+          P::step(x, t, x.pend + t * x.G * 32, x.pidx + t * 32, x.cnt[t]);
+        else
+          softmax_step<T>(x, t, x.pend + t * x.G * 32, x.pidx + t * 32, x.cnt[t]);
+      }
       for (int64_t h = 0; h < x.G; ++h) {
         const int64_t row = t * x.G + h;
         float* pr = pg + row * ps;
         pr[0] = x.m[row];
         pr[1] = x.m[row] == -INFINITY ? 0.0f : reduce_add16(x.l + row * 16);
-        std::copy_n(x.o + row * hdp, hd, pr + 2);
+        if constexpr (P::kOn)
+          P::out(x.o + row * hdp, hd, pr + 2);
+        else
+          std::copy_n(x.o + row * hdp, hd, pr + 2);
       }
     }
   }

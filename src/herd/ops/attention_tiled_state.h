@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "herd/ops/attention_fast.h"
 #include "herd/ops/kv_view.h"
@@ -22,6 +24,19 @@ constexpr int64_t kBytes = T == KvType::kF32    ? 4
                                                 : 1;
 template <KvType T>
 constexpr bool kScaled = T == KvType::kInt8 || T == KvType::kFp8E4M3;
+
+// Calls tile(std::integral_constant<int, R>{}, r) for the row tiles of [0, rows): kR rows each,
+// then one of the rest (fewer than kR), so every kernel sees its tile shape at compile time.
+template <int kR, class Tile>
+inline void row_tiles(int64_t rows, Tile&& tile) {
+  int64_t r = 0;
+  for (; r + kR <= rows; r += kR) tile(std::integral_constant<int, kR>{}, r);
+  const int64_t rest = rows - r;
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rest == I + 1 ? (tile(std::integral_constant<int, I + 1>{}, r), 0) : 0), ...);
+  }
+  (std::make_integer_sequence<int, kR - 1>{});
+}
 
 // Asks for the first `bytes` of 16 rows `stride` bytes apart, into L1 (kL1) or L2. An asm
 // statement, because GCC 12's dead-code elimination drops __builtin_prefetch (_mm_prefetch) here
@@ -84,6 +99,20 @@ template <KvType T>
 inline void find_v_rows(State& st, const int32_t* idx, int cnt) {
   const KvView& kv = *st.kv;
   const int64_t v_stride = kv.layout.kv_dim * kBytes<T>, n_kv = kv.layout.n_kv_heads;
+  // A whole block (a prefill's usual step): one lookup, then rows v_stride apart.
+  if (cnt == kKvKeyBlock && idx[0] % kKvKeyBlock == 0 && idx[cnt - 1] == idx[0] + cnt - 1) {
+    const int64_t b = idx[0] / kKvKeyBlock;
+    if (b != st.v_block) {
+      st.v_block = b;
+      st.v_base = static_cast<const uint8_t*>(kv.v_row(b * kKvKeyBlock)) + st.g * st.hd * kBytes<T>;
+      if constexpr (kScaled<T>) st.vs_base = kv.v_scales(b * kKvKeyBlock) + st.g;
+    }
+    for (int j = 0; j < cnt; ++j) {
+      st.vrow[j] = st.v_base + j * v_stride;
+      if constexpr (kScaled<T>) st.vscale[j] = st.vs_base[j * n_kv];
+    }
+    return;
+  }
   for (int j = 0; j < cnt; ++j) {
     const uint64_t r = uint32_t(idx[j]);  // rows are non-negative
     const int64_t b = int64_t(r / kKvKeyBlock), i = int64_t(r % kKvKeyBlock);
