@@ -28,22 +28,25 @@ struct ModelCase {
   std::string preset = "tiny";
   int64_t chunk = 16;
   std::string quant = "f32";
+  int64_t head_dim = 0;  // 0: the preset's
 };
 
 inline LoadedModel& runtime_model(const ModelCase& c, ThreadPool& pool) {
   static std::map<std::string, std::unique_ptr<LoadedModel>> cache;
-  const std::string key = c.preset + "-" + std::to_string(c.chunk) + "-" + c.quant;
+  const std::string model = c.preset + "-" + std::to_string(c.chunk) +
+                            (c.head_dim > 0 ? "-hd" + std::to_string(c.head_dim) : "");
+  const std::string key = model + "-" + c.quant;
   auto& slot = cache[key];
   if (!slot) {
     const auto dir = std::filesystem::temp_directory_path() /
-                     ("herd_test_runtime_" + c.preset + "-" + std::to_string(c.chunk) + "_" +
-                      std::to_string(::getpid()));
+                     ("herd_test_runtime_" + model + "_" + std::to_string(::getpid()));
     if (!std::filesystem::exists(dir / "config.json")) {
       SynthOptions opt;
       opt.preset = c.preset;
       opt.out_dir = dir.string();
       opt.seed = 11;
       opt.attention_chunk_size = c.chunk;
+      if (c.head_dim > 0) opt.head_dim = c.head_dim;
       Status s = synth_model(opt);
       EXPECT_TRUE(s.is_ok()) << s.message();
     }

@@ -87,9 +87,12 @@ class Batching : public ::testing::TestWithParam<std::string> {};
 // one's logits (prompt rows asked for, and every decode step) and tokens are bitwise those of
 // running it alone. Half of them sample (temperature, top-p, a repetition penalty, own seeds):
 // the scheduler draws all sequences' tokens of a step in parallel, and they must be the draws
-// of the sequence alone.
+// of the sequence alone. "bf16-hd32" is `tiny` with heads of 32: the head dim at which the
+// attention of a bf16 cache multiplies in bf16 pairs where the CPU has AVX512_BF16
+// (ops/attention_tiled_pairs.h; tiny's 16 keeps the f32 products).
 TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
-  const ModelCase c{"tiny", 16, GetParam()};
+  const bool hd32 = GetParam() == "bf16-hd32";
+  const ModelCase c{"tiny", 16, hd32 ? "bf16" : GetParam(), hd32 ? 32 : 0};
   LoadedModel& m = testutil::runtime_model(c, test_pool());
   TextDecoder dec(m, test_pool(), testutil::precision_of(c));
   const int64_t V = dec.vocab_size(), slice = 24;
@@ -145,7 +148,8 @@ TEST_P(Batching, SixteenSequencesBitwiseEqualAlone) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, Batching, ::testing::Values("f32", "bf16", "int8", "int4-all"),
+INSTANTIATE_TEST_SUITE_P(Paths, Batching,
+                         ::testing::Values("f32", "bf16", "int8", "int4-all", "bf16-hd32"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (char& ch : s)

@@ -110,8 +110,8 @@ Result<Llama4Config> synth_config(const SynthOptions& opt) {
   cfg.torch_dtype = "bfloat16";
   Llama4TextConfig& t = cfg.text;
   t.hidden_size = opt.hidden.value_or(p->hidden);
-  t.head_dim = p->head_dim;
-  if (t.hidden_size <= 0 || t.hidden_size % t.head_dim != 0)
+  t.head_dim = opt.head_dim.value_or(p->head_dim);
+  if (t.head_dim <= 0 || t.hidden_size <= 0 || t.hidden_size % t.head_dim != 0)
     return make_error("synth: --hidden {} must be a positive multiple of head_dim {}",
                       t.hidden_size, t.head_dim);
   // Keep head_dim and the GQA ratio of the preset; q_dim = hidden as in the released models.

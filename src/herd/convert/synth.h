@@ -41,7 +41,7 @@ struct SynthOptions {
   std::optional<int64_t> vision_layers;
   std::string tokenizer_dir;  // copy a real tokenizer from here; empty = fallback tokenizer
   // Overrides (unset = preset value).
-  std::optional<int64_t> attention_chunk_size, layers, hidden, experts, vocab;
+  std::optional<int64_t> attention_chunk_size, layers, hidden, experts, vocab, head_dim;
   std::optional<double> floor_scale;
   bool progress = false;  // progress lines on stderr
   // FP8 checkpoint in the compressed-tensors layout of the Maverick FP8 release (spec §2.4):
