@@ -84,22 +84,34 @@ std::vector<float> run_group(const AttentionShape& s, const Queries& qs, int64_t
 // bf16-rounded queries, so the scores still agree to f32 rounding; each probability is then
 // rounded to bf16 (relative error <= 2^-9), which moves each normalized weight by at most
 // ~2^-8 of itself, so the output by at most 2^-8 * max|v| = 2^-8 more.
+// The queries the reference should see for `kv` (bf16-rounded where the kernel rounds them) and
+// the tolerance that goes with them.
+struct RefQueries {
+  std::vector<float> q;
+  float tol;
+};
+RefQueries ref_queries(const Queries& qs, const KvView& kv) {
+  RefQueries r{qs.q, 1e-5f};
+  if (attention_bf16_products(kv)) {
+    for (float& x : r.q) x = bf16_to_f32(f32_to_bf16(x));
+    r.tol = 0x1p-8f + 1e-5f;
+  }
+  return r;
+}
+
 void compare_group(KvType type, const AttentionShape& s, int64_t n_tokens, int64_t n,
                    const Paging& pg, Isa isa) {
   force_isa(isa);
   const Tokens tok = make_tokens(s, n_tokens, uint64_t(s.head_dim * 1000 + n_tokens));
   const TestKv kv = make_kv(type, s, tok, n_tokens, pg);
-  Queries qs = make_queries(s, n, n_tokens - 1, uint64_t(n * 31 + s.head_dim));
+  const Queries qs = make_queries(s, n, n_tokens - 1, uint64_t(n * 31 + s.head_dim));
   AttentionScratch scratch;
   const std::vector<float> out = run_group(s, qs, 0, n, kv.view(), scratch);
-  const bool bf16 = attention_bf16_products(kv.view());
-  if (bf16)
-    for (float& x : qs.q) x = bf16_to_f32(f32_to_bf16(x));
-  const float tol = bf16 ? 0x1p-8f + 1e-5f : 1e-5f;
+  const auto [rq, tol] = ref_queries(qs, kv.view());
   const int64_t qd = s.n_heads * s.head_dim;
   std::vector<float> ref(static_cast<size_t>(qd)), tmp(attention_scratch_floats(kv.view()));
   for (int64_t t = 0; t < n; ++t) {
-    attention(s, &qs.q[size_t(t * qs.stride)], qs.pos[size_t(t)], kv.view(), 0, ref.data(),
+    attention(s, &rq[size_t(t * qs.stride)], qs.pos[size_t(t)], kv.view(), 0, ref.data(),
               tmp.data());
     for (int64_t i = 0; i < qd; ++i)
       ASSERT_NEAR(ref[size_t(i)], out[size_t(t * qs.stride + i)], tol)
@@ -300,91 +312,96 @@ TEST(AttentionGroupFast, SingleKeyDecodesEveryStoredCodeExactly) {
 // other pagings, and when the partials are computed one by one and folded by the caller.
 TEST(AttentionGroupFast, SegmentsMatchReferenceAndStayBatchInvariant) {
   if (detected_isa() < Isa::kAvx2) GTEST_SKIP() << "segments exist on the AVX2 and AVX-512 paths";
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {
     if (isa > detected_isa()) continue;
     force_isa(isa);
     for (KvType type : kAllKvTypes)
       for (int64_t chunk : {0, 40})
-        for (int64_t segment : {48, 64}) {
-          AttentionShape s{10, 2, 40, 1.0f / std::sqrt(40.0f), chunk};
-          s.segment = segment;
-          const int64_t n_tokens = 300, n = 9, qd = s.n_heads * s.head_dim;
-          const Tokens tok = make_tokens(s, n_tokens, uint64_t(segment + chunk));
-          const TestKv kv = make_kv(type, s, tok, n_tokens, {32, 1, 7, 0});
-          const TestKv other = make_kv(type, s, tok, n_tokens, {16, 2, 5, 1});
-          Queries qs = make_queries(s, n, n_tokens - 1, uint64_t(segment));
-          qs.pos.back() = n_tokens - 1;  // one query sees every segment
-          AttentionScratch scratch;
-          const std::vector<float> batch = run_group(s, qs, 0, n, kv.view(), scratch);
-          std::vector<float> ref(static_cast<size_t>(qd)), tmp(attention_scratch_floats(kv.view()));
-          const std::string what = std::string(kv_type_name(type)) + " chunk " +
-                                   std::to_string(chunk) + " segment " + std::to_string(segment) +
-                                   " isa " + isa_name(isa);
-          for (int64_t t = 0; t < n; ++t) {
-            attention(s, &qs.q[size_t(t * qs.stride)], qs.pos[size_t(t)], kv.view(), 0, ref.data(),
-                      tmp.data());
-            for (int64_t i = 0; i < qd; ++i)
-              ASSERT_NEAR(ref[size_t(i)], batch[size_t(t * qs.stride + i)], 1e-5f) << what;
-            const float* want = &batch[size_t(t * qs.stride)];
-            EXPECT_TRUE(same_bits(want, run_group(s, qs, t, 1, kv.view(), scratch).data(), qd))
-                << "alone, query " << t << " " << what;
-            EXPECT_TRUE(same_bits(want, run_group(s, qs, t, 1, other.view(), scratch).data(), qd))
-                << "other paging, query " << t << " " << what;
-          }
-          // The caller's split (TextDecoder::attention_fast): every partial first, then the fold.
-          const int64_t t = n - 1;
-          std::vector<float> out(size_t(qs.stride), NAN);
-          const AttentionQueries aq{&qs.q[size_t(t * qs.stride)],
-                                    qs.stride,
-                                    &qs.pos[size_t(t)],
-                                    1,
-                                    out.data(),
-                                    qs.stride};
-          std::vector<KvSegment> segs;
-          kv_segments(other.view(), segment, INT64_MIN, qs.pos[size_t(t)], segs);
-          EXPECT_EQ(int64_t(segs.size()), (n_tokens + segment - 1) / segment);
-          const int64_t G = s.n_heads / s.n_kv_heads, floats = G * (s.head_dim + 2);
-          for (int64_t g = 0; g < s.n_kv_heads; ++g) {
-            std::vector<float> parts(segs.size() * size_t(floats)),
-                acc(static_cast<size_t>(floats));
-            for (size_t k = segs.size(); k-- > 0;)  // any order of computing
-              attention_group_partial(s, g, aq, other.view(), segs[k], &parts[k * size_t(floats)],
-                                      scratch);
-            attention_fold_init(G, s.head_dim, acc.data());
-            for (size_t k = 0; k < segs.size(); ++k)
-              attention_fold(G, s.head_dim, &parts[k * size_t(floats)], acc.data());
-            attention_finish(s, g, acc.data(), aq);
-          }
-          EXPECT_TRUE(same_bits(&batch[size_t(t * qs.stride)], out.data(), qd)) << "split " << what;
+        for (int64_t segment : {48, 64})
+          for (int64_t hd : {40, 64}) {  // 64: bf16 pairs where the machine has them
+            AttentionShape s{10, 2, hd, 1.0f / std::sqrt(float(hd)), chunk};
+            s.segment = segment;
+            const int64_t n_tokens = 300, n = 9, qd = s.n_heads * s.head_dim;
+            const Tokens tok = make_tokens(s, n_tokens, uint64_t(segment + chunk));
+            const TestKv kv = make_kv(type, s, tok, n_tokens, {32, 1, 7, 0});
+            const TestKv other = make_kv(type, s, tok, n_tokens, {16, 2, 5, 1});
+            Queries qs = make_queries(s, n, n_tokens - 1, uint64_t(segment));
+            qs.pos.back() = n_tokens - 1;  // one query sees every segment
+            AttentionScratch scratch;
+            const std::vector<float> batch = run_group(s, qs, 0, n, kv.view(), scratch);
+            std::vector<float> ref(static_cast<size_t>(qd)),
+                tmp(attention_scratch_floats(kv.view()));
+            const std::string what = std::string(kv_type_name(type)) + " chunk " +
+                                     std::to_string(chunk) + " segment " + std::to_string(segment) +
+                                     " hd " + std::to_string(hd) + " isa " + isa_name(isa);
+            const auto [rq, tol] = ref_queries(qs, kv.view());
+            for (int64_t t = 0; t < n; ++t) {
+              attention(s, &rq[size_t(t * qs.stride)], qs.pos[size_t(t)], kv.view(), 0, ref.data(),
+                        tmp.data());
+              for (int64_t i = 0; i < qd; ++i)
+                ASSERT_NEAR(ref[size_t(i)], batch[size_t(t * qs.stride + i)], tol) << what;
+              const float* want = &batch[size_t(t * qs.stride)];
+              EXPECT_TRUE(same_bits(want, run_group(s, qs, t, 1, kv.view(), scratch).data(), qd))
+                  << "alone, query " << t << " " << what;
+              EXPECT_TRUE(same_bits(want, run_group(s, qs, t, 1, other.view(), scratch).data(), qd))
+                  << "other paging, query " << t << " " << what;
+            }
+            // The caller's split (TextDecoder::attention_fast): every partial first, then the fold.
+            const int64_t t = n - 1;
+            std::vector<float> out(size_t(qs.stride), NAN);
+            const AttentionQueries aq{&qs.q[size_t(t * qs.stride)],
+                                      qs.stride,
+                                      &qs.pos[size_t(t)],
+                                      1,
+                                      out.data(),
+                                      qs.stride};
+            std::vector<KvSegment> segs;
+            kv_segments(other.view(), segment, INT64_MIN, qs.pos[size_t(t)], segs);
+            EXPECT_EQ(int64_t(segs.size()), (n_tokens + segment - 1) / segment);
+            const int64_t G = s.n_heads / s.n_kv_heads, floats = G * (s.head_dim + 2);
+            for (int64_t g = 0; g < s.n_kv_heads; ++g) {
+              std::vector<float> parts(segs.size() * size_t(floats)),
+                  acc(static_cast<size_t>(floats));
+              for (size_t k = segs.size(); k-- > 0;)  // any order of computing
+                attention_group_partial(s, g, aq, other.view(), segs[k], &parts[k * size_t(floats)],
+                                        scratch);
+              attention_fold_init(G, s.head_dim, acc.data());
+              for (size_t k = 0; k < segs.size(); ++k)
+                attention_fold(G, s.head_dim, &parts[k * size_t(floats)], acc.data());
+              attention_finish(s, g, acc.data(), aq);
+            }
+            EXPECT_TRUE(same_bits(&batch[size_t(t * qs.stride)], out.data(), qd))
+                << "split " << what;
 
-          // The decoder's items over every kv head in one pass per segment, for the last two
-          // queries together: bitwise the batch's rows.
-          std::vector<float> out2(size_t(2 * qs.stride), NAN);
-          const AttentionQueries aq2{&qs.q[size_t((n - 2) * qs.stride)],
-                                     qs.stride,
-                                     &qs.pos[size_t(n - 2)],
-                                     2,
-                                     out2.data(),
-                                     qs.stride};
-          kv_segments(kv.view(), segment, INT64_MIN, n_tokens - 1, segs);
-          const int64_t floats2 = 2 * floats, n_seg = int64_t(segs.size());
-          std::vector<float> parts2(size_t(s.n_kv_heads * n_seg * floats2), NAN);
-          for (int64_t k = 0; k < n_seg; ++k)
-            attention_groups_partial(s, 0, s.n_kv_heads, aq2, kv.view(), segs[size_t(k)],
-                                     &parts2[size_t(k * floats2)], n_seg * floats2, scratch);
-          for (int64_t g = 0; g < s.n_kv_heads; ++g) {
-            std::vector<float> acc(static_cast<size_t>(floats2));
-            attention_fold_init(2 * G, s.head_dim, acc.data());
+            // The decoder's items over every kv head in one pass per segment, for the last two
+            // queries together: bitwise the batch's rows.
+            std::vector<float> out2(size_t(2 * qs.stride), NAN);
+            const AttentionQueries aq2{&qs.q[size_t((n - 2) * qs.stride)],
+                                       qs.stride,
+                                       &qs.pos[size_t(n - 2)],
+                                       2,
+                                       out2.data(),
+                                       qs.stride};
+            kv_segments(kv.view(), segment, INT64_MIN, n_tokens - 1, segs);
+            const int64_t floats2 = 2 * floats, n_seg = int64_t(segs.size());
+            std::vector<float> parts2(size_t(s.n_kv_heads * n_seg * floats2), NAN);
             for (int64_t k = 0; k < n_seg; ++k)
-              attention_fold(2 * G, s.head_dim, &parts2[size_t((g * n_seg + k) * floats2)],
-                             acc.data());
-            attention_finish(s, g, acc.data(), aq2);
+              attention_groups_partial(s, 0, s.n_kv_heads, aq2, kv.view(), segs[size_t(k)],
+                                       &parts2[size_t(k * floats2)], n_seg * floats2, scratch);
+            for (int64_t g = 0; g < s.n_kv_heads; ++g) {
+              std::vector<float> acc(static_cast<size_t>(floats2));
+              attention_fold_init(2 * G, s.head_dim, acc.data());
+              for (int64_t k = 0; k < n_seg; ++k)
+                attention_fold(2 * G, s.head_dim, &parts2[size_t((g * n_seg + k) * floats2)],
+                               acc.data());
+              attention_finish(s, g, acc.data(), aq2);
+            }
+            EXPECT_TRUE(same_bits(&batch[size_t((n - 2) * qs.stride)], out2.data(), qd))
+                << "all heads in one pass, query " << n - 2 << " " << what;
+            EXPECT_TRUE(
+                same_bits(&batch[size_t((n - 1) * qs.stride)], &out2[size_t(qs.stride)], qd))
+                << "all heads in one pass, query " << n - 1 << " " << what;
           }
-          EXPECT_TRUE(same_bits(&batch[size_t((n - 2) * qs.stride)], out2.data(), qd))
-              << "all heads in one pass, query " << n - 2 << " " << what;
-          EXPECT_TRUE(same_bits(&batch[size_t((n - 1) * qs.stride)], &out2[size_t(qs.stride)], qd))
-              << "all heads in one pass, query " << n - 1 << " " << what;
-        }
   }
   force_isa(detected_isa());
 }
