@@ -84,7 +84,7 @@ HERD_GV inline void prefetch_ahead(uintptr_t p) {
 }
 
 // In place: r[i] lane j becomes the old r[j] lane i (a 16 × 16 transpose of 32-bit elements).
-HERD_GV inline void transpose16(__m512i* r) {
+[[gnu::always_inline]] HERD_GV inline void transpose16(__m512i* r) {
   __m512i t[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);

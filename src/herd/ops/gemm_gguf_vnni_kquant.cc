@@ -471,12 +471,14 @@ struct KRepacked {
   alignas(64) float d[16], dmin[16];
 
   HERD_GV void pack(const uint8_t* w, int64_t rb, int64_t i, int nr) {
-    __m512i v[4][16];
+    // Per row: its codes (4 vectors), and its scales and offsets as int32 lanes, so that one
+    // 16 × 16 transpose each turns rows into the 16-row lanes the dots read (row by row, they
+    // were ~30 scalar stores per row: a third of the pack).
+    __m512i v[4][16], sv[16], ov[16];
     for (int q = 0; q < 16; ++q) {
       if (q >= nr) {  // rows past the matrix: zero codes and scales
         for (int z = 0; z < 4; ++z) v[z][q] = _mm512_setzero_si512();
-        for (int s = 0; s < kSub; ++s) sc[s][q] = 0;
-        for (int p = 0; p < 8; ++p) off[p][q] = 0;
+        sv[q] = ov[q] = _mm512_setzero_si512();
         d[q] = dmin[q] = 0;
         continue;
       }
@@ -491,25 +493,30 @@ struct KRepacked {
             _mm256_permutexvar_epi16(
                 _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), b.s16),
             7);
-      alignas(32) int16_t o16[16];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o16), b.off);
-      for (int p = 0; p < 8; ++p)
-        off[p][q] =
-            int32_t(uint32_t(uint16_t(o16[2 * p])) | (uint32_t(uint16_t(o16[2 * p + 1])) << 16));
-      if constexpr (kSub == 16 || kSignedCodes<kType>) {
-        alignas(32) int16_t s16[16];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(s16), b.s16);
-        for (int s = 0; s < kSub; ++s) sc[s][q] = s16[s];
+      // off[p]: the int16 pair of the sums of 16 number 2p and 2p + 1, as one int32.
+      __m512i sc32;
+      if constexpr (kSub == 16 || kSignedCodes<kType>)
+        sc32 = _mm512_cvtepi16_epi32(b.s16);
+      else
+        sc32 = _mm512_cvtepu8_epi32(unpack_scale_min_k4(blk + 4));  // the 8 scales, then mins
+      if constexpr (kSub == 8) {  // scales in lanes 0..7, offsets in 8..15: one transpose
+        sv[q] = _mm512_inserti64x4(sc32, b.off, 1);
       } else {
-        alignas(16) uint8_t sm[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(sm), unpack_scale_min_k4(blk + 4));
-        for (int s = 0; s < 8; ++s) sc[s][q] = sm[s];
+        sv[q] = sc32, ov[q] = _mm512_zextsi256_si512(b.off);
       }
       d[q] = b.d, dmin[q] = b.dmin;
     }
     for (int z = 0; z < 4; ++z) {
       transpose16(v[z]);
       for (int k = 0; k < 16; ++k) _mm512_store_si512(codes + (16 * z + k) * 64, v[z][k]);
+    }
+    transpose16(sv);
+    for (int s = 0; s < kSub; ++s) _mm512_store_si512(sc[s], sv[s]);
+    if constexpr (kSub == 8) {
+      for (int p = 0; p < 8; ++p) _mm512_store_si512(off[p], sv[8 + p]);
+    } else {
+      transpose16(ov);
+      for (int p = 0; p < 8; ++p) _mm512_store_si512(off[p], ov[p]);
     }
   }
 
@@ -569,47 +576,54 @@ struct KRepacked {
   }
 };
 
-// Tokens t .. t + N − 1 of the task (t0 + t is the batch row) on superblock i of the packed rows.
+// Tokens tok .. tok + N − 1 (batch rows) over the whole panel of 16 packed rows: the N
+// accumulators stay in registers across the superblocks, which add in the reference's order.
 template <int N, DType kType>
-HERD_GV inline void k_repacked_dot(const Ctx& c, const KRepacked<kType>& pk, int64_t i, int64_t t0,
-                                   int64_t t, float* acc) {
+HERD_GV inline void k_repacked_run(const Ctx& c, const KRepacked<kType>* pks, int64_t nb,
+                                   int64_t tok, int64_t rb, int nr) {
   const int8_t* x[N];
   const int16_t* bs[N];
-  float xd[N];
-  __m512 a[N];
+  const float* xd[N];
+  __m512 acc[N];
   for (int n = 0; n < N; ++n) {
-    const int64_t tok = t0 + t + n;
-    x[n] = c.xq + tok * c.kpad + 256 * i;
-    bs[n] = c.xs + tok * (c.kpad / 16) + 16 * i;
-    xd[n] = c.xd[tok * c.nd + i];
-    a[n] = _mm512_load_ps(acc + 16 * (t + n));
+    x[n] = c.xq + (tok + n) * c.kpad;
+    bs[n] = c.xs + (tok + n) * (c.kpad / 16);
+    xd[n] = c.xd + (tok + n) * c.nd;
+    acc[n] = _mm512_setzero_ps();
   }
-  pk.template dot<N>(x, bs, xd, a);
-  for (int n = 0; n < N; ++n) _mm512_store_ps(acc + 16 * (t + n), a[n]);
+  for (int64_t i = 0; i < nb; ++i) {
+    const int8_t* xi[N];
+    const int16_t* bsi[N];
+    float xdi[N];
+    for (int n = 0; n < N; ++n) xi[n] = x[n] + 256 * i, bsi[n] = bs[n] + 16 * i, xdi[n] = xd[n][i];
+    pks[i].template dot<N>(xi, bsi, xdi, acc);
+  }
+  const __mmask16 m = nr == 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1);
+  for (int n = 0; n < N; ++n) _mm512_mask_storeu_ps(c.y + (tok + n) * c.ys + rb, m, acc[n]);
 }
 
 template <DType kType>
 HERD_GV void k_repacked(const Ctx& c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  thread_local KRepacked<kType> pk;
-  thread_local AlignedBuffer<float> accb;
-  const int64_t nt = t1 - t0, nb = c.cols / 256;
-  float* acc = accb.ensure(size_t(nt * 16));
+  // A panel of 16 rows is packed whole first (K = 1024: 21 KiB; 8192: 170 KiB, in L2), then the
+  // task's tokens run through it in groups of up to 6 with their sums in registers. Superblock
+  // by superblock, the 16 × 6 sums went through memory once per superblock, and each
+  // superblock's pack hopped across the 16 rows.
+  thread_local std::vector<KRepacked<kType>> pks;
+  const int64_t nb = c.cols / 256;
+  if (pks.size() < size_t(nb)) pks.resize(size_t(nb));
   for (int64_t rb = r0; rb < r1; rb += 16) {
     const int nr = int(std::min<int64_t>(16, r1 - rb));
-    std::fill(acc, acc + nt * 16, 0.0f);
     for (int64_t i = 0; i < nb; ++i) {
-      // The next superblock of the 16 rows (16 streams a row apart), fetched while this one's
-      // dots run, as B32Tile::repacked does (there it took a Q8_0 prefill from 37% to 29% in
-      // the pack; here it measured within noise, +2%).
+      // The next superblock of the 16 rows (16 streams a row apart), fetched while this one is
+      // packed.
       if (i + 1 < nb)
         for (int q = 0; q < nr; ++q)
           prefetch_ahead<kKBytes<kType>, true>(
               reinterpret_cast<uintptr_t>(c.w + (rb + q) * c.rb + (i + 1) * kKBytes<kType>));
-      pk.pack(c.w + rb * c.rb, c.rb, i, nr);
-      in_token_runs<6>(nt, [&]<int N>(int64_t t) { k_repacked_dot<N>(c, pk, i, t0, t, acc); });
+      pks[size_t(i)].pack(c.w + rb * c.rb, c.rb, i, nr);
     }
-    for (int64_t t = 0; t < nt; ++t)
-      for (int q = 0; q < nr; ++q) c.y[(t0 + t) * c.ys + rb + q] = acc[16 * t + q];
+    in_token_runs<6>(
+        t1 - t0, [&]<int N>(int64_t t) { k_repacked_run<N>(c, pks.data(), nb, t0 + t, rb, nr); });
   }
 }
 
