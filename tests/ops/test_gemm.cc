@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -278,6 +279,28 @@ TEST_P(GemmTest, PoolPreparedActsBitwiseSerial) {
       gemm(two, pooled, w.ref(), yp.data(), M);
       ASSERT_EQ(ys, yp) << dtype_name(dt) << " n=" << n;
     }
+  }
+}
+
+// Int8 activation codes, scales and sums over rows of many groups (the AVX-512 quantizer works
+// in passes of 16 groups; the shapes above have at most 8): bitwise the scalar rule, with a
+// ragged last group and groups of zeros.
+TEST_P(GemmTest, ActivationCodesMatchScalarOverManyGroups) {
+  Rng rng(16);
+  for (int64_t K : {2100, 4096, 4200}) {
+    const int64_t n = 3;
+    std::vector<float> x = rng.vec(size_t(n * K));
+    std::fill_n(x.begin() + 128 * 17, 128, 0.0f);  // row 0, group 17: all zero
+    PreparedActs a, s;
+    prepare_acts(x.data(), n, K, K, DType::Q8G, a);
+    force_isa(Isa::kScalar);
+    prepare_acts(x.data(), n, K, K, DType::Q8G, s);
+    force_isa(GetParam());
+    ASSERT_EQ(a.kpad, s.kpad);
+    const size_t codes = size_t(n * a.kpad), groups = size_t(n * a.groups());
+    EXPECT_EQ(std::memcmp(a.q.data(), s.q.data(), codes), 0) << "K=" << K;
+    EXPECT_EQ(std::memcmp(a.q_scale.data(), s.q_scale.data(), groups * 4), 0) << "K=" << K;
+    EXPECT_EQ(std::memcmp(a.q_sum.data(), s.q_sum.data(), groups * 4), 0) << "K=" << K;
   }
 }
 
