@@ -128,7 +128,8 @@ TEST(AttentionGroupFast, MatchesReferenceOnEveryTypeAndTarget) {
     for (KvType type : kAllKvTypes)
       for (int64_t page_rows : {16, 32, 64})
         for (int64_t hd : {20, 128})
-          for (auto [nh, nkv] : {std::pair<int64_t, int64_t>{4, 2}, {10, 2}})
+          // Query heads per kv head 2, 5 (Llama 4's 40 / 8) and 8 (P·V tiles of 6 and 2 heads).
+          for (auto [nh, nkv] : {std::pair<int64_t, int64_t>{4, 2}, {10, 2}, {16, 2}})
             for (int64_t chunk : {0, 8})
               for (auto [n_tokens, n] : {std::pair<int64_t, int64_t>{1, 1}, {17, 3}, {300, 33}}) {
                 const AttentionShape s{nh, nkv, hd, 1.0f / std::sqrt(float(hd)), chunk};

@@ -173,7 +173,10 @@ HERD_AVX512_BF16 void softmax_step_pairs(State& st, int64_t t, const float* sc, 
   }
   find_v_rows<KvType::kBF16>(st, idx, cnt);
   float* o = st.o + t * G * st.hdp;
-  row_tiles<4>(G, [&](auto H, int64_t h) HERD_AVX512_BF16 {
+  // Up to 6 heads share each step's V loads and unpacks (4 · 6 accumulators, 4 V vectors and a
+  // probability fit the 32 registers): Llama 4's 5 query heads per kv head take one tile, where
+  // tiles of at most 4 read and unpacked V twice (bench_kernels AttentionDecodeLong, BENCHMARKS).
+  row_tiles<6>(G, [&](auto H, int64_t h) HERD_AVX512_BF16 {
     pv_heads_pairs<decltype(H)::value>(o + h * st.hdp, st.hdp, pb + h * 16, st.alpha + h, st.vrow,
                                        cnt, st.hd);
   });
