@@ -142,10 +142,11 @@ int run_bench(const Options& o) {
   opt->progress = !o.json;
   // One prompt of P tokens in one slice (as llama-bench's pp) unless --ubatch says otherwise, at
   // most kMaxSlice: activation memory grows with the slice, and a long prompt goes in slices.
+  // The --depth context takes slices of its own length too: with -p 0 it went one token a step.
   constexpr int64_t kMaxSlice = 4096;
   if (!o.ubatch_given)
-    opt->sched.step_tokens =
-        std::max<int64_t>({std::min(o.prompt_tokens, kMaxSlice), opt->sched.max_seqs, 1});
+    opt->sched.step_tokens = std::max<int64_t>(
+        {std::min(std::max(o.prompt_tokens, o.depth), kMaxSlice), opt->sched.max_seqs, 1});
   // --ctx bounds the pools; otherwise the model's limit (pages are reserved, touched when used).
   opt->sched.context = o.engine.ctx;
   // Load time includes the conversion to the run format (none for a pre-quantized model).
@@ -265,8 +266,14 @@ int run_bench(const Options& o) {
                 o.repeats);
     std::printf("decode  tg%-4lld %.2f tok/s aggregate over %lld sequences (median of %d)\n",
                 (long long)o.gen_tokens, decode, (long long)N, o.repeats);
-    std::printf("bytes/token   %.1f MB -> %.2f GB/s effective (one sequence)\n", double(bpt) / 1e6,
-                double(bpt) * (N == 1 ? decode : 0.0) / 1e9);
+    // Sequences stepped together share the weights they read, so bytes × tokens/s is a
+    // bandwidth only for one sequence.
+    if (N == 1)
+      std::printf("bytes/token   %.1f MB -> %.2f GB/s effective (one sequence)\n",
+                  double(bpt) / 1e6, double(bpt) * decode / 1e9);
+    else
+      std::printf("bytes/token   %.1f MB (one sequence's; GB/s is shown for --parallel 1)\n",
+                  double(bpt) / 1e6);
     std::printf("peak RSS      %.1f MB\n", double(peak_rss_bytes()) / 1e6);
   }
   if (o.profile) {  // stderr beside --json, so stdout stays one JSON object
