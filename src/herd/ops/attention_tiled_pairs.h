@@ -56,34 +56,42 @@ HERD_AVX512_BF16 void widen_pairs(const uint8_t* k, int64_t hd, float* kt) {
 template <int R, int NB>
 HERD_AVX512_BF16 void score_tile_pairs(const float* const* q, float* const* s, const float* kt,
                                        int64_t kt_block, int64_t hd, float scale) {
-  __m512 acc[R][NB];
+  // Two chains per (row, key): even and odd pairs, added at the end. One chain of hd / 2
+  // vdpbf16ps was a decode step's critical path (a step's scores wait for it, then its softmax
+  // and P·V), longer than the step's other work could hide.
+  __m512 acc[R][NB][2];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (int64_t i = 0; i < hd / 2; ++i) {
-    __m512bh kv[NB];
+    for (int b = 0; b < NB; ++b) acc[r][b][0] = acc[r][b][1] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < hd / 2; i += 2) {
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; ++u) {
+      __m512bh kv[NB];
 #pragma GCC unroll 16
-    for (int b = 0; b < NB; ++b) kv[b] = (__m512bh)_mm512_load_si512(kt + b * kt_block + i * 16);
+      for (int b = 0; b < NB; ++b)
+        kv[b] = (__m512bh)_mm512_load_si512(kt + b * kt_block + (i + u) * 16);
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512bh qv = bcast_pair(q[r] + i);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh qv = bcast_pair(q[r] + i + u);
 #pragma GCC unroll 16
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], qv, kv[b]);
+        for (int b = 0; b < NB; ++b) acc[r][b][u] = _mm512_dpbf16_ps(acc[r][b][u], qv, kv[b]);
+      }
     }
   }
   const __m512 sc = _mm512_set1_ps(scale);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int b = 0; b < NB; ++b) _mm512_store_ps(s[r] + b * 16, _mm512_mul_ps(acc[r][b], sc));
+    for (int b = 0; b < NB; ++b)
+      _mm512_store_ps(s[r] + b * 16, _mm512_mul_ps(_mm512_add_ps(acc[r][b][0], acc[r][b][1]), sc));
 }
 
 template <int NB>
 HERD_AVX512_BF16 void score_rows_pairs(const float* const* q, float* const* s, int64_t rows,
                                        const float* kt, int64_t kt_block, int64_t hd, float scale) {
-  // 16 chains at two blocks: vdpbf16ps has the latency of an FMA or more.
-  constexpr int kR = 8;
+  // 6 rows × 2 blocks × 2 chains: 24 accumulators beside the key vectors and a query pair.
+  constexpr int kR = 6;
   row_tiles<kR>(rows, [&](auto R, int64_t r) HERD_AVX512_BF16 {
     score_tile_pairs<decltype(R)::value, NB>(q + r, s + r, kt, kt_block, hd, scale);
   });
