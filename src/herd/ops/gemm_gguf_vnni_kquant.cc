@@ -289,12 +289,34 @@ HERD_GV inline __m512i scaled_part(const KBlock& b, const int8_t* x, int z, __m5
   return _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(w, xv), b.sc[z]);
 }
 template <bool kSigned = false>
-HERD_GV inline __m256i scaled_dot(const KBlock& b, const int8_t* x) {
+HERD_GV inline __m512i scaled_dot16(const KBlock& b, const int8_t* x) {
   const __m512i zero = _mm512_setzero_si512();
-  const __m512i ai =
-      _mm512_add_epi32(scaled_part<kSigned>(b, x, 2, scaled_part<kSigned>(b, x, 0, zero)),
-                       scaled_part<kSigned>(b, x, 3, scaled_part<kSigned>(b, x, 1, zero)));
+  return _mm512_add_epi32(scaled_part<kSigned>(b, x, 2, scaled_part<kSigned>(b, x, 0, zero)),
+                          scaled_part<kSigned>(b, x, 3, scaled_part<kSigned>(b, x, 1, zero)));
+}
+template <bool kSigned = false>
+HERD_GV inline __m256i scaled_dot(const KBlock& b, const int8_t* x) {
+  const __m512i ai = scaled_dot16<kSigned>(b, x);
   return _mm256_add_epi32(_mm512_castsi512_si256(ai), _mm512_extracti64x4_epi64(ai, 1));
+}
+
+// [Σ a, Σ b, Σ c, Σ d] of four vectors' 16 lanes (exact in int32, any order): a transposing
+// tree, 13 instructions where a 512 → 256 fold per vector and three vphaddd (three micro-ops
+// each) took ~20.
+HERD_GV inline __m128i sum4x16(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  // Per 128-bit lane: [a, b, c, d] partial sums.
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+  const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+// The same for 8 lanes.
+HERD_GV inline __m128i sum4x8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+  const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+  return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
 }
 
 template <DType kType>
@@ -304,12 +326,6 @@ inline constexpr int64_t kKBytes = kType == DType::GGUF_Q6_K     ? sizeof(GgufQ6
                                    : kType == DType::GGUF_Q3_K   ? sizeof(GgufQ3_K)
                                    : kType == DType::GGUF_IQ4_XS ? sizeof(GgufIQ4_XS)
                                                                  : sizeof(GgufQ4_K);
-
-// [Σ a, Σ b, Σ c, Σ d] of four vectors' 8 lanes (exact in int32, any order).
-HERD_GV inline __m128i sum_rows(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
-  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
 
 // The repacked prefill path (below), which KTile hands tasks of kRepackTokens or more.
 template <DType kType>
@@ -344,16 +360,93 @@ struct KTile {
   // prefetchers follow poorly. [4096, 4096] decode from memory (bench_kernels GgufDecode, Zen 5,
   // 2 threads, medians of 3, 3 interleaved pairs): Q6_K 511-538 -> 345-415 us, Q4_K 355-363 ->
   // 322-329. A row of one group (the bench preset's) is read in order already: its 4 rows stay
-  // interleaved, for independent chains.
+  // together in one tile (run_lanes), for independent chains.
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const bool near = R * c.rb <= kNearPrefetch;
     if (R > 1 && c.cols > 256 * G) {
       for (int q = 0; q < R; ++q)
         near ? run_impl<T, 1, true>(c, r + q, t0, R) : run_impl<T, 1, false>(c, r + q, t0, R);
+    } else if constexpr (R == 4 && T == 1) {
+      near ? run_lanes<true>(c, r, t0) : run_lanes<false>(c, r, t0);
     } else {
       near ? run_impl<T, R, true>(c, r, t0, R) : run_impl<T, R, false>(c, r, t0, R);
     }
+  }
+  // One token over 4 rows of at most G superblocks, read in address order (row by row): each
+  // row's superblock totals are reduced 4 at a time in registers (sum4x16), a 4 × 4 transpose
+  // turns them into the 4 rows' totals per superblock, and the reference's two FMAs run in the 4
+  // lanes of one vector (bit for bit the scalar chains of run_impl). run_impl's 4 × 8 vectors of
+  // totals went through the stack and its loops kept their pointers in spills:
+  // GgufDecode/N/1024/1024/1/1/0 in cache, Zen 4, 1 thread, alternated runs: see BENCHMARKS.md.
+  // Superblock by superblock over the 4 rows (4 streams) was faster in cache but up to twice as
+  // slow from memory (16 experts' [2048, 1024], 2 threads: Q6_K 0.90 -> 1.85 ms).
+  template <bool kNear>
+  HERD_GV static void run_lanes(const Ctx& c, int64_t r, int64_t t0) {
+    const int64_t nb = c.cols / 256, rb = c.rb;
+    const int8_t* const xq = c.xq + (t0 - c.x0) * c.kpad;
+    const int16_t* const xs = c.xs + t0 * (c.kpad / 16);
+    const float* const xd = c.xd + t0 * c.nd;
+    const uint8_t* const w0 = c.w + r * rb;
+    // The next tile's bytes (4 rows on), as run_impl prefetches them.
+    const uintptr_t next = reinterpret_cast<uintptr_t>(w0) + uintptr_t(4 * rb);
+    alignas(16) float dd[G][4], dm[G][4];
+    __m128i sv[4][G / 4], mv[4][G / 4];  // [row][superblocks 4h .. 4h + 3]
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const uint8_t* const row = w0 + q * rb;
+#pragma GCC unroll 2
+      for (int h = 0; h < G / 4; ++h) {
+        if (4 * h >= nb) break;
+        __m512i a[4];
+        __m256i o[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const int64_t i = 4 * h + j;
+          if (i >= nb) {
+            a[j] = _mm512_setzero_si512(), o[j] = _mm256_setzero_si256();
+            continue;
+          }
+          prefetch_ahead<kKBytes<kType>, kNear>(next + uintptr_t((q * nb + i) * kKBytes<kType>));
+          KBlock b;
+          unpack_k<kType, kPermutedX>(row + i * kKBytes<kType>, b);
+          dd[i][q] = b.d, dm[i][q] = b.dmin;
+          o[j] = _mm256_madd_epi16(
+              b.off, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 16 * i)));
+          a[j] = scaled_dot16<kSignedCodes<kType>>(b, xq + 256 * i);
+          if constexpr (kSignedScale<kType>)
+            a[j] = _mm512_sub_epi32(a[j], _mm512_zextsi256_si512(o[j]));
+        }
+        sv[q][h] = sum4x16(a[0], a[1], a[2], a[3]);
+        if constexpr (!kSignedScale<kType>) mv[q][h] = sum4x8(o[0], o[1], o[2], o[3]);
+      }
+    }
+    __m128 accv = _mm_setzero_ps();
+#pragma GCC unroll 2
+    for (int h = 0; h < G / 4; ++h) {
+      if (4 * h >= nb) break;
+      __m128 s[4] = {_mm_castsi128_ps(sv[0][h]), _mm_castsi128_ps(sv[1][h]),
+                     _mm_castsi128_ps(sv[2][h]), _mm_castsi128_ps(sv[3][h])};
+      _MM_TRANSPOSE4_PS(s[0], s[1], s[2], s[3]);  // s[j]: the 4 rows' totals of superblock 4h + j
+      __m128 m[4];
+      if constexpr (!kSignedScale<kType>) {
+        m[0] = _mm_castsi128_ps(mv[0][h]), m[1] = _mm_castsi128_ps(mv[1][h]);
+        m[2] = _mm_castsi128_ps(mv[2][h]), m[3] = _mm_castsi128_ps(mv[3][h]);
+        _MM_TRANSPOSE4_PS(m[0], m[1], m[2], m[3]);
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const int64_t i = 4 * h + j;
+        if (i >= nb) break;
+        const __m128 xdj = _mm_set1_ps(xd[i]);
+        accv = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_castps_si128(s[j])),
+                            _mm_mul_ps(_mm_load_ps(dd[i]), xdj), accv);
+        if constexpr (!kSignedScale<kType>)
+          accv = _mm_fnmadd_ps(_mm_cvtepi32_ps(_mm_castps_si128(m[j])),
+                               _mm_mul_ps(_mm_load_ps(dm[i]), xdj), accv);
+      }
+    }
+    _mm_storeu_ps(c.y + t0 * c.ys + r, accv);
   }
   // Prefetched: the same bytes `ahead` rows on (the next tile's).
   template <int T, int R, bool kNear>
@@ -372,10 +465,7 @@ struct KTile {
     const uint8_t* const w0 = c.w + r * c.rb;
     const int64_t rb = c.rb;
     const uintptr_t next = reinterpret_cast<uintptr_t>(w0) + uintptr_t(ahead * rb);
-    // One token over 4 rows: the rows' chains run in the 4 lanes of one vector (kLanes).
-    constexpr bool kLanes = R == 4 && T == 1;
     float acc[R][T] = {};
-    __m128 accv = _mm_setzero_ps();
     for (int64_t i0 = 0; i0 < nb; i0 += G) {
       const int g = int(std::min<int64_t>(G, nb - i0));
       __m256i va[R][T][G], vo[R][T][G];
@@ -407,24 +497,6 @@ struct KTile {
           }
         }
       }
-      if constexpr (kLanes) {
-        // Per superblock the 4 rows' exact totals side by side, then the reference's two FMAs in
-        // its order, lane by lane: the same operations as the scalar chains below, bit for bit,
-        // where those took ~9 scalar instructions per row and superblock. Only the superblocks
-        // present are reduced (a 1024-wide row has 4 of the group's 8).
-        for (int j = 0; j < g; ++j) {
-          const __m128 xdj = _mm_set1_ps(xd[0][i0 + j]);
-          const __m128 sv =
-              _mm_cvtepi32_ps(sum_rows(va[0][0][j], va[1][0][j], va[2][0][j], va[3][0][j]));
-          accv = _mm_fmadd_ps(sv, _mm_mul_ps(_mm_load_ps(dd[j]), xdj), accv);
-          if constexpr (!kSignedScale<kType>) {
-            const __m128 mv =
-                _mm_cvtepi32_ps(sum_rows(vo[0][0][j], vo[1][0][j], vo[2][0][j], vo[3][0][j]));
-            accv = _mm_fnmadd_ps(mv, _mm_mul_ps(_mm_load_ps(dm[j]), xdj), accv);
-          }
-        }
-        continue;
-      }
       alignas(32) int32_t is[R][T][G], im[R][T][G];
       for (int q = 0; q < R; ++q)
         for (int t = 0; t < T; ++t) {
@@ -444,10 +516,6 @@ struct KTile {
               acc[q][t] = std::fma(float(im[q][t][j]), -(dm[j][q] * xdj), acc[q][t]);
           }
         }
-    }
-    if constexpr (kLanes) {
-      _mm_storeu_ps(c.y + t0 * c.ys + r, accv);
-      return;
     }
     for (int q = 0; q < R; ++q)
       for (int t = 0; t < T; ++t) c.y[(t0 + t) * c.ys + r + q] = acc[q][t];
