@@ -19,7 +19,7 @@ namespace {
 // 2p + 1 in lanes 8-15 (exact in int32, any order). A transpose-and-add tree in 512 bits: 22
 // instructions for the 16 totals, where two reduce8x8 of the halves took ~42 (vphaddd is three
 // micro-ops).
-HERD_GV inline __m512i reduce16x8(const __m512i* d) {
+[[gnu::always_inline]] HERD_GV inline __m512i reduce16x8(const __m512i* d) {
   __m512i s[4], u[2];
 #pragma GCC unroll 4
   for (int i = 0; i < 4; ++i)  // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
@@ -162,10 +162,13 @@ struct B32Tile {
     }
   }
 
-  // One row's group of 16 blocks (g of them present) for T tokens.
+  // One row's group of 16 blocks (g of them present) for T tokens. Always inlined, as is
+  // reduce16x8: GCC kept both out of line for Q4_0 and Q4_1, and the block totals and the row's
+  // accumulator then went through the stack every group (perf: 35% of a Q4_0 decode in
+  // reduce16x8's stores and loads).
   template <int T, bool kFull>
-  HERD_GV static void group(const Ctx& c, const Block* row, int64_t i0, int g, int64_t t0,
-                            int64_t ahead, __m512* acc) {
+  [[gnu::always_inline]] HERD_GV static void group(const Ctx& c, const Block* row, int64_t i0,
+                                                   int g, int64_t t0, int64_t ahead, __m512* acc) {
     const __mmask16 valid = kFull ? __mmask16(0xffff) : __mmask16((1u << g) - 1);
     const __m512i off =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
