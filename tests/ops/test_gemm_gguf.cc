@@ -141,8 +141,9 @@ std::vector<int64_t> widths(DType t) {
   if (t == DType::F16) return {100, 1000};
   // 3 blocks: an odd last block; 19: a full group of 16 (the decode tile's permuted scales and
   // 512-bit block totals) then a partial one; 10: 8 then 2 (AVX2's second half partial); 33: two
-  // full groups of 16, then one block.
-  if (gguf_block_elems(t) == 32) return {96, 320, 608, 1056};
+  // full groups of 16, then one block; 20 (640 wide, whole quads of 4 blocks): Q4_0 / Q4_1 /
+  // IQ4_NL's quad tile over x permuted, a full group then a partial one of one quad.
+  if (gguf_block_elems(t) == 32) return {96, 320, 608, 640, 1056};
   // 11 superblocks: the decode tile's group of 8, then a partial one (rows of more than one
   // group are read row by row).
   return {256, 768, 2816};

@@ -117,11 +117,11 @@ void run_tiles(const PreparedActs& a, const WeightRef& w, int64_t r0, int64_t r1
   if constexpr (requires { Tile::repacked; })
     if (t1 - t0 >= Tile::kRepackTokens) return Tile::repacked(c, r0, r1, t0, t1);
   if constexpr (requires { Tile::kPermutedX; })
-    if constexpr (Tile::kPermutedX) {
+    if (Tile::kPermutedX && Tile::permutes(c.cols)) {
       thread_local AlignedBuffer<int8_t> xb;
       int8_t* xp = xb.ensure(size_t((t1 - t0) * c.kpad));
       for (int64_t t = t0; t < t1; ++t)
-        Tile::permute_x(c.xq + t * c.kpad, c.cols / 256, xp + (t - t0) * c.kpad);
+        Tile::permute_x(c.xq + t * c.kpad, c.cols, xp + (t - t0) * c.kpad);
       c.xq = xp, c.x0 = t0;
     }
   if constexpr (requires { Tile::kRows; })

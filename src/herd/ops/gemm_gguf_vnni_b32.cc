@@ -37,6 +37,20 @@ namespace {
       _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), t);
 }
 
+// Block j's total in lane j, where q[k] holds blocks 4k .. 4k + 3 in its 128-bit lanes (4 lanes
+// each): a transposing tree within the 128-bit lanes, then one permute (10 instructions for 16
+// totals; reduce16x8 takes 22 from 8 vectors of 2 blocks).
+[[gnu::always_inline]] HERD_GV inline __m512i reduce16x4(const __m512i* q) {
+  const __m512i a =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(q[0], q[1]), _mm512_unpackhi_epi32(q[0], q[1]));
+  const __m512i b =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(q[2], q[3]), _mm512_unpackhi_epi32(q[2], q[3]));
+  // Lane 4m + k: block 4k + m.
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), u);
+}
+
 // gguf_sum16 of the 16 lanes: p[l] + p[l + 8], then + 4, + 2, + 1.
 HERD_GV inline float sum16(__m512 p) {
   const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(p), _mm512_extractf32x8_ps(p, 1));
@@ -125,6 +139,47 @@ struct B32Tile {
   // from 225 to 196-200 ms.
   static constexpr int64_t kRepackTokens = 24;
 
+  // kQuad: 16 bytes of 4-bit codes per block (Q4_0, Q4_1, IQ4_NL). Where rows are whole quads of
+  // 4 blocks, the decode tile takes a quad's 64 code bytes with one two-source word permute and
+  // splits them into its 4 blocks' codes 0..15 and 16..31, against x permuted to that order once
+  // per task: per pair of blocks, two 16-byte loads, their nibbles and three inserts took ~11
+  // instructions (perf of Q4_0 in cache).
+  static constexpr bool kQuad =
+      kType == DType::GGUF_Q4_0 || kType == DType::GGUF_Q4_1 || kType == DType::GGUF_IQ4_NL;
+  static constexpr bool kPermutedX = kQuad;
+  static constexpr bool permutes(int64_t cols) { return kQuad && cols % 128 == 0; }
+  // Per 128 elements (a quad): the 4 blocks' elements 0..15, then their elements 16..31.
+  HERD_GV static void permute_x(const int8_t* x, int64_t cols, int8_t* out) {
+    for (int64_t i = 0; i < cols; i += 128) {
+      const __m512i a = _mm512_loadu_si512(x + i), b = _mm512_loadu_si512(x + i + 64);
+      _mm512_storeu_si512(out + i, _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+      _mm512_storeu_si512(out + i + 64, _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+  }
+  // Blocks j .. j + 3 (all present): lo = their codes 0..15, hi = 16..31, block j + m in 128-bit
+  // lane m (IQ4_NL's looked up). The quad's bytes past the first 64 come from a masked load, so
+  // nothing past the quad is read. Words: every block's qs starts on an even byte.
+  HERD_GV static void load_quad(const Block* row, int j, __m512i& lo, __m512i& hi) {
+    if constexpr (kQuad) {
+      constexpr int S = int(sizeof(Block)), Q = int(offsetof(Block, qs));
+      static_assert(S % 2 == 0 && Q % 2 == 0 && 4 * S > 64 && 4 * S <= 128);
+      static constexpr struct Idx {
+        alignas(64) int16_t v[32];
+        constexpr Idx() : v() {
+          for (int w = 0; w < 32; ++w) v[w] = int16_t(((w / 8) * S + Q) / 2 + w % 8);
+        }
+      } kIdx{};
+      const auto* p = reinterpret_cast<const uint8_t*>(row + j);
+      const __m512i a = _mm512_loadu_si512(p);
+      const __m512i b = _mm512_maskz_loadu_epi8(~__mmask64(0) >> (128 - 4 * S), p + 64);
+      const __m512i v = _mm512_permutex2var_epi16(a, _mm512_load_si512(kIdx.v), b);
+      const __m512i m = _mm512_set1_epi8(0x0F);
+      lo = _mm512_and_si512(v, m);
+      hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+      if constexpr (kType == DType::GGUF_IQ4_NL) lo = iq4_lookup(lo), hi = iq4_lookup(hi);
+    }
+  }
+
   // Blocks j and j + 1 (those below g) as 64 codes in element order: Q8_0's and IQ4_NL's signed
   // values, the Q4s' / Q5s' unsigned 4- / 5-bit codes; missing blocks read as zero and are never
   // touched.
@@ -166,7 +221,7 @@ struct B32Tile {
   // reduce16x8: GCC kept both out of line for Q4_0 and Q4_1, and the block totals and the row's
   // accumulator then went through the stack every group (perf: 35% of a Q4_0 decode in
   // reduce16x8's stores and loads).
-  template <int T, bool kFull>
+  template <int T, bool kFull, bool kQ>
   [[gnu::always_inline]] HERD_GV static void group(const Ctx& c, const Block* row, int64_t i0,
                                                    int g, int64_t t0, int64_t ahead, __m512* acc) {
     const __mmask16 valid = kFull ? __mmask16(0xffff) : __mmask16((1u << g) - 1);
@@ -180,11 +235,26 @@ struct B32Tile {
     // with the tile read in address order, the bench preset's Q8_0 decode (4.3 KiB tiles) ran ~7%
     // faster with T0 (Zen 5, 3 interleaved runs each), where the K-quant tiles take T1 above
     // 4 KiB (their T0 prefetches held the L1's miss buffers).
+    // kQ: wa[2k], wa[2k + 1] are quad k's lo and hi (load_quad); else wa[p] is the pair 2p, 2p + 1.
     __m512i wa[8];
+    if constexpr (kQ) {
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        if (!kFull && 4 * k >= g) {
+          wa[2 * k] = wa[2 * k + 1] = _mm512_setzero_si512();
+          continue;
+        }
+        load_quad(row, 4 * k, wa[2 * k], wa[2 * k + 1]);
+        if constexpr (kSigned)
+          for (int h = 0; h < 2; ++h)
+            wa[2 * k + h] = _mm512_xor_si512(wa[2 * k + h], _mm512_set1_epi8(char(0x80)));
+      }
+    } else {
 #pragma GCC unroll 8
-    for (int p = 0; p < 8; ++p) {
-      const __m512i w = load_pair<kFull>(row, 2 * p, g);
-      wa[p] = kSigned ? _mm512_xor_si512(w, _mm512_set1_epi8(char(0x80))) : w;
+      for (int p = 0; p < 8; ++p) {
+        const __m512i w = load_pair<kFull>(row, 2 * p, g);
+        wa[p] = kSigned ? _mm512_xor_si512(w, _mm512_set1_epi8(char(0x80))) : w;
+      }
     }
     if constexpr (kFull) {
       const uintptr_t next = reinterpret_cast<uintptr_t>(row) + uintptr_t(ahead);
@@ -207,18 +277,33 @@ struct B32Tile {
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       // x is zero padded to a multiple of 64 and the missing blocks' codes are zero.
-      const int8_t* x = c.xq + (t0 + t) * c.kpad + 32 * i0;
-      __m512i v[8];
-#pragma GCC unroll 8
-      for (int p = 0; p < 8; ++p) {
-        if (!kFull && 2 * p >= g) {
-          v[p] = _mm512_setzero_si512();
-          continue;
+      const int8_t* x = c.xq + (t0 + t - c.x0) * c.kpad + 32 * i0;
+      __m512i tot;  // block i0 + j's total in lane j (i0 is a multiple of 16)
+      if constexpr (kQ) {
+        __m512i v[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          if (!kFull && 4 * k >= g) {
+            v[k] = _mm512_setzero_si512();
+            continue;
+          }
+          v[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[2 * k],
+                                                         _mm512_loadu_si512(x + 128 * k)),
+                                     wa[2 * k + 1], _mm512_loadu_si512(x + 128 * k + 64));
         }
-        v[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[p], _mm512_loadu_si512(x + 64 * p));
+        tot = reduce16x4(v);
+      } else {
+        __m512i v[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; ++p) {
+          if (!kFull && 2 * p >= g) {
+            v[p] = _mm512_setzero_si512();
+            continue;
+          }
+          v[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[p], _mm512_loadu_si512(x + 64 * p));
+        }
+        tot = reduce16x8(v);
       }
-      // Block i0 + j's total in lane j (i0 is a multiple of 16).
-      __m512i tot = reduce16x8(v);
       const __m512 xd = _mm512_maskz_loadu_ps(valid, c.xd + (t0 + t) * c.nd + i0);
       __m512i xs = _mm512_setzero_si512();  // Σq_x per block
       if constexpr (kBias != 0) {
@@ -236,6 +321,11 @@ struct B32Tile {
 
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
+    permutes(c.cols) ? run_rows<T, R, true>(c, r, t0) : run_rows<T, R, false>(c, r, t0);
+  }
+  // kQ: x permuted by permute_x (run_tiles does it when permutes(cols)), codes taken by quads.
+  template <int T, int R, bool kQ>
+  HERD_GV static void run_rows(const Ctx& c, int64_t r, int64_t t0) {
     const int64_t nb = c.cols / 32;
     // Row by row, so the tile is read in address order (the rows are contiguous): from memory
     // the hardware prefetchers follow one stream where the 4 rows' groups in turns were 4.
@@ -248,9 +338,9 @@ struct B32Tile {
         const int g = int(std::min<int64_t>(G, nb - i0));
         const auto* row = reinterpret_cast<const Block*>(c.w + (r + q) * c.rb) + i0;
         if (g == G)
-          group<T, true>(c, row, i0, g, t0, R * c.rb, acc[q]);
+          group<T, true, kQ>(c, row, i0, g, t0, R * c.rb, acc[q]);
         else
-          group<T, false>(c, row, i0, g, t0, R * c.rb, acc[q]);
+          group<T, false, kQ>(c, row, i0, g, t0, R * c.rb, acc[q]);
       }
     }
     for (int q = 0; q < R; ++q)

@@ -343,8 +343,9 @@ struct KTile {
   // Q4_K / Q5_K read x in the codes' memory order (permute_k4_x), saving 4 shuffles per
   // superblock and row.
   static constexpr bool kPermutedX = kType == DType::GGUF_Q4_K || kType == DType::GGUF_Q5_K;
-  HERD_GV static void permute_x(const int8_t* x, int64_t nb, int8_t* out) {
-    permute_k4_x(x, nb, out);
+  static constexpr bool permutes(int64_t) { return true; }
+  HERD_GV static void permute_x(const int8_t* x, int64_t cols, int8_t* out) {
+    permute_k4_x(x, cols / 256, out);
   }
   // Tasks with at least this many tokens repack 16 rows at a time (below, the per-row tile
   // reuses each unpacked superblock for up to 8 tokens). Measured on 16 experts' [2048, 1024]
