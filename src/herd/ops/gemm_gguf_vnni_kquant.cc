@@ -365,6 +365,13 @@ struct KTile {
   template <int T, int R>
   HERD_GV static void run(const Ctx& c, int64_t r, int64_t t0) {
     const bool near = R * c.rb <= kNearPrefetch;
+    if constexpr (T == 1) {
+      if (c.cols > 256 * G) {
+        for (int q = 0; q < R; ++q)
+          near ? run_row<true>(c, r + q, t0, R) : run_row<false>(c, r + q, t0, R);
+        return;
+      }
+    }
     if (R > 1 && c.cols > 256 * G) {
       for (int q = 0; q < R; ++q)
         near ? run_impl<T, 1, true>(c, r + q, t0, R) : run_impl<T, 1, false>(c, r + q, t0, R);
@@ -448,6 +455,52 @@ struct KTile {
       }
     }
     _mm_storeu_ps(c.y + t0 * c.ys + r, accv);
+  }
+  // One token, one row of any length (a tile's rows of more than G superblocks, in turn): its
+  // superblock totals reduced 4 at a time in registers (sum4x16), then the reference's two FMAs
+  // per superblock in order. run_impl<1, 1> kept 8 superblocks' totals on the stack.
+  template <bool kNear>
+  HERD_GV static void run_row(const Ctx& c, int64_t r, int64_t t0, int64_t ahead) {
+    const int64_t nb = c.cols / 256;
+    const int8_t* const xq = c.xq + (t0 - c.x0) * c.kpad;
+    const int16_t* const xs = c.xs + t0 * (c.kpad / 16);
+    const float* const xd = c.xd + t0 * c.nd;
+    const uint8_t* const row = c.w + r * c.rb;
+    const uintptr_t next = reinterpret_cast<uintptr_t>(row) + uintptr_t(ahead * c.rb);
+    float acc = 0.0f;
+    for (int64_t i0 = 0; i0 < nb; i0 += 4) {
+      __m512i a[4];
+      __m256i o[4];
+      float d[4] = {}, dm[4] = {};
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const int64_t i = i0 + j;
+        if (i >= nb) {
+          a[j] = _mm512_setzero_si512(), o[j] = _mm256_setzero_si256();
+          continue;
+        }
+        prefetch_ahead<kKBytes<kType>, kNear>(next + uintptr_t(i * kKBytes<kType>));
+        KBlock b;
+        unpack_k<kType, kPermutedX>(row + i * kKBytes<kType>, b);
+        d[j] = b.d, dm[j] = b.dmin;
+        o[j] = _mm256_madd_epi16(b.off,
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 16 * i)));
+        a[j] = scaled_dot16<kSignedCodes<kType>>(b, xq + 256 * i);
+        if constexpr (kSignedScale<kType>)
+          a[j] = _mm512_sub_epi32(a[j], _mm512_zextsi256_si512(o[j]));
+      }
+      alignas(16) int32_t s[4], m[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(s), sum4x16(a[0], a[1], a[2], a[3]));
+      if constexpr (!kSignedScale<kType>)
+        _mm_store_si128(reinterpret_cast<__m128i*>(m), sum4x8(o[0], o[1], o[2], o[3]));
+      const int g = int(std::min<int64_t>(4, nb - i0));
+      for (int j = 0; j < g; ++j) {
+        const float xdj = xd[i0 + j];
+        acc = std::fma(float(s[j]), d[j] * xdj, acc);
+        if constexpr (!kSignedScale<kType>) acc = std::fma(float(m[j]), -(dm[j] * xdj), acc);
+      }
+    }
+    c.y[t0 * c.ys + r] = acc;
   }
   // Prefetched: the same bytes `ahead` rows on (the next tile's).
   template <int T, int R, bool kNear>
